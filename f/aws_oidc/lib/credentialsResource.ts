@@ -1,0 +1,117 @@
+// The `aws_sts_credentials` resource: what assume_role saves and every AWS step reads.
+//
+// Concurrent saves to one path must never leave a torn resource (an access key id from
+// one session beside the secret of another). Each save writes its secrets to FRESH
+// secret variables named after a new generation, then points the resource at them in a
+// single update_value: the resource update is the only write two sessions share, and it
+// replaces the whole value at once. Generations nothing points to are deleted later.
+import wmill from "windmill-client";
+import type { MintParams, SessionCredentials } from "./assumeRole.ts";
+import { InputError } from "./validate.ts";
+
+export const CREDENTIALS_RESOURCE_TYPE = "aws_sts_credentials";
+/**
+ * A generation's variables outlive replacement by this long, so a save racing ours
+ * (secrets written, resource update not yet landed) never loses its variables to our cleanup.
+ */
+const GENERATION_GRACE_MS = 2 * 60 * 1000;
+const SECRET_KEY_VAR = "secret_access_key";
+const SESSION_TOKEN_VAR = "session_token";
+
+/** The resource value with `$var:` references resolved (as getResource / `$res:` args give it). */
+export interface AwsStsCredentials {
+  region: string;
+  awsAccessKeyId: string;
+  awsSecretAccessKey: string;
+  awsSessionToken: string;
+  /** ISO 8601. */
+  expiration: string;
+  roleArn: string;
+  assumedRoleArn: string;
+  accountId: string;
+  /** Where this resource lives, so a step that refreshes the session can save it back. */
+  resourcePath: string;
+  mint: MintParams;
+}
+
+function generationVariable(resourcePath: string, kind: string, generation: string): string {
+  return `${resourcePath}__${kind}__${generation}`;
+}
+
+function newGeneration(now = Date.now()): string {
+  return `g${now}_${Math.random().toString(36).slice(2, 8)}`;
+}
+
+function generationTime(variablePath: string): number {
+  const match = /__g(\d+)_[a-z0-9]+$/.exec(variablePath);
+  return match ? Number(match[1]) : 0;
+}
+
+export async function saveCredentialsResource(resourcePath: string, creds: SessionCredentials, mint: MintParams): Promise<void> {
+  const generation = newGeneration();
+  const secretKeyVar = generationVariable(resourcePath, SECRET_KEY_VAR, generation);
+  const sessionTokenVar = generationVariable(resourcePath, SESSION_TOKEN_VAR, generation);
+  const describe = `STS session ${creds.assumedRoleArn} until ${creds.expiration.toISOString()} (written by f/aws_oidc/assume_role for ${resourcePath})`;
+  await wmill.setVariable(secretKeyVar, creds.secretAccessKey, true, describe);
+  await wmill.setVariable(sessionTokenVar, creds.sessionToken, true, describe);
+  const value = {
+    region: creds.region,
+    awsAccessKeyId: creds.accessKeyId,
+    awsSecretAccessKey: `$var:${secretKeyVar}`,
+    awsSessionToken: `$var:${sessionTokenVar}`,
+    expiration: creds.expiration.toISOString(),
+    roleArn: creds.roleArn,
+    assumedRoleArn: creds.assumedRoleArn,
+    accountId: creds.accountId,
+    resourcePath,
+    mint,
+  };
+  await wmill.setResource(value, resourcePath, CREDENTIALS_RESOURCE_TYPE);
+  await deleteStaleGenerations(resourcePath);
+}
+
+/** Deletes generations the resource no longer points to, once past the grace period. */
+async function deleteStaleGenerations(resourcePath: string): Promise<void> {
+  const workspace = wmill.getWorkspace();
+  const current = JSON.stringify(await wmill.ResourceService.getResourceValue({ workspace, path: resourcePath }));
+  const variables = await wmill.VariableService.listVariable({ workspace, pathStart: `${resourcePath}__` });
+  const cutoff = Date.now() - GENERATION_GRACE_MS;
+  for (const { path } of variables) {
+    if (current.includes(`$var:${path}"`) || generationTime(path) > cutoff) continue;
+    await wmill.VariableService.deleteVariable({ workspace, path }).catch(() => {
+      // Another save's cleanup got there first.
+    });
+  }
+}
+
+/** Reads a saved resource with its secrets resolved; refuses a resource of another shape. */
+export async function loadCredentialsResource(resourcePath: string): Promise<AwsStsCredentials> {
+  let value: unknown;
+  try {
+    value = await wmill.getResource(resourcePath);
+  } catch {
+    throw new InputError("credentials", `no resource at ${resourcePath} (or not visible to this job)`,
+      "Run f/aws_oidc/assume_role with save_to set to this path first, or pick an existing aws_sts_credentials resource");
+  }
+  return checkCredentials("credentials", value, resourcePath);
+}
+
+/** Checks that a value (resolved `$res:` arg or getResource result) is an aws_sts_credentials. */
+export function checkCredentials(input: string, value: unknown, where = "the given value"): AwsStsCredentials {
+  const v = (value ?? {}) as Partial<AwsStsCredentials>;
+  const missing = (["region", "awsAccessKeyId", "awsSecretAccessKey", "awsSessionToken", "expiration", "mint"] as const).filter((k) => !v[k]);
+  if (typeof value !== "object" || missing.length > 0) {
+    throw new InputError(input, `${where} is not an aws_sts_credentials resource (missing ${missing.join(", ") || "everything"})`,
+      "Pick a resource saved by f/aws_oidc/assume_role");
+  }
+  if (String(v.awsSecretAccessKey).startsWith("$var:") || String(v.awsSessionToken).startsWith("$var:")) {
+    throw new InputError(input, `the secrets of ${where} were not resolved`,
+      "Pass the resource as $res:<path> (Windmill then resolves its $var: secrets) or its path as a string");
+  }
+  return v as AwsStsCredentials;
+}
+
+/** Shows enough of an access key id to tell sessions apart in CloudTrail, never the whole id. */
+export function maskAccessKeyId(accessKeyId: string): string {
+  return accessKeyId.length > 8 ? `${accessKeyId.slice(0, 4)}…${accessKeyId.slice(-4)}` : "…";
+}

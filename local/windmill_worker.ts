@@ -1,0 +1,113 @@
+// Runs one script job the way a Windmill worker does: a fresh Bun process with the
+// worker's env vars and a job-scoped token, `main` called with the job's args mapped by
+// parameter name, stdout/stderr kept as the job's logs.
+import { spawn } from "node:child_process";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { initSync, parse_deno } from "windmill-parser-wasm-ts";
+
+/** A worker's default job timeout is 15 minutes; a stand-in job should never need more. */
+const JOB_TIMEOUT_MS = 15 * 60 * 1000;
+const ENTRY = join(dirname(fileURLToPath(import.meta.url)), "windmill_job_entry.ts");
+
+export interface JobContext {
+  id: string;
+  path: string;
+  flowPath: string | null;
+  workspace: string;
+  email: string;
+  username: string;
+  token: string;
+  baseUrl: string;
+  extraEnv: Record<string, string>;
+}
+
+export interface JobOutcome {
+  success: boolean;
+  result: unknown;
+  logs: string;
+}
+
+let parserReady = false;
+function parameterNames(code: string): string[] {
+  if (!parserReady) {
+    const require = createRequire(import.meta.url);
+    initSync({ module: readFileSync(require.resolve("windmill-parser-wasm-ts/windmill_parser_wasm_bg.wasm")) });
+    parserReady = true;
+  }
+  const parsed = JSON.parse(parse_deno(code)) as { args: { name: string }[] };
+  return parsed.args.map((a) => a.name);
+}
+
+function bunBinary(): string {
+  if (process.versions.bun) return process.execPath;
+  return createRequire(import.meta.url).resolve("bun/bin/bun.exe");
+}
+
+export async function runScriptJob(workspaceDir: string, job: JobContext, args: Record<string, unknown>): Promise<JobOutcome> {
+  const scriptFile = join(workspaceDir, `${job.path}.ts`);
+  let code: string;
+  try {
+    code = await readFile(scriptFile, "utf8");
+  } catch {
+    return { success: false, logs: "", result: { error: { name: "NotFound", message: `Script not found at path ${job.path}` } } };
+  }
+  const parameters = parameterNames(code);
+  const dir = await mkdtemp(join(tmpdir(), "wm-job-"));
+  try {
+    const specFile = join(dir, "spec.json");
+    const resultFile = join(dir, "result.json");
+    await writeFile(specFile, JSON.stringify({ scriptFile, parameters, args, resultFile }), { mode: 0o600 });
+    const logs = await spawnJob(job, workspaceDir, specFile);
+    const outcome = JSON.parse(await readFile(resultFile, "utf8").catch(() => "null")) as
+      | { ok: true; result: unknown }
+      | { ok: false; error: { name: string; message: string; stack?: string } }
+      | null;
+    if (!outcome) return { success: false, logs, result: { error: { name: "ExecutionErr", message: "The job process exited without a result" } } };
+    return outcome.ok ? { success: true, logs, result: outcome.result } : { success: false, logs, result: { error: outcome.error } };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+function workerEnv(job: JobContext): Record<string, string> {
+  return {
+    PATH: process.env.PATH ?? "/usr/bin:/bin",
+    HOME: process.env.HOME ?? tmpdir(),
+    BASE_INTERNAL_URL: job.baseUrl,
+    BASE_URL: job.baseUrl,
+    WM_BASE_URL: job.baseUrl,
+    WM_TOKEN: job.token,
+    WM_WORKSPACE: job.workspace,
+    WM_JOB_ID: job.id,
+    WM_JOB_PATH: job.path,
+    WM_FLOW_PATH: job.flowPath ?? "",
+    WM_EMAIL: job.email,
+    WM_USERNAME: job.username,
+    WM_STATE_PATH: `${job.path}/${job.id}`,
+    ...job.extraEnv,
+  };
+}
+
+function spawnJob(job: JobContext, cwd: string, specFile: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(bunBinary(), ["run", ENTRY], {
+      cwd,
+      env: { ...workerEnv(job), WM_LOCAL_JOB_SPEC: specFile },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let logs = "";
+    child.stdout.on("data", (d: Buffer) => (logs += d.toString("utf8")));
+    child.stderr.on("data", (d: Buffer) => (logs += d.toString("utf8")));
+    const timer = setTimeout(() => child.kill("SIGKILL"), JOB_TIMEOUT_MS);
+    child.on("error", reject);
+    child.on("close", () => {
+      clearTimeout(timer);
+      resolve(logs);
+    });
+  });
+}
