@@ -6,6 +6,7 @@ import { randomBytes, randomUUID } from "node:crypto";
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from "jose";
 import { closeServer, HttpError, listen, readJson, sendJson, sendText } from "./http.ts";
 import { runScriptJob, type JobContext, type JobOutcome } from "./windmill_worker.ts";
+import { createSyncState, syncRoutes, type SyncState } from "./windmill_sync.ts";
 
 /** Windmill's default OIDC token lifetime when the caller passes no expires_in. */
 const DEFAULT_ID_TOKEN_SECONDS = 48 * 3600;
@@ -33,7 +34,7 @@ export interface JobRecord {
   durationMs: number;
 }
 
-interface TokenInfo {
+export interface TokenInfo {
   workspace: string;
   email: string;
   username: string;
@@ -41,28 +42,31 @@ interface TokenInfo {
   job?: { id: string; path: string | null; flowPath: string | null };
 }
 
-interface Variable {
+export interface Variable {
   value: string;
   isSecret: boolean;
   description: string;
 }
 
-interface Resource {
+export interface Resource {
   value: unknown;
   resourceType: string;
   description: string;
 }
 
-interface ResourceType {
+export interface ResourceType {
   name: string;
   schema: unknown;
   description: string;
 }
 
-interface WorkspaceState {
+export interface WorkspaceState {
+  id: string;
   variables: Map<string, Variable>;
   resources: Map<string, Resource>;
   resourceTypes: Map<string, ResourceType>;
+  /** What `wmill sync push` stores: scripts, flows, folders, schedules. */
+  sync: SyncState;
 }
 
 /** Hub types a real instance already has; the bundle's custom types must be pushed. */
@@ -119,6 +123,8 @@ export async function startWindmill(options: WindmillOptions): Promise<WindmillS
   const adminToken = newToken();
   tokens.set(adminToken, admin);
   workspaces.set(workspaceId, {
+    id: workspaceId,
+    sync: createSyncState(),
     variables: new Map(),
     resources: new Map(),
     resourceTypes: new Map(HUB_RESOURCE_TYPES.map((t) => [t.name, t])),
@@ -330,6 +336,7 @@ export async function startWindmill(options: WindmillOptions): Promise<WindmillS
       const record = await runJob(c.token(), c.ws(), c.match[2], args ?? {});
       sendJson(res, record.success ? 200 : 500, record.result);
     }],
+    ...syncRoutes(),
   ];
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -362,14 +369,14 @@ export async function startWindmill(options: WindmillOptions): Promise<WindmillS
   };
 }
 
-interface RouteContext {
+export interface RouteContext {
   req: IncomingMessage;
   url: URL;
   match: RegExpExecArray;
   token(): TokenInfo;
   ws(): WorkspaceState;
 }
-type Route = [string, RegExp, (c: RouteContext, res: ServerResponse) => Promise<void> | void];
+export type Route = [string, RegExp, (c: RouteContext, res: ServerResponse) => Promise<void> | void];
 
 function newToken(): string {
   return randomBytes(24).toString("base64url");

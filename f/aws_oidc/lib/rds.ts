@@ -1,0 +1,134 @@
+// PostgreSQL on RDS with IAM database authentication: no password anywhere. Each new
+// connection signs a fresh 15-minute token with the session's credentials; TLS verifies
+// the server certificate unless a weaker mode is asked for by name.
+import { Signer } from "@aws-sdk/rds-signer";
+import postgres, { type Sql } from "postgres";
+import type { CredentialsProvider } from "./credentialsProvider.ts";
+import { S3Error } from "./s3Errors.ts";
+import { StsError } from "./stsErrors.ts";
+import { InputError } from "./validate.ts";
+
+/** The resource type of an IAM-auth PostgreSQL connection (no password field, by design). */
+export interface AwsRdsIamPostgres {
+  host: string;
+  port: number;
+  database: string;
+  user: string;
+  /** Defaults to the credentials' region. */
+  region?: string;
+  tlsMode?: TlsMode;
+  /** PEM bundle that signs the server certificate (RDS: the global bundle). */
+  caCert?: string;
+}
+
+/** RDS requires TLS for IAM auth, so there is no "disable". */
+export type TlsMode = "verify-full" | "verify-ca" | "require";
+const TLS_MODES: TlsMode[] = ["verify-full", "verify-ca", "require"];
+/** The RDS CA bundle users paste into caCert; public, from AWS's RDS SSL documentation. */
+const RDS_CA_BUNDLE_URL = "https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem";
+
+export interface RdsConnection {
+  sql: Sql;
+  warnings: string[];
+  describe: string;
+}
+
+export function checkDatabase(value: unknown): Required<Omit<AwsRdsIamPostgres, "region">> & { region?: string } {
+  const db = (value ?? {}) as Partial<AwsRdsIamPostgres>;
+  if (typeof value !== "object" || !db.host) {
+    throw new InputError("database", "it is not an aws_rds_iam_postgres resource (no host)", "Pick an aws_rds_iam_postgres resource: host, port, database, user, tlsMode, caCert");
+  }
+  const port = Number(db.port ?? 5432);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new InputError("database.port", `${JSON.stringify(db.port)} is not a port`, "Use the instance's port, usually 5432");
+  }
+  if (!db.user) throw new InputError("database.user", "it is empty", "Use a database user that was granted rds_iam");
+  const tlsMode = (db.tlsMode ?? "verify-full") as TlsMode;
+  if (!TLS_MODES.includes(tlsMode)) {
+    throw new InputError("database.tlsMode", `${JSON.stringify(db.tlsMode)} is not a TLS mode`,
+      `Use verify-full (default), or name a weaker mode explicitly: ${TLS_MODES.slice(1).join(", ")}. RDS IAM authentication always needs TLS`);
+  }
+  return { host: db.host, port, database: db.database || "postgres", user: db.user, region: db.region, tlsMode, caCert: db.caCert ?? "" };
+}
+
+function tlsOptions(db: ReturnType<typeof checkDatabase>, warnings: string[]): object {
+  if (db.tlsMode === "require") {
+    warnings.push("tlsMode require: the connection is encrypted but the server is NOT verified, so an impostor could receive the IAM token. Use verify-full with caCert.");
+    return { rejectUnauthorized: false };
+  }
+  if (!db.caCert) {
+    throw new InputError("database.caCert", `tlsMode ${db.tlsMode} needs the CA that signs the server certificate`,
+      `Paste the RDS CA bundle (${RDS_CA_BUNDLE_URL}) into caCert`);
+  }
+  if (db.tlsMode === "verify-ca") {
+    warnings.push("tlsMode verify-ca: the certificate chain is checked but not the host name. Use verify-full unless you connect through a proxy or tunnel.");
+    return { ca: db.caCert, rejectUnauthorized: true, checkServerIdentity: () => undefined };
+  }
+  return { ca: db.caCert, rejectUnauthorized: true };
+}
+
+/**
+ * Opens a pool on the database. `max` connections at most; each new one gets its own
+ * IAM token from the shared credentials provider.
+ */
+export function connectRds(database: unknown, credentials: CredentialsProvider, defaultRegion: string, max = 1): RdsConnection {
+  const db = checkDatabase(database);
+  const warnings: string[] = [];
+  const signer = new Signer({ hostname: db.host, port: db.port, username: db.user, region: db.region ?? defaultRegion, credentials });
+  const sql = postgres({
+    host: db.host,
+    port: db.port,
+    database: db.database,
+    username: db.user,
+    // A function: postgres calls it for every new connection, so tokens are never reused past 15 minutes.
+    password: () => signer.getAuthToken(),
+    ssl: tlsOptions(db, warnings),
+    max,
+    idle_timeout: 20,
+    connect_timeout: 15,
+    onnotice: () => {},
+    connection: { application_name: "windmill-aws-oidc" },
+  });
+  return { sql, warnings, describe: `${db.user}@${db.host}:${db.port}/${db.database}` };
+}
+
+/** Splits `schema.table` and quotes each part, so names never become SQL. */
+export function quoteTableName(input: string, value: string): string {
+  const parts = value.split(".");
+  if (parts.length > 2 || parts.some((p) => !/^[A-Za-z_][\w$]{0,62}$/.test(p))) {
+    throw new InputError(input, `${JSON.stringify(value)} is not a table name`, "Use table or schema.table with letters, digits and _");
+  }
+  return parts.map(quoteIdentifier).join(".");
+}
+
+export function quoteIdentifier(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
+}
+
+export function quoteLiteral(value: string): string {
+  return `'${value.replace(/'/g, "''")}'`;
+}
+
+/** Turns a postgres error into one that names what to fix; auth failures explain IAM's side. */
+export function explainPgError(err: unknown, where: string): Error {
+  if (err instanceof InputError || err instanceof S3Error || err instanceof StsError) return err;
+  const e = err as { code?: string; message?: string; detail?: string; hint?: string; position?: string };
+  const message = `PostgreSQL (${where}) failed${e.code ? ` with ${e.code}` : ""}: ${e.message ?? String(err)}${e.detail ? `\n${e.detail}` : ""}${e.hint ? `\nHint: ${e.hint}` : ""}`;
+  return new Error(`${message}\n${pgHint(e.code, e.message ?? "")}`);
+}
+
+function pgHint(code: string | undefined, message: string): string {
+  if (code === "28P01" || /PAM authentication failed/.test(message)) {
+    return "Fix: RDS refused the IAM token. Check: the database user was granted rds_iam; the role allows rds-db:connect on arn:aws:rds-db:<region>:<account>:dbuser:<DbiResourceId>/<user>; the host, port and region in the resource are the instance's own (the token is signed for them).";
+  }
+  if (code === "28000") return "Fix: the server requires TLS (RDS IAM auth always does); keep tlsMode verify-full.";
+  if (/self[- ]signed|unable to verify|UNABLE_TO_GET_ISSUER|certificate/i.test(message)) {
+    return `Fix: the server certificate is not signed by caCert: paste the RDS CA bundle (${RDS_CA_BUNDLE_URL}).`;
+  }
+  if (/Hostname\/IP does not match|altnames/i.test(message)) return "Fix: the host does not match the certificate: use the instance endpoint, not an IP or alias.";
+  if (code === "57014") return "Fix: the statement hit statement_timeout: raise it, or add a WHERE/LIMIT.";
+  if (code === "42P01") return "Fix: the table does not exist: create it first, or check schema and spelling.";
+  if (code === "22P04" || code === "22P02") return "Fix: a CSV line does not match the table's columns or types (delimiter, quote, header and columns inputs).";
+  if (code === "ECONNREFUSED" || code === "ETIMEDOUT") return "Fix: the database is not reachable from the worker: check host, port and the security group.";
+  return "Fix: see the PostgreSQL error code above.";
+}

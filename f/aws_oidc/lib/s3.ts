@@ -1,0 +1,328 @@
+// S3 operations on a saved credentials resource, shaped for Windmill: typed inputs,
+// results a person reads as a table, errors that say which bucket/key and what to fix.
+import {
+  CopyObjectCommand,
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  paginateListObjectsV2,
+  PutObjectCommand,
+  S3Client,
+  type ServerSideEncryption,
+} from "@aws-sdk/client-s3";
+import { Upload } from "@aws-sdk/lib-storage";
+import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
+import { awsClientConfig, type AwsClientConfig } from "./credentialsProvider.ts";
+import type { AwsStsCredentials } from "./credentialsResource.ts";
+import { formatSeconds, InputError, parseDuration } from "./validate.ts";
+import { checkBucket, checkKey, explainS3Error } from "./s3Errors.ts";
+
+/** S3 returns at most 1000 keys per page and deletes at most 1000 keys per request. */
+const S3_PAGE_SIZE = 1000;
+/** Multipart parts: S3's 5 MiB minimum; 4 in flight bounds memory to ~20 MiB per upload. */
+export const UPLOAD_PART_SIZE = 8 * 1024 * 1024;
+export const UPLOAD_QUEUE_SIZE = 4;
+/** A presigned URL lives at most 7 days (SigV4 limit). */
+const PRESIGN_MAX_SECONDS = 7 * 24 * 3600;
+/** get_object refuses to load more than this into the job's memory unless told otherwise. */
+export const DEFAULT_MAX_GET_BYTES = 10 * 1024 * 1024;
+
+export async function s3Client(credentials: AwsStsCredentials | string): Promise<{ s3: S3Client; config: AwsClientConfig }> {
+  const config = await awsClientConfig(credentials);
+  return { s3: new S3Client({ region: config.region, credentials: config.credentials }), config };
+}
+
+export interface ObjectRow {
+  key: string;
+  size: number | null;
+  last_modified: string | null;
+  etag: string | null;
+  storage_class: string | null;
+  /** "object", or "prefix" for a common prefix when listing with a delimiter. */
+  kind: "object" | "prefix";
+}
+
+export async function listObjects(
+  s3: S3Client,
+  options: { bucket: string; prefix: string; delimiter: string; limit: number },
+): Promise<ObjectRow[]> {
+  const bucket = checkBucket("bucket", options.bucket);
+  if (!Number.isInteger(options.limit) || options.limit < 0) {
+    throw new InputError("limit", `${options.limit} is not a count`, "Use 0 for every object, or a positive number");
+  }
+  const rows: ObjectRow[] = [];
+  const pages = paginateListObjectsV2({ client: s3, pageSize: S3_PAGE_SIZE }, {
+    Bucket: bucket,
+    Prefix: options.prefix || undefined,
+    Delimiter: options.delimiter || undefined,
+  });
+  try {
+    for await (const page of pages) {
+      for (const p of page.CommonPrefixes ?? []) {
+        rows.push({ key: p.Prefix ?? "", size: null, last_modified: null, etag: null, storage_class: null, kind: "prefix" });
+      }
+      for (const o of page.Contents ?? []) {
+        rows.push({
+          key: o.Key ?? "",
+          size: o.Size ?? null,
+          last_modified: o.LastModified?.toISOString() ?? null,
+          etag: o.ETag ?? null,
+          storage_class: o.StorageClass ?? "STANDARD",
+          kind: "object",
+        });
+      }
+      if (options.limit && rows.length >= options.limit) return rows.slice(0, options.limit);
+    }
+  } catch (err) {
+    throw explainS3Error(err, { operation: "ListObjectsV2", bucket, key: options.prefix });
+  }
+  return rows;
+}
+
+export type BodyEncoding = "text" | "json" | "base64";
+
+export interface GotObject {
+  bucket: string;
+  key: string;
+  size: number;
+  content_type: string | null;
+  etag: string | null;
+  last_modified: string | null;
+  range: string | null;
+  body: unknown;
+}
+
+export async function getObject(
+  s3: S3Client,
+  options: { bucket: string; key: string; as: BodyEncoding; range: string; maxBytes: number },
+): Promise<GotObject> {
+  const bucket = checkBucket("bucket", options.bucket);
+  const key = checkKey("key", options.key);
+  const range = options.range.trim();
+  if (range && !/^bytes=\d*-\d*$/.test(range)) {
+    throw new InputError("range", `${JSON.stringify(range)} is not a byte range`, 'Use "bytes=0-1023" (first KiB) or "bytes=-100" (last 100 bytes)');
+  }
+  const ctx = { operation: "GetObject", bucket, key };
+  const response = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key, Range: range || undefined })).catch((err: unknown) => {
+    throw explainS3Error(err, ctx);
+  });
+  const size = response.ContentLength ?? 0;
+  if (size > options.maxBytes) {
+    // Never leave the connection hanging on an unread body.
+    response.Body?.transformToWebStream().cancel();
+    throw new InputError("max_bytes", `s3://${bucket}/${key} is ${size} bytes, over the ${options.maxBytes}-byte limit for loading into a job's memory`,
+      "Read a part with range (e.g. bytes=0-1048575), raise max_bytes if the worker has the memory, or stream it with a step that does not load it whole (rds_load_csv_from_s3)");
+  }
+  const bytes = await response.Body!.transformToByteArray();
+  return {
+    bucket, key, size,
+    content_type: response.ContentType ?? null,
+    etag: response.ETag ?? null,
+    last_modified: response.LastModified?.toISOString() ?? null,
+    range: response.ContentRange ?? null,
+    body: decodeBody(bytes, options.as, `s3://${bucket}/${key}`),
+  };
+}
+
+function decodeBody(bytes: Uint8Array, as: BodyEncoding, where: string): unknown {
+  if (as === "base64") return Buffer.from(bytes).toString("base64");
+  const text = new TextDecoder("utf-8").decode(bytes);
+  if (as === "text") return text;
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new InputError("as", `${where} is not JSON (${(err as Error).message})`, 'Read it with as = "text" or "base64"');
+  }
+}
+
+export function encodeBody(content: unknown, encoding: BodyEncoding): { body: Buffer; contentType: string } {
+  if (encoding === "base64") {
+    if (typeof content !== "string" || !/^[A-Za-z0-9+/\r\n]*={0,2}$/.test(content)) {
+      throw new InputError("content", "it is not base64", 'Give base64 text, or set encoding to "text"');
+    }
+    return { body: Buffer.from(content, "base64"), contentType: "application/octet-stream" };
+  }
+  if (encoding === "json") return { body: Buffer.from(JSON.stringify(content)), contentType: "application/json" };
+  if (typeof content !== "string") {
+    throw new InputError("content", "it is not text", 'Give a string, or set encoding to "json" for structured content');
+  }
+  return { body: Buffer.from(content, "utf8"), contentType: "text/plain; charset=utf-8" };
+}
+
+export interface Encryption {
+  sse: "" | "AES256" | "aws:kms";
+  kmsKeyId: string;
+}
+
+export function encryptionParams(e: Encryption): { ServerSideEncryption?: ServerSideEncryption; SSEKMSKeyId?: string } {
+  if (!e.sse) {
+    if (e.kmsKeyId) throw new InputError("kms_key_id", "it is set but sse is empty", 'Set sse to "aws:kms" to use a KMS key');
+    return {};
+  }
+  if (e.sse === "AES256") {
+    if (e.kmsKeyId) throw new InputError("kms_key_id", "a KMS key does not apply to AES256 (SSE-S3)", 'Set sse to "aws:kms", or clear kms_key_id');
+    return { ServerSideEncryption: "AES256" };
+  }
+  if (e.sse === "aws:kms") return { ServerSideEncryption: "aws:kms", SSEKMSKeyId: e.kmsKeyId || undefined };
+  throw new InputError("sse", `${JSON.stringify(e.sse)} is not a server-side encryption mode`, 'Use "", "AES256" or "aws:kms"');
+}
+
+export interface PutResult {
+  bucket: string;
+  key: string;
+  size: number;
+  etag: string | null;
+  version_id: string | null;
+  multipart: boolean;
+}
+
+/** Uploads a body of any size: one PUT when small, a streamed multipart upload when large. */
+export async function uploadObject(
+  s3: S3Client,
+  options: { bucket: string; key: string; body: Buffer | NodeJS.ReadableStream; contentType: string; encryption: Encryption; onProgress?(bytes: number): void },
+): Promise<PutResult> {
+  const bucket = checkBucket("bucket", options.bucket);
+  const key = checkKey("key", options.key);
+  const upload = new Upload({
+    client: s3,
+    partSize: UPLOAD_PART_SIZE,
+    queueSize: UPLOAD_QUEUE_SIZE,
+    leavePartsOnError: false,
+    params: { Bucket: bucket, Key: key, Body: options.body as Buffer, ContentType: options.contentType, ...encryptionParams(options.encryption) },
+  });
+  let size = 0;
+  let parts = 0;
+  upload.on("httpUploadProgress", (p) => {
+    size = Math.max(size, p.loaded ?? 0);
+    parts = Math.max(parts, p.part ?? 0);
+    options.onProgress?.(size);
+  });
+  const done = await upload.done().catch((err: unknown) => {
+    throw explainS3Error(err, { operation: "PutObject", bucket, key });
+  });
+  return { bucket, key, size, etag: done.ETag ?? null, version_id: done.VersionId ?? null, multipart: parts > 1 };
+}
+
+export async function putSmallObject(s3: S3Client, bucket: string, key: string, body: Buffer, contentType: string, encryption: Encryption): Promise<PutResult> {
+  const response = await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentType: contentType, ...encryptionParams(encryption) }))
+    .catch((err: unknown) => {
+      throw explainS3Error(err, { operation: "PutObject", bucket, key });
+    });
+  return { bucket, key, size: body.length, etag: response.ETag ?? null, version_id: response.VersionId ?? null, multipart: false };
+}
+
+export interface DeleteReport {
+  bucket: string;
+  dry_run: boolean;
+  matched: number;
+  deleted: number;
+  failed: { key: string; code: string; message: string }[];
+  /** The first keys affected, to check a prefix delete before running it for real. */
+  sample: string[];
+}
+
+/** How many affected keys to show in the result; the rest are counted. */
+const DELETE_SAMPLE_SIZE = 20;
+
+export async function deleteObjects(
+  s3: S3Client,
+  options: { bucket: string; keys: string[]; prefix: string; dryRun: boolean },
+): Promise<DeleteReport> {
+  const bucket = checkBucket("bucket", options.bucket);
+  if (options.keys.length > 0 === Boolean(options.prefix)) {
+    throw new InputError("keys", "give either a list of keys or a prefix, not both and not neither", "Fill keys, or clear it and fill prefix");
+  }
+  const keys = options.prefix
+    ? (await listObjects(s3, { bucket, prefix: options.prefix, delimiter: "", limit: 0 })).map((r) => r.key)
+    : options.keys.map((k) => checkKey("keys", k));
+  const report: DeleteReport = { bucket, dry_run: options.dryRun, matched: keys.length, deleted: 0, failed: [], sample: keys.slice(0, DELETE_SAMPLE_SIZE) };
+  if (options.dryRun) return report;
+  for (let i = 0; i < keys.length; i += S3_PAGE_SIZE) {
+    const batch = keys.slice(i, i + S3_PAGE_SIZE);
+    const response = await s3.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true } }))
+      .catch((err: unknown) => {
+        throw explainS3Error(err, { operation: "DeleteObjects", bucket, key: batch[0] });
+      });
+    // S3 answers 200 even when some keys fail: the failures are listed per key.
+    const errors = response.Errors ?? [];
+    report.failed.push(...errors.map((e) => ({ key: e.Key ?? "", code: e.Code ?? "", message: e.Message ?? "" })));
+    report.deleted += batch.length - errors.length;
+  }
+  return report;
+}
+
+export async function copyObject(
+  s3: S3Client,
+  options: { sourceBucket: string; sourceKey: string; bucket: string; key: string; encryption: Encryption },
+): Promise<{ source: string; destination: string; etag: string | null }> {
+  const sourceBucket = checkBucket("source_bucket", options.sourceBucket);
+  const sourceKey = checkKey("source_key", options.sourceKey);
+  const bucket = checkBucket("bucket", options.bucket);
+  const key = checkKey("key", options.key);
+  const response = await s3.send(new CopyObjectCommand({
+    Bucket: bucket,
+    Key: key,
+    CopySource: `${sourceBucket}/${encodeURIComponent(sourceKey).replace(/%2F/g, "/")}`,
+    ...encryptionParams(options.encryption),
+  })).catch((err: unknown) => {
+    throw explainS3Error(err, { operation: "CopyObject", bucket, key, source: `${sourceBucket}/${sourceKey}` });
+  });
+  return { source: `s3://${sourceBucket}/${sourceKey}`, destination: `s3://${bucket}/${key}`, etag: response.CopyObjectResult?.ETag ?? null };
+}
+
+export async function headObject(s3: S3Client, bucket: string, key: string): Promise<Record<string, unknown>> {
+  const b = checkBucket("bucket", bucket);
+  const k = checkKey("key", key);
+  const head = await s3.send(new HeadObjectCommand({ Bucket: b, Key: k })).catch((err: unknown) => {
+    throw explainS3Error(err, { operation: "HeadObject", bucket: b, key: k });
+  });
+  return {
+    bucket: b,
+    key: k,
+    size: head.ContentLength ?? null,
+    content_type: head.ContentType ?? null,
+    etag: head.ETag ?? null,
+    last_modified: head.LastModified?.toISOString() ?? null,
+    storage_class: head.StorageClass ?? "STANDARD",
+    server_side_encryption: head.ServerSideEncryption ?? null,
+    metadata: head.Metadata ?? {},
+  };
+}
+
+export interface PresignedUrl {
+  url: string;
+  method: "GET" | "PUT";
+  expires_at: string;
+  expires_in: string;
+  /** Why the URL lives less long than asked, if it does. */
+  limited_by: string | null;
+}
+
+/**
+ * A presigned URL dies with the session that signed it, so its real lifetime is the
+ * smallest of what was asked, 7 days, and what is left of the credentials.
+ */
+export async function presignUrl(
+  s3: S3Client,
+  config: AwsClientConfig,
+  options: { bucket: string; key: string; method: "GET" | "PUT"; expiresIn: string; contentType: string },
+): Promise<PresignedUrl> {
+  const bucket = checkBucket("bucket", options.bucket);
+  const key = checkKey("key", options.key);
+  const asked = parseDuration("expires_in", options.expiresIn, 1, PRESIGN_MAX_SECONDS);
+  const creds = await config.credentials();
+  const sessionLeft = Math.floor(((creds.expiration?.getTime() ?? Infinity) - Date.now()) / 1000);
+  const seconds = Math.min(asked, sessionLeft);
+  const limitedBy = seconds < asked ? `the credentials expire at ${creds.expiration?.toISOString()}; run assume_role with a longer duration for longer links` : null;
+  const command = options.method === "PUT"
+    ? new PutObjectCommand({ Bucket: bucket, Key: key, ContentType: options.contentType || undefined })
+    : new GetObjectCommand({ Bucket: bucket, Key: key });
+  const url = await getSignedUrl(s3, command, { expiresIn: seconds });
+  return {
+    url,
+    method: options.method,
+    expires_at: new Date(Date.now() + seconds * 1000).toISOString(),
+    expires_in: formatSeconds(seconds),
+    limited_by: limitedBy,
+  };
+}

@@ -1,0 +1,89 @@
+// Bucket/key checks and S3 errors turned into messages that say what to fix.
+import { InputError } from "./validate.ts";
+
+/** Bucket naming rules: 3–63 chars, lowercase letters, digits, dots and hyphens, not an IP. */
+const BUCKET_PATTERN = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
+/** S3 keys are at most 1024 bytes of UTF-8. */
+const MAX_KEY_BYTES = 1024;
+
+export function checkBucket(input: string, value: unknown): string {
+  const bucket = typeof value === "string" ? value.trim() : "";
+  if (bucket.startsWith("s3://")) {
+    throw new InputError(input, `${JSON.stringify(bucket)} is a URL`, `Give the bucket name alone: ${bucket.slice(5).split("/")[0]}`);
+  }
+  if (!BUCKET_PATTERN.test(bucket) || bucket.includes("..") || /^\d+\.\d+\.\d+\.\d+$/.test(bucket)) {
+    throw new InputError(input, `${JSON.stringify(bucket)} is not a valid bucket name`,
+      "Bucket names are 3-63 characters of lowercase letters, digits, dots and hyphens");
+  }
+  return bucket;
+}
+
+export function checkKey(input: string, value: unknown): string {
+  if (typeof value !== "string" || value === "") {
+    throw new InputError(input, "the object key is empty", "Give the key of the object, e.g. exports/2026/data.csv");
+  }
+  if (Buffer.byteLength(value, "utf8") > MAX_KEY_BYTES) {
+    throw new InputError(input, `the key is ${Buffer.byteLength(value, "utf8")} bytes`, `S3 keys are at most ${MAX_KEY_BYTES} bytes of UTF-8`);
+  }
+  return value;
+}
+
+interface S3ErrorShape {
+  name?: string;
+  Code?: string;
+  message?: string;
+  $metadata?: { httpStatusCode?: number };
+}
+
+export interface S3CallContext {
+  operation: string;
+  bucket: string;
+  key?: string;
+  source?: string;
+}
+
+export class S3Error extends Error {
+  override name = "S3Error";
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export function explainS3Error(err: unknown, ctx: S3CallContext): Error {
+  if (err instanceof InputError) return err;
+  const e = (err ?? {}) as S3ErrorShape;
+  const code = e.Code ?? e.name ?? "Error";
+  const where = ctx.key ? `s3://${ctx.bucket}/${ctx.key}` : `s3://${ctx.bucket}`;
+  const status = e.$metadata?.httpStatusCode;
+  const head = `S3 ${ctx.operation} on ${where} failed with ${code}${status ? ` (HTTP ${status})` : ""}: ${(e.message ?? String(err)).trim()}`;
+  return new S3Error(code, `${head}\n${s3Hint(code, ctx)}`);
+}
+
+function s3Hint(code: string, ctx: S3CallContext): string {
+  switch (code) {
+    case "AccessDenied":
+      return `Fix: the role's permission policy (and the session policy, if assume_role set one) must allow s3:${ctx.operation === "ListObjectsV2" ? "ListBucket on arn:aws:s3:::" + ctx.bucket : ctx.operation + " on arn:aws:s3:::" + ctx.bucket + "/" + (ctx.key ?? "*")}${ctx.source ? ` and s3:GetObject on arn:aws:s3:::${ctx.source}` : ""}; an explicit Deny anywhere wins.`;
+    case "NoSuchBucket":
+      return `Fix: bucket ${ctx.bucket} does not exist in this account/region: check the name and the region of the credentials resource.`;
+    case "NoSuchKey":
+    case "NotFound":
+      return `Fix: no object at ${ctx.key ?? ""} in ${ctx.bucket}: list the prefix with s3_list_objects to find the key (keys are case-sensitive).`;
+    case "ExpiredToken":
+    case "ExpiredTokenException":
+      return "Fix: the session expired: run f/aws_oidc/assume_role again (or let the step refresh it: pass the resource as $res:<path>).";
+    case "InvalidAccessKeyId":
+    case "InvalidToken":
+    case "SignatureDoesNotMatch":
+      return "Fix: the credentials are not a live STS session: run f/aws_oidc/assume_role with force = true to mint a fresh one.";
+    case "InvalidRange":
+      return "Fix: the range starts past the end of the object: check its size with s3_head_object.";
+    case "PermanentRedirect":
+    case "AuthorizationHeaderMalformed":
+      return "Fix: the bucket is in another region than the credentials resource: save credentials for the bucket's region.";
+    default:
+      return `Fix: see the S3 documentation for ${code}.`;
+  }
+}

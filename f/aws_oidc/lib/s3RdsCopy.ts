@@ -1,0 +1,176 @@
+// Bulk moves between S3 and RDS at the speed of COPY: bytes stream from the S3 body
+// (through gunzip if needed) into COPY FROM STDIN, and from COPY TO STDOUT into a
+// multipart upload. Nothing holds a whole object; backpressure flows end to end.
+import { GetObjectCommand } from "@aws-sdk/client-s3";
+import { PassThrough, Transform, type Readable, type TransformCallback } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { createGunzip, createGzip } from "node:zlib";
+import wmill from "windmill-client";
+import type { AwsStsCredentials } from "./credentialsResource.ts";
+import { CsvRecordCounter } from "./csvRecords.ts";
+import { connectRds, explainPgError, quoteIdentifier, quoteLiteral, quoteTableName } from "./rds.ts";
+import { checkBucket, checkKey, explainS3Error } from "./s3Errors.ts";
+import { s3Client, uploadObject } from "./s3.ts";
+import { InputError } from "./validate.ts";
+
+/** Report progress at most this often: each report is an HTTP call to Windmill. */
+const PROGRESS_INTERVAL_MS = 1000;
+
+export interface CsvFormat {
+  header: boolean;
+  delimiter: string;
+  quote: string;
+  nullMarker: string;
+}
+
+export function checkCsvFormat(f: CsvFormat): CsvFormat {
+  for (const [input, value] of [["delimiter", f.delimiter], ["quote", f.quote]] as const) {
+    if (value.length !== 1 || value === "\n" || value === "\r") {
+      throw new InputError(input, `${JSON.stringify(value)} is not a single character`, `Use one character, e.g. "," or "\\t" for ${input}`);
+    }
+  }
+  if (f.delimiter === f.quote) throw new InputError("quote", "it equals the delimiter", 'Use different characters, e.g. delimiter "," and quote \'"\'');
+  return f;
+}
+
+function copyOptions(f: CsvFormat): string {
+  return `format csv, header ${f.header}, delimiter ${quoteLiteral(f.delimiter)}, quote ${quoteLiteral(f.quote)}, null ${quoteLiteral(f.nullMarker)}`;
+}
+
+/** Counts bytes as they pass, for progress and the result. */
+class ByteCounter extends Transform {
+  bytes = 0;
+  override _transform(chunk: Buffer, _e: BufferEncoding, callback: TransformCallback): void {
+    this.bytes += chunk.length;
+    callback(null, chunk);
+  }
+}
+
+function progressReporter(total: number): (done: number) => void {
+  let last = 0;
+  return (done) => {
+    const now = Date.now();
+    if (!total || now - last < PROGRESS_INTERVAL_MS || !process.env.WM_JOB_ID) return;
+    last = now;
+    // Fire and forget: a slow progress call must never stall the data stream.
+    wmill.setProgress(Math.min(99, (done / total) * 100)).catch(() => {});
+  };
+}
+
+export type GzipMode = "auto" | "yes" | "no";
+
+export interface LoadResult {
+  bucket: string;
+  key: string;
+  etag: string | null;
+  table: string;
+  rows_loaded: number;
+  bytes_read: number;
+  gzip: boolean;
+  seconds: number;
+  warnings: string[];
+}
+
+export async function loadCsvFromS3(
+  credentials: AwsStsCredentials | string,
+  database: unknown,
+  options: { bucket: string; key: string; table: string; columns: string[]; format: CsvFormat; gzip: GzipMode },
+): Promise<LoadResult> {
+  const started = Date.now();
+  const bucket = checkBucket("bucket", options.bucket);
+  const key = checkKey("key", options.key);
+  const table = quoteTableName("table", options.table);
+  const format = checkCsvFormat(options.format);
+  const columns = options.columns.length ? ` (${options.columns.map(checkColumn).join(", ")})` : "";
+  const { s3, config } = await s3Client(credentials);
+  const { sql, warnings, describe } = connectRds(database, config.credentials, config.region);
+  warnings.forEach((w) => console.warn(`WARNING: ${w}`));
+  try {
+    const object = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key })).catch((err: unknown) => {
+      throw explainS3Error(err, { operation: "GetObject", bucket, key });
+    });
+    const gzip = options.gzip === "yes" || (options.gzip === "auto" && (key.endsWith(".gz") || object.ContentEncoding === "gzip"));
+    const raw = new ByteCounter();
+    const records = new CsvRecordCounter(format.quote.charCodeAt(0));
+    const report = progressReporter(object.ContentLength ?? 0);
+    raw.on("data", () => report(raw.bytes));
+    console.log(`Loading s3://${bucket}/${key} (${object.ContentLength ?? "?"} bytes${gzip ? ", gzip" : ""}) into ${options.table} on ${describe}`);
+    await sql.begin(async (tx) => {
+      const copy = await tx.unsafe(`copy ${table}${columns} from stdin with (${copyOptions(format)})`).writable();
+      const body = object.Body as Readable;
+      await (gzip ? pipeline(body, raw, createGunzip(), records, copy) : pipeline(body, raw, records, copy));
+    });
+    const rows = Math.max(0, records.records - (format.header ? 1 : 0));
+    console.log(`Loaded ${rows} rows (${raw.bytes} bytes) in one transaction`);
+    return {
+      bucket, key, etag: object.ETag ?? null, table: options.table, rows_loaded: rows, bytes_read: raw.bytes, gzip,
+      seconds: (Date.now() - started) / 1000, warnings,
+    };
+  } catch (err) {
+    throw explainPgError(err, describe);
+  } finally {
+    await sql.end({ timeout: 5 });
+  }
+}
+
+function checkColumn(name: string): string {
+  if (!/^[A-Za-z_][\w$]{0,62}$/.test(name)) {
+    throw new InputError("columns", `${JSON.stringify(name)} is not a column name`, "List the table's column names in the CSV's order");
+  }
+  return quoteIdentifier(name);
+}
+
+export interface ExportResult {
+  bucket: string;
+  key: string;
+  s3_uri: string;
+  rows: number;
+  bytes: number;
+  gzip: boolean;
+  etag: string | null;
+  seconds: number;
+  warnings: string[];
+}
+
+export async function exportQueryToS3(
+  credentials: AwsStsCredentials | string,
+  database: unknown,
+  options: { query: string; bucket: string; key: string; header: boolean; gzip: boolean },
+): Promise<ExportResult> {
+  const started = Date.now();
+  const query = options.query.trim().replace(/;\s*$/, "");
+  if (!query) throw new InputError("query", "it is empty", "Write the SELECT whose rows to export");
+  const bucket = checkBucket("bucket", options.bucket);
+  const key = checkKey("key", options.key);
+  const { s3, config } = await s3Client(credentials);
+  const { sql, warnings, describe } = connectRds(database, config.credentials, config.region);
+  warnings.forEach((w) => console.warn(`WARNING: ${w}`));
+  try {
+    const records = new CsvRecordCounter(0x22);
+    const uploaded = new ByteCounter();
+    const body = new PassThrough();
+    const result = await sql.begin("read only", async (tx) => {
+      const out = await tx.unsafe(`copy (${query}) to stdout with (format csv, header ${options.header})`).readable();
+      const upload = uploadObject(s3, {
+        bucket, key, body,
+        contentType: options.gzip ? "application/gzip" : "text/csv; charset=utf-8",
+        encryption: { sse: "", kmsKeyId: "" },
+      });
+      const stream = options.gzip
+        ? pipeline(out, records, createGzip(), uploaded, body)
+        : pipeline(out, records, uploaded, body);
+      const [put] = await Promise.all([upload, stream]);
+      return put;
+    });
+    const rows = Math.max(0, records.records - (options.header ? 1 : 0));
+    console.log(`Exported ${rows} rows (${uploaded.bytes} bytes) to s3://${bucket}/${key}`);
+    return {
+      bucket, key, s3_uri: `s3://${bucket}/${key}`, rows, bytes: uploaded.bytes, gzip: options.gzip,
+      etag: result.etag, seconds: (Date.now() - started) / 1000, warnings,
+    };
+  } catch (err) {
+    throw explainPgError(err, describe);
+  } finally {
+    await sql.end({ timeout: 5 });
+  }
+}

@@ -1,0 +1,113 @@
+// Starts the stand-ins together, wired as a real setup is: STS trusts the Windmill
+// issuer as an IAM OIDC provider, and jobs reach STS through AWS_ENDPOINT_URL_STS (the
+// SDK's standard endpoint override), so the bundle's code runs unchanged.
+// Used by the tests, `npm run dev` and `npm run demo`.
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parse } from "yaml";
+import { startSts, type StsStandIn } from "./sts.ts";
+import { startWindmill, type WindmillStandIn } from "./windmill.ts";
+
+export const REPO_ROOT = resolve(fileURLToPath(new URL("..", import.meta.url)));
+/** A made-up account: the stand-ins never talk to AWS. */
+export const ACCOUNT_ID = "123456789012";
+export const DEMO_ROLE = "windmill-demo";
+export const DEMO_ROLE_ARN = `arn:aws:iam::${ACCOUNT_ID}:role/${DEMO_ROLE}`;
+export const REGION = "us-east-1";
+export const AUDIENCE = "sts.amazonaws.com";
+
+export type PolicyDocument = { Version: string; Statement: Record<string, unknown>[] };
+export interface RoleConfig {
+  roleName: string;
+  maxSessionDuration: number;
+  assumeRolePolicyDocument: PolicyDocument;
+  permissionPolicies: PolicyDocument[];
+}
+export interface StsConfig {
+  accountId: string;
+  oidcProviders: { url: string; clientIdList: string[] }[];
+  roles: RoleConfig[];
+  managedPolicies: { arn: string; document: PolicyDocument }[];
+}
+
+export interface LocalStack {
+  windmill: WindmillStandIn;
+  sts: StsStandIn;
+  configPath: string;
+  /** The provider as IAM writes it in ARNs and condition keys: `127.0.0.1:PORT/api/oidc/`. */
+  provider: string;
+  config(): Promise<StsConfig>;
+  writeConfig(config: StsConfig): Promise<void>;
+  /** Adds (or replaces) a role in the STS config; returns its ARN. */
+  addRole(role: RoleConfig): Promise<string>;
+  close(): Promise<void>;
+}
+
+/** The trust policy Windmill's docs recommend: exact audience, `sub` pinned by StringLike. */
+export function trustPolicy(provider: string, accountId: string, sub: string, aud = AUDIENCE): PolicyDocument {
+  return {
+    Version: "2012-10-17",
+    Statement: [{
+      Effect: "Allow",
+      Action: "sts:AssumeRoleWithWebIdentity",
+      Principal: { Federated: `arn:aws:iam::${accountId}:oidc-provider/${provider}` },
+      Condition: { StringEquals: { [`${provider}:aud`]: aud }, StringLike: { [`${provider}:sub`]: sub } },
+    }],
+  };
+}
+
+export async function startLocalStack(options: { workspaceDir?: string } = {}): Promise<LocalStack> {
+  const dir = await mkdtemp(join(tmpdir(), "aws-oidc-local-"));
+  const jobEnv: Record<string, string> = { AWS_REGION: REGION };
+  const windmill = await startWindmill({ workspaceDir: options.workspaceDir ?? REPO_ROOT, jobEnv });
+  const provider = windmill.issuer.replace(/^https?:\/\//, "");
+  const configPath = join(dir, "sts.json");
+  const config = async () => JSON.parse(await readFile(configPath, "utf8")) as StsConfig;
+  const writeConfig = (c: StsConfig) => writeFile(configPath, JSON.stringify(c, null, 2));
+  await writeConfig({
+    accountId: ACCOUNT_ID,
+    oidcProviders: [{ url: windmill.issuer, clientIdList: [AUDIENCE] }],
+    roles: [{
+      roleName: DEMO_ROLE,
+      maxSessionDuration: 43_200,
+      assumeRolePolicyDocument: trustPolicy(provider, ACCOUNT_ID, `*::*::*::${windmill.workspace}`),
+      permissionPolicies: [{ Version: "2012-10-17", Statement: [{ Effect: "Allow", Action: ["s3:*", "sts:AssumeRole"], Resource: "*" }] }],
+    }],
+    managedPolicies: [{
+      arn: `arn:aws:iam::${ACCOUNT_ID}:policy/read-only`,
+      document: { Version: "2012-10-17", Statement: [{ Effect: "Allow", Action: "s3:Get*", Resource: "*" }] },
+    }],
+  });
+  const sts = await startSts({ configPath });
+  jobEnv.AWS_ENDPOINT_URL_STS = sts.url;
+  await pushResourceTypes(windmill, ["aws_sts_credentials"]);
+  return {
+    windmill, sts, configPath, provider, config, writeConfig,
+    async addRole(role) {
+      const c = await config();
+      c.roles = [...c.roles.filter((r) => r.roleName !== role.roleName), role];
+      await writeConfig(c);
+      return `arn:aws:iam::${c.accountId}:role/${role.roleName}`;
+    },
+    async close() {
+      await sts.close();
+      await windmill.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Creates the repo's root `<name>.resource-type.yaml` types, as `wmill sync push` does. */
+async function pushResourceTypes(windmill: WindmillStandIn, names: string[]): Promise<void> {
+  for (const name of names) {
+    const spec = parse(await readFile(join(REPO_ROOT, `${name}.resource-type.yaml`), "utf8")) as { schema: unknown; description: string };
+    const res = await fetch(`${windmill.url}/api/w/${windmill.workspace}/resources/type/create`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${windmill.adminToken}`, "content-type": "application/json" },
+      body: JSON.stringify({ name, schema: spec.schema, description: spec.description }),
+    });
+    if (!res.ok) throw new Error(`pushing resource type ${name}: ${res.status} ${await res.text()}`);
+  }
+}

@@ -1,0 +1,42 @@
+// The leak audit: no secret the stand-ins issued (secret keys, session tokens, ID
+// tokens) may appear in any job's result or logs.
+import { expect } from "bun:test";
+import type { JobRecord } from "../../local/windmill.ts";
+import type { Stack } from "./stack.ts";
+
+export interface Leak {
+  jobId: string;
+  path: string;
+  kind: string;
+}
+
+/** Secrets shorter than this are not real credentials (and would match by accident). */
+const MIN_SECRET_LENGTH = 16;
+
+export function findLeaks(jobs: JobRecord[], secrets: Map<string, string>): Leak[] {
+  const leaks: Leak[] = [];
+  for (const job of jobs) {
+    const text = `${JSON.stringify(job.result)}\n${job.logs}`;
+    for (const [secret, kind] of secrets) {
+      if (secret.length >= MIN_SECRET_LENGTH && text.includes(secret)) leaks.push({ jobId: job.id, path: job.path, kind });
+    }
+  }
+  return leaks;
+}
+
+export async function issuedSecrets(stack: Stack): Promise<Map<string, string>> {
+  const secrets = new Map<string, string>();
+  const fromSts = (await (await fetch(`${stack.sts.url}/_local/secrets`)).json()) as { secretAccessKeys: string[]; sessionTokens: string[] };
+  for (const s of fromSts.secretAccessKeys) secrets.set(s, "secret access key");
+  for (const s of fromSts.sessionTokens) secrets.set(s, "session token");
+  for (const s of stack.windmill.issuedIdTokens) secrets.set(s, "ID token");
+  return secrets;
+}
+
+/** Fails the calling test file if any job leaked a secret; names the job, never the secret. */
+export async function expectNoLeaks(stack: Stack): Promise<void> {
+  const secrets = await issuedSecrets(stack);
+  expect(secrets.size).toBeGreaterThan(0);
+  expect(stack.windmill.jobs.length).toBeGreaterThan(0);
+  expect(findLeaks(stack.windmill.jobs, secrets)).toEqual([]);
+}
