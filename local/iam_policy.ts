@@ -96,7 +96,8 @@ export function stringLike(pattern: string, value: string, ignoreCase = false): 
 export function arnLike(pattern: string, arn: string): boolean {
   const patternParts = splitArn(pattern);
   const arnParts = splitArn(arn);
-  if (!patternParts || !arnParts) return pattern === "*" || stringLike(pattern, arn);
+  // Something that is not a six-part ARN matches only a bare `*`.
+  if (!patternParts || !arnParts) return pattern === "*";
   return patternParts.every((part, i) => stringLike(part, arnParts[i]!));
 }
 

@@ -992,10 +992,17 @@ function isMainModule(): boolean {
   return script !== undefined && import.meta.url === pathToFileURL(resolve(script)).href;
 }
 
-if (isMainModule()) {
+async function main(): Promise<void> {
   const sts = await startSts(parseArgs(process.argv.slice(2)));
   console.log(sts.url);
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
     process.once(signal, () => void sts.close().then(() => process.exit(0)));
   }
+}
+
+if (isMainModule()) {
+  await main().catch((err: unknown) => {
+    console.error(err instanceof Error ? err.message : err);
+    process.exit(2);
+  });
 }

@@ -19,6 +19,7 @@ import {
 import { Hash } from "@smithy/hash-node";
 import { SignatureV4 } from "@smithy/signature-v4";
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from "jose";
+import type { PolicyDocument, PolicyStatement } from "../local/iam_policy.ts";
 import { startSts, type StsConfig, type StsStandIn } from "../local/sts.ts";
 
 const ACCOUNT_ID = "123456789012";
@@ -80,7 +81,7 @@ async function deadPort(): Promise<number> {
   return port;
 }
 
-function webIdentityTrust(providerKey: string, sub: string) {
+function webIdentityTrust(providerKey: string, sub: string): PolicyDocument & { Statement: PolicyStatement[] } {
   return {
     Version: "2012-10-17",
     Statement: [{
@@ -94,7 +95,7 @@ function webIdentityTrust(providerKey: string, sub: string) {
 
 function buildConfig(issuer: Issuer, unreachableUrl: string): StsConfig {
   const key = issuer.url.replace(/^http:\/\//, "");
-  const anyProviderTrust = {
+  const anyProviderTrust: PolicyDocument = {
     Version: "2012-10-17",
     Statement: [{
       Effect: "Allow",
@@ -493,7 +494,7 @@ describe("AssumeRoleWithWebIdentity", () => {
   test("a broken config file fails loudly instead of denying quietly", async () => {
     const original = config;
     const broken = structuredClone(config);
-    (broken.roles[0]!.assumeRolePolicyDocument.Statement as Record<string, unknown>[])[0]!.Condition = { StringMaybe: { a: "b" } };
+    (broken.roles[0]!.assumeRolePolicyDocument.Statement as PolicyStatement[])[0]!.Condition = { StringMaybe: { a: "b" } };
     await writeConfig(broken);
     try {
       const err = await expectRefused(assumeWithToken(), "InternalFailure", "condition operator StringMaybe is not supported");
