@@ -5,7 +5,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { randomBytes, randomUUID } from "node:crypto";
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from "jose";
 import { closeServer, HttpError, listen, readJson, sendJson, sendText } from "./http.ts";
-import { runScriptJob, type JobContext, type JobOutcome } from "./windmill_worker.ts";
+import { JobEngine, jobView, type Caller, type JobRecord } from "./windmill_jobs.ts";
 import { createSyncState, syncRoutes, type SyncState } from "./windmill_sync.ts";
 
 /** Windmill's default OIDC token lifetime when the caller passes no expires_in. */
@@ -22,17 +22,7 @@ export interface WindmillOptions {
   jobEnv?: Record<string, string>;
 }
 
-export interface JobRecord {
-  id: string;
-  path: string;
-  args: Record<string, unknown>;
-  success: boolean;
-  result: unknown;
-  logs: string;
-  progress: number | null;
-  startedAt: string;
-  durationMs: number;
-}
+export type { JobRecord } from "./windmill_jobs.ts";
 
 export interface TokenInfo {
   workspace: string;
@@ -40,6 +30,8 @@ export interface TokenInfo {
   username: string;
   /** Set for job tokens: what the OIDC claims describe. */
   job?: { id: string; path: string | null; flowPath: string | null };
+  /** Set for scoped tokens (webhooks): e.g. `jobs:run:scripts:f/x/y`; nothing else is allowed. */
+  scopes?: string[];
 }
 
 export interface Variable {
@@ -117,7 +109,6 @@ export async function startWindmill(options: WindmillOptions): Promise<WindmillS
   const jwk: JWK = { ...(await exportJWK(publicKey)), kid: OIDC_KEY_ID, alg: "RS256", use: "sig" };
   const tokens = new Map<string, TokenInfo>();
   const workspaces = new Map<string, WorkspaceState>();
-  const jobs: JobRecord[] = [];
   const issuedIdTokens: string[] = [];
   const admin: TokenInfo = { workspace: workspaceId, email: "alice@example.com", username: "alice" };
   const adminToken = newToken();
@@ -176,6 +167,20 @@ export async function startWindmill(options: WindmillOptions): Promise<WindmillS
     return info;
   }
 
+  /** Scoped tokens (webhooks) may only do what their scopes name. */
+  function requireScope(info: TokenInfo, needed: string): void {
+    if (info.scopes && !info.scopes.includes(needed)) {
+      throw new HttpError(403, `Forbidden: this token is scoped to ${info.scopes.join(", ")} and cannot ${needed}`);
+    }
+  }
+
+  /** `jobs_u` endpoints take no token in Windmill: the job id (a UUID) is the capability. */
+  function visibleJob(c: RouteContext, id: string): JobRecord {
+    const job = engine.get(id);
+    if (!job || !workspaces.has(c.match[1])) throw new HttpError(404, `Job ${id} not found`);
+    return job;
+  }
+
   function workspaceFor(info: TokenInfo, id: string): WorkspaceState {
     const state = workspaces.get(id);
     if (!state || info.workspace !== id) throw new HttpError(404, `Workspace ${id} not found or not visible to you`);
@@ -196,32 +201,24 @@ export async function startWindmill(options: WindmillOptions): Promise<WindmillS
     return value;
   }
 
-  async function runJob(info: TokenInfo, state: WorkspaceState, path: string, args: Record<string, unknown>): Promise<JobRecord> {
-    const id = randomUUID();
-    const jobToken = newToken();
-    const jobInfo: TokenInfo = { ...info, job: { id, path, flowPath: null } };
-    tokens.set(jobToken, jobInfo);
-    const started = Date.now();
-    const record: JobRecord = {
-      id, path, args, success: false, result: null, logs: "", progress: null,
-      startedAt: new Date(started).toISOString(), durationMs: 0,
-    };
-    jobs.push(record);
-    try {
-      const resolvedArgs = interpolate(state, args) as Record<string, unknown>;
-      const context: JobContext = {
-        id, path, flowPath: null, workspace: info.workspace, email: info.email, username: info.username,
-        token: jobToken, baseUrl, extraEnv: options.jobEnv ?? {},
-      };
-      const outcome: JobOutcome = await runScriptJob(options.workspaceDir, context, resolvedArgs);
-      Object.assign(record, outcome);
-    } catch (err) {
-      record.result = { error: { name: "ExecutionErr", message: err instanceof Error ? err.message : String(err) } };
-    } finally {
-      tokens.delete(jobToken);
-      record.durationMs = Date.now() - started;
-    }
-    return record;
+  const engine = new JobEngine({
+    baseUrl: () => baseUrl,
+    jobEnv: () => options.jobEnv ?? {},
+    workspaceDir: options.workspaceDir,
+    issueJobToken: (caller, job) => {
+      const token = newToken();
+      tokens.set(token, { workspace: caller.workspace, email: caller.email, username: caller.username, job });
+      return token;
+    },
+    revokeToken: (token) => tokens.delete(token),
+    resolveArgs: (state, args) => interpolate(state, args) as Record<string, unknown>,
+  });
+
+  function startJob(c: RouteContext, kind: "script" | "flow", path: string, args: Record<string, unknown>): JobRecord {
+    const info = c.token();
+    requireScope(info, `jobs:run:${kind === "flow" ? "flows" : "scripts"}:${path}`);
+    const caller: Caller = { workspace: info.workspace, email: info.email, username: info.username };
+    return engine.start(caller, c.ws(), kind, path, args ?? {});
   }
 
   const routes: Route[] = [
@@ -325,16 +322,44 @@ export async function startWindmill(options: WindmillOptions): Promise<WindmillS
     }],
     ["POST", /^\/api\/w\/([^/]+)\/job_metrics\/set_progress\/([^/]+)$/, async (c, res) => {
       const body = await readJson<{ percent: number }>(c.req);
-      const job = jobs.find((j) => j.id === c.match[2]);
+      const job = engine.get(c.match[2]);
       if (!job) throw new HttpError(404, `Job ${c.match[2]} not found`);
       // Windmill clamps progress to 0..99 and never lets it go back.
       job.progress = Math.max(job.progress ?? 0, Math.min(99, Math.max(0, Math.floor(body.percent))));
       sendJson(res, 200, "progress set");
     }],
-    ["POST", /^\/api\/w\/([^/]+)\/jobs\/run_wait_result\/p\/(.+)$/, async (c, res) => {
-      const args = await readJson<Record<string, unknown>>(c.req);
-      const record = await runJob(c.token(), c.ws(), c.match[2], args ?? {});
-      sendJson(res, record.success ? 200 : 500, record.result);
+    ["POST", /^\/api\/w\/([^/]+)\/jobs\/run_wait_result\/(p|f)\/(.+)$/, async (c, res) => {
+      const job = startJob(c, c.match[2] === "f" ? "flow" : "script", c.match[3], await readJson<Record<string, unknown>>(c.req));
+      const done = await engine.wait(job.id);
+      sendJson(res, done.success ? 200 : 500, done.result);
+    }],
+    ["POST", /^\/api\/w\/([^/]+)\/jobs\/run\/(p|f)\/(.+)$/, async (c, res) => {
+      const job = startJob(c, c.match[2] === "f" ? "flow" : "script", c.match[3], await readJson<Record<string, unknown>>(c.req));
+      sendText(res, 201, job.id);
+    }],
+    ["GET", /^\/api\/w\/([^/]+)\/jobs_u\/get\/([^/]+)$/, (c, res) => sendJson(res, 200, jobView(visibleJob(c, c.match[2])))],
+    ["GET", /^\/api\/w\/([^/]+)\/jobs_u\/get_logs\/([^/]+)$/, (c, res) => sendText(res, 200, visibleJob(c, c.match[2]).logs)],
+    ["GET", /^\/api\/w\/([^/]+)\/jobs_u\/completed\/get_result\/([^/]+)$/, (c, res) => {
+      const job = visibleJob(c, c.match[2]);
+      if (job.status === "running") throw new HttpError(404, `Job ${job.id} is not completed yet`);
+      sendJson(res, 200, job.result);
+    }],
+    ["GET", /^\/api\/w\/([^/]+)\/jobs_u\/completed\/get_result_maybe\/([^/]+)$/, (c, res) => {
+      const job = visibleJob(c, c.match[2]);
+      const completed = job.status !== "running";
+      sendJson(res, 200, { completed, started: true, success: completed ? job.success : undefined, result: completed ? job.result : undefined });
+    }],
+    ["GET", /^\/api\/w\/([^/]+)\/jobs\/list$/, (c, res) => {
+      c.ws();
+      sendJson(res, 200, engine.records.filter((j) => !c.url.searchParams.get("parent_job") || j.parentJobId === c.url.searchParams.get("parent_job")).map(jobView));
+    }],
+    ["POST", /^\/api\/users\/tokens\/create$/, async (c, res) => {
+      const body = await readJson<{ label?: string; expiration?: string; scopes?: string[] }>(c.req);
+      const owner = c.token();
+      if (owner.job || owner.scopes) throw new HttpError(403, "Only a user token can create tokens");
+      const token = newToken();
+      tokens.set(token, { workspace: owner.workspace, email: owner.email, username: owner.username, scopes: body.scopes?.length ? body.scopes : undefined });
+      sendText(res, 201, token);
     }],
     ...syncRoutes(),
   ];
@@ -346,7 +371,12 @@ export async function startWindmill(options: WindmillOptions): Promise<WindmillS
       if (!match) continue;
       const decoded = match.map((m) => (m === undefined ? m : decodeURIComponent(m))) as RegExpExecArray;
       let cached: TokenInfo | undefined;
-      const token = () => (cached ??= authenticate(req, url));
+      const scopeAware = /\/jobs\/run(_wait_result)?\//.test(url.pathname);
+      const token = () => {
+        cached ??= authenticate(req, url);
+        if (cached.scopes && !scopeAware) requireScope(cached, `${req.method} ${url.pathname}`);
+        return cached;
+      };
       await fn({ req, url, match: decoded, token, ws: () => workspaceFor(token(), decoded[1]) }, res);
       return;
     }
@@ -362,10 +392,13 @@ export async function startWindmill(options: WindmillOptions): Promise<WindmillS
     issuer: issuer(),
     createJobToken,
     signIdToken,
-    jobs,
+    jobs: engine.records,
     faults,
     issuedIdTokens,
-    close: () => closeServer(server),
+    async close() {
+      await closeServer(server);
+      await engine.close();
+    },
   };
 }
 

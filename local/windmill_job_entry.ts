@@ -1,9 +1,12 @@
-// Entry point of a job process (see windmill_worker.ts): imports the script, calls main
+// Entry point of a job process (see windmill_worker.ts): makes `/f/...` and `/u/...`
+// imports resolve inside the workspace as Windmill does, imports the script, calls main
 // with the job's args in parameter order, and writes the outcome where the worker reads it.
 import { readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
 
 interface JobSpec {
   scriptFile: string;
+  workspaceRoot: string;
   /** main's parameter names in order; an arg absent from `args` stays undefined so its default applies. */
   parameters: string[];
   args: Record<string, unknown>;
@@ -11,6 +14,12 @@ interface JobSpec {
 }
 
 const spec = JSON.parse(await readFile(process.env.WM_LOCAL_JOB_SPEC ?? "", "utf8")) as JobSpec;
+Bun.plugin({
+  name: "windmill-workspace-paths",
+  setup(build) {
+    build.onResolve({ filter: /^\/(f|u)\// }, (args) => ({ path: join(spec.workspaceRoot, args.path) }));
+  },
+});
 try {
   const script = (await import(spec.scriptFile)) as { main: (...args: unknown[]) => unknown };
   const result = await script.main(...spec.parameters.map((name) => spec.args[name]));

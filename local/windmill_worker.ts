@@ -11,19 +11,16 @@ import { fileURLToPath } from "node:url";
 import { initSync, parse_deno } from "windmill-parser-wasm-ts";
 
 /** A worker's default job timeout is 15 minutes; a stand-in job should never need more. */
-const JOB_TIMEOUT_MS = 15 * 60 * 1000;
+const DEFAULT_TIMEOUT_MS = 15 * 60 * 1000;
 const ENTRY = join(dirname(fileURLToPath(import.meta.url)), "windmill_job_entry.ts");
 
-export interface JobContext {
-  id: string;
-  path: string;
-  flowPath: string | null;
-  workspace: string;
-  email: string;
-  username: string;
-  token: string;
-  baseUrl: string;
-  extraEnv: Record<string, string>;
+export interface ScriptJob {
+  scriptFile: string;
+  /** The workspace root: `/f/...` imports resolve under it, node_modules beside it. */
+  cwd: string;
+  /** The worker's WM_* / BASE_* variables for this job. */
+  env: Record<string, string>;
+  timeoutMs?: number;
 }
 
 export interface JobOutcome {
@@ -48,21 +45,21 @@ function bunBinary(): string {
   return createRequire(import.meta.url).resolve("bun/bin/bun.exe");
 }
 
-export async function runScriptJob(workspaceDir: string, job: JobContext, args: Record<string, unknown>): Promise<JobOutcome> {
-  const scriptFile = join(workspaceDir, `${job.path}.ts`);
+export async function runScriptJob(job: ScriptJob, args: Record<string, unknown>): Promise<JobOutcome> {
   let code: string;
   try {
-    code = await readFile(scriptFile, "utf8");
+    code = await readFile(job.scriptFile, "utf8");
   } catch {
-    return { success: false, logs: "", result: { error: { name: "NotFound", message: `Script not found at path ${job.path}` } } };
+    return { success: false, logs: "", result: { error: { name: "NotFound", message: `Script not found at path ${job.env.WM_JOB_PATH}` } } };
   }
-  const parameters = parameterNames(code);
   const dir = await mkdtemp(join(tmpdir(), "wm-job-"));
   try {
     const specFile = join(dir, "spec.json");
     const resultFile = join(dir, "result.json");
-    await writeFile(specFile, JSON.stringify({ scriptFile, parameters, args, resultFile }), { mode: 0o600 });
-    const logs = await spawnJob(job, workspaceDir, specFile);
+    const spec = { scriptFile: job.scriptFile, workspaceRoot: job.cwd, parameters: parameterNames(code), args, resultFile };
+    await writeFile(specFile, JSON.stringify(spec), { mode: 0o600 });
+    const { logs, timedOut } = await spawnJob(job, specFile);
+    if (timedOut) return { success: false, logs, result: { error: { name: "TimeoutError", message: `Job timed out after ${(job.timeoutMs ?? DEFAULT_TIMEOUT_MS) / 1000} s` } } };
     const outcome = JSON.parse(await readFile(resultFile, "utf8").catch(() => "null")) as
       | { ok: true; result: unknown }
       | { ok: false; error: { name: string; message: string; stack?: string } }
@@ -74,40 +71,25 @@ export async function runScriptJob(workspaceDir: string, job: JobContext, args: 
   }
 }
 
-function workerEnv(job: JobContext): Record<string, string> {
-  return {
-    PATH: process.env.PATH ?? "/usr/bin:/bin",
-    HOME: process.env.HOME ?? tmpdir(),
-    BASE_INTERNAL_URL: job.baseUrl,
-    BASE_URL: job.baseUrl,
-    WM_BASE_URL: job.baseUrl,
-    WM_TOKEN: job.token,
-    WM_WORKSPACE: job.workspace,
-    WM_JOB_ID: job.id,
-    WM_JOB_PATH: job.path,
-    WM_FLOW_PATH: job.flowPath ?? "",
-    WM_EMAIL: job.email,
-    WM_USERNAME: job.username,
-    WM_STATE_PATH: `${job.path}/${job.id}`,
-    ...job.extraEnv,
-  };
-}
-
-function spawnJob(job: JobContext, cwd: string, specFile: string): Promise<string> {
+function spawnJob(job: ScriptJob, specFile: string): Promise<{ logs: string; timedOut: boolean }> {
   return new Promise((resolve, reject) => {
     const child = spawn(bunBinary(), ["run", ENTRY], {
-      cwd,
-      env: { ...workerEnv(job), WM_LOCAL_JOB_SPEC: specFile },
+      cwd: job.cwd,
+      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? tmpdir(), ...job.env, WM_LOCAL_JOB_SPEC: specFile },
       stdio: ["ignore", "pipe", "pipe"],
     });
     let logs = "";
+    let timedOut = false;
     child.stdout.on("data", (d: Buffer) => (logs += d.toString("utf8")));
     child.stderr.on("data", (d: Buffer) => (logs += d.toString("utf8")));
-    const timer = setTimeout(() => child.kill("SIGKILL"), JOB_TIMEOUT_MS);
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill("SIGKILL");
+    }, job.timeoutMs ?? DEFAULT_TIMEOUT_MS);
     child.on("error", reject);
     child.on("close", () => {
       clearTimeout(timer);
-      resolve(logs);
+      resolve({ logs, timedOut });
     });
   });
 }

@@ -13,7 +13,7 @@ export interface Leak {
 /** Secrets shorter than this are not real credentials (and would match by accident). */
 const MIN_SECRET_LENGTH = 16;
 
-export function findLeaks(jobs: JobRecord[], secrets: Map<string, string>): Leak[] {
+export function findLeaks(jobs: Pick<JobRecord, "id" | "path" | "result" | "logs">[], secrets: Map<string, string>): Leak[] {
   const leaks: Leak[] = [];
   for (const job of jobs) {
     const text = `${JSON.stringify(job.result)}\n${job.logs}`;

@@ -24,8 +24,6 @@ export const UPLOAD_PART_SIZE = 8 * 1024 * 1024;
 export const UPLOAD_QUEUE_SIZE = 4;
 /** A presigned URL lives at most 7 days (SigV4 limit). */
 const PRESIGN_MAX_SECONDS = 7 * 24 * 3600;
-/** get_object refuses to load more than this into the job's memory unless told otherwise. */
-export const DEFAULT_MAX_GET_BYTES = 10 * 1024 * 1024;
 
 export async function s3Client(credentials: AwsStsCredentials | string): Promise<{ s3: S3Client; config: AwsClientConfig }> {
   const config = await awsClientConfig(credentials);
@@ -135,16 +133,21 @@ function decodeBody(bytes: Uint8Array, as: BodyEncoding, where: string): unknown
   }
 }
 
-export function encodeBody(content: unknown, encoding: BodyEncoding): { body: Buffer; contentType: string } {
+export function encodeBody(content: string, encoding: BodyEncoding): { body: Buffer; contentType: string } {
+  if (typeof content !== "string") throw new InputError("content", "it is not text", "Give the content as a string");
   if (encoding === "base64") {
-    if (typeof content !== "string" || !/^[A-Za-z0-9+/\r\n]*={0,2}$/.test(content)) {
+    if (!/^[A-Za-z0-9+/\r\n]*={0,2}$/.test(content)) {
       throw new InputError("content", "it is not base64", 'Give base64 text, or set encoding to "text"');
     }
     return { body: Buffer.from(content, "base64"), contentType: "application/octet-stream" };
   }
-  if (encoding === "json") return { body: Buffer.from(JSON.stringify(content)), contentType: "application/json" };
-  if (typeof content !== "string") {
-    throw new InputError("content", "it is not text", 'Give a string, or set encoding to "json" for structured content');
+  if (encoding === "json") {
+    try {
+      JSON.parse(content);
+    } catch (err) {
+      throw new InputError("content", `it is not valid JSON (${(err as Error).message})`, 'Fix the JSON, or set encoding to "text"');
+    }
+    return { body: Buffer.from(content, "utf8"), contentType: "application/json" };
   }
   return { body: Buffer.from(content, "utf8"), contentType: "text/plain; charset=utf-8" };
 }
@@ -201,14 +204,6 @@ export async function uploadObject(
     throw explainS3Error(err, { operation: "PutObject", bucket, key });
   });
   return { bucket, key, size, etag: done.ETag ?? null, version_id: done.VersionId ?? null, multipart: parts > 1 };
-}
-
-export async function putSmallObject(s3: S3Client, bucket: string, key: string, body: Buffer, contentType: string, encryption: Encryption): Promise<PutResult> {
-  const response = await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentType: contentType, ...encryptionParams(encryption) }))
-    .catch((err: unknown) => {
-      throw explainS3Error(err, { operation: "PutObject", bucket, key });
-    });
-  return { bucket, key, size: body.length, etag: response.ETag ?? null, version_id: response.VersionId ?? null, multipart: false };
 }
 
 export interface DeleteReport {

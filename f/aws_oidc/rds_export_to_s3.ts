@@ -1,0 +1,22 @@
+// Streams the rows of a query (COPY ... TO STDOUT as CSV) into an S3 object with a
+// multipart upload, in constant memory; optional gzip.
+import { exportQueryToS3 } from "./lib/s3RdsCopy.ts";
+import type { AwsStsCredentials as SavedCredentials } from "./lib/credentialsResource.ts";
+import type { AwsRdsIamPostgres as Database } from "./lib/rds.ts";
+
+/** Picks an aws_sts_credentials resource saved by assume_role. */
+type AwsStsCredentials = SavedCredentials;
+/** Picks an aws_rds_iam_postgres resource (host, port, database, user, TLS; no password). */
+type AwsRdsIamPostgres = Database;
+
+export async function main(
+  credentials: AwsStsCredentials,
+  database: AwsRdsIamPostgres,
+  query: string,
+  bucket: string,
+  key: string,
+  header: boolean = true,
+  gzip: boolean = false,
+) {
+  return await exportQueryToS3(credentials, database, { query, bucket, key, header, gzip });
+}

@@ -1,0 +1,29 @@
+// Streams a CSV object from S3 into a table with COPY, in one transaction: either every
+// row lands or none. gzip objects are decompressed on the fly; progress shows in the job.
+import { loadCsvFromS3 } from "./lib/s3RdsCopy.ts";
+import type { AwsStsCredentials as SavedCredentials } from "./lib/credentialsResource.ts";
+import type { AwsRdsIamPostgres as Database } from "./lib/rds.ts";
+
+/** Picks an aws_sts_credentials resource saved by assume_role. */
+type AwsStsCredentials = SavedCredentials;
+/** Picks an aws_rds_iam_postgres resource (host, port, database, user, TLS; no password). */
+type AwsRdsIamPostgres = Database;
+
+export async function main(
+  credentials: AwsStsCredentials,
+  database: AwsRdsIamPostgres,
+  bucket: string,
+  key: string,
+  table: string,
+  columns: string[] = [],
+  header: boolean = true,
+  delimiter: string = ",",
+  quote: string = "\"",
+  null_marker: string = "",
+  gzip: "auto" | "yes" | "no" = "auto",
+) {
+  return await loadCsvFromS3(credentials, database, {
+    bucket, key, table, columns, gzip,
+    format: { header, delimiter, quote, nullMarker: null_marker },
+  });
+}

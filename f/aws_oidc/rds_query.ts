@@ -1,0 +1,21 @@
+// Runs one parameterised SQL statement on RDS PostgreSQL with IAM authentication and
+// returns the rows as a table. Values go in args ($1, $2, ...), never into the SQL text.
+import { runQuery } from "./lib/rdsQuery.ts";
+import type { AwsStsCredentials as SavedCredentials } from "./lib/credentialsResource.ts";
+import type { AwsRdsIamPostgres as Database } from "./lib/rds.ts";
+
+/** Picks an aws_sts_credentials resource saved by assume_role. */
+type AwsStsCredentials = SavedCredentials;
+/** Picks an aws_rds_iam_postgres resource (host, port, database, user, TLS; no password). */
+type AwsRdsIamPostgres = Database;
+
+export async function main(
+  credentials: AwsStsCredentials,
+  database: AwsRdsIamPostgres,
+  sql: string,
+  args: unknown[] = [],
+  row_limit: number = 1000,
+  statement_timeout: string = "30s",
+) {
+  return await runQuery(credentials, database, { sql, args, rowLimit: row_limit, statementTimeout: statement_timeout });
+}

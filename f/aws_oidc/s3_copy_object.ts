@@ -1,0 +1,19 @@
+// Copies an object inside S3 (no download), optionally re-encrypting it.
+import { copyObject, s3Client } from "./lib/s3.ts";
+import type { AwsStsCredentials as SavedCredentials } from "./lib/credentialsResource.ts";
+
+/** Picks an aws_sts_credentials resource saved by assume_role. */
+type AwsStsCredentials = SavedCredentials;
+
+export async function main(
+  credentials: AwsStsCredentials,
+  source_bucket: string,
+  source_key: string,
+  bucket: string,
+  key: string,
+  sse: "" | "AES256" | "aws:kms" = "",
+  kms_key_id: string = "",
+) {
+  const { s3 } = await s3Client(credentials);
+  return await copyObject(s3, { sourceBucket: source_bucket, sourceKey: source_key, bucket, key, encryption: { sse, kmsKeyId: kms_key_id } });
+}
