@@ -1,0 +1,184 @@
+// Least-privilege AWS setup for this bundle: the IAM trust policy (who may assume the
+// role), the permission policy (what the session may do) and a CloudFormation template
+// creating the OIDC provider and the role. Pure functions: no AWS call.
+import { checkRegion, InputError } from "./validate.ts";
+
+export interface SetupInput {
+  accountId: string;
+  /** Windmill's public base URL, e.g. https://windmill.example.com */
+  baseUrl: string;
+  workspace: string;
+  /** Scripts allowed to assume the role when run on their own (not as a flow step). */
+  scripts: string[];
+  /** Flows any of whose steps may assume the role. */
+  flows: string[];
+  /** Optional: only jobs run by these users. */
+  emails: string[];
+  audience: string;
+  roleName: string;
+  /** Session length the role allows (seconds, 3600-43200). */
+  maxSessionDuration: number;
+  s3: { bucket: string; prefix: string; write: boolean } | null;
+  rds: { region: string; dbiResourceId: string; dbUser: string } | null;
+}
+
+export type PolicyDocument = { Version: "2012-10-17"; Statement: Record<string, unknown>[] };
+
+const ACCOUNT_PATTERN = /^\d{12}$/;
+/** Windmill workspace ids: lowercase letters, digits, - and _. */
+const WORKSPACE_PATTERN = /^[a-z0-9_-]+$/;
+const PATH_PATTERN = /^(u|f)\/[\w-]+\/[\w\-/*]+$/;
+const DBI_PATTERN = /^db-[A-Z0-9]+$/;
+
+/** The provider as IAM writes it in ARNs and condition keys: host + path, no scheme. */
+export function providerId(baseUrl: string): string {
+  let url: URL;
+  try {
+    url = new URL(baseUrl);
+  } catch {
+    throw new InputError("base_url", `${JSON.stringify(baseUrl)} is not a URL`, "Use Windmill's public URL, e.g. https://windmill.example.com");
+  }
+  if (url.protocol !== "https:" && !["127.0.0.1", "localhost"].includes(url.hostname)) {
+    throw new InputError("base_url", "it is not https", "AWS fetches the OIDC keys over HTTPS only: use Windmill's public https URL");
+  }
+  return `${url.host}${url.pathname.replace(/\/+$/, "")}/api/oidc/`;
+}
+
+export function checkSetupInput(input: SetupInput): SetupInput {
+  if (!ACCOUNT_PATTERN.test(input.accountId)) throw new InputError("account_id", `${JSON.stringify(input.accountId)} is not a 12-digit account id`, "Copy it from the AWS console's account menu");
+  if (!WORKSPACE_PATTERN.test(input.workspace)) {
+    throw new InputError("workspace", `${JSON.stringify(input.workspace)} is not a workspace id`, "Use the workspace id (lowercase, as in the URL), never a wildcard");
+  }
+  if (input.scripts.length + input.flows.length === 0) {
+    throw new InputError("scripts", "no script or flow is allowed", "List the scripts and/or flows that may assume the role, e.g. f/aws_oidc/s3_csv_to_rds");
+  }
+  for (const [name, paths] of [["scripts", input.scripts], ["flows", input.flows]] as const) {
+    for (const p of paths) {
+      if (!PATH_PATTERN.test(p) || p.includes("::")) {
+        throw new InputError(name, `${JSON.stringify(p)} is not a Windmill path`, "Use f/<folder>/<name> (a * inside the name is allowed, e.g. f/aws_oidc/*)");
+      }
+    }
+  }
+  if (input.s3 && !/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(input.s3.bucket)) {
+    throw new InputError("bucket", `${JSON.stringify(input.s3.bucket)} is not a bucket name`, "Use the bucket's name, without s3://");
+  }
+  if (!Number.isInteger(input.maxSessionDuration) || input.maxSessionDuration < 3600 || input.maxSessionDuration > 43_200) {
+    throw new InputError("max_session_hours", `${input.maxSessionDuration / 3600} h is out of range`, "IAM roles allow 1 to 12 hours");
+  }
+  if (input.rds) checkRegion("rds_region", input.rds.region);
+  if (input.rds && !DBI_PATTERN.test(input.rds.dbiResourceId)) {
+    throw new InputError("dbi_resource_id", `${JSON.stringify(input.rds.dbiResourceId)} is not a DbiResourceId`,
+      "Use the instance's Resource ID (db-XXXX) from the RDS console's Configuration tab, not its name");
+  }
+  return input;
+}
+
+/**
+ * `sub` = `<email>::<script path>::<flow path>::<workspace>`. A script alone runs as
+ * `*::<script>::no_flow::<ws>`; any step of a flow as `*::*::<flow>::<ws>`. Each pattern
+ * ends with the workspace, so no other workspace of the instance can match.
+ */
+export function subPatterns(input: SetupInput): string[] {
+  return [
+    ...input.scripts.map((s) => `*::${s}::no_flow::${input.workspace}`),
+    ...input.flows.map((f) => `*::*::${f}::${input.workspace}`),
+  ];
+}
+
+export function trustPolicy(input: SetupInput): PolicyDocument {
+  const provider = providerId(input.baseUrl);
+  const equals: Record<string, string | string[]> = { [`${provider}:aud`]: input.audience };
+  if (input.emails.length) equals[`${provider}:email`] = input.emails;
+  return {
+    Version: "2012-10-17",
+    Statement: [{
+      Sid: "WindmillJobsOfThisWorkspace",
+      Effect: "Allow",
+      Action: "sts:AssumeRoleWithWebIdentity",
+      Principal: { Federated: `arn:aws:iam::${input.accountId}:oidc-provider/${provider}` },
+      Condition: { StringEquals: equals, StringLike: { [`${provider}:sub`]: subPatterns(input) } },
+    }],
+  };
+}
+
+export function permissionPolicy(input: SetupInput): PolicyDocument {
+  const statements: Record<string, unknown>[] = [];
+  if (input.s3) {
+    const { bucket, prefix, write } = input.s3;
+    const objects = `arn:aws:s3:::${bucket}/${prefix}*`;
+    statements.push({
+      Sid: "ListThePrefix",
+      Effect: "Allow",
+      Action: "s3:ListBucket",
+      Resource: `arn:aws:s3:::${bucket}`,
+      ...(prefix ? { Condition: { StringLike: { "s3:prefix": [`${prefix}*`] } } } : {}),
+    });
+    statements.push({
+      Sid: write ? "ReadWriteObjects" : "ReadObjects",
+      Effect: "Allow",
+      Action: write ? ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"] : ["s3:GetObject"],
+      Resource: objects,
+    });
+  }
+  if (input.rds) {
+    const { region, dbiResourceId, dbUser } = input.rds;
+    statements.push({
+      Sid: "ConnectAsOneDatabaseUser",
+      Effect: "Allow",
+      Action: "rds-db:connect",
+      Resource: `arn:aws:rds-db:${region}:${input.accountId}:dbuser:${dbiResourceId}/${dbUser}`,
+    });
+  }
+  if (statements.length === 0) throw new InputError("bucket", "the role would have no permission", "Give a bucket (and prefix) and/or a database user");
+  return { Version: "2012-10-17", Statement: statements };
+}
+
+/** A template creating the OIDC provider and the role, for `aws cloudformation deploy`. */
+export function cloudFormationTemplate(input: SetupInput): Record<string, unknown> {
+  return {
+    AWSTemplateFormatVersion: "2010-09-09",
+    Description: `Windmill OIDC provider and role ${input.roleName} for workspace ${input.workspace} (no stored AWS keys)`,
+    Resources: {
+      WindmillOidcProvider: {
+        Type: "AWS::IAM::OIDCProvider",
+        Properties: { Url: `https://${providerId(input.baseUrl)}`, ClientIdList: [input.audience] },
+      },
+      WindmillRole: {
+        Type: "AWS::IAM::Role",
+        DependsOn: "WindmillOidcProvider",
+        Properties: {
+          RoleName: input.roleName,
+          MaxSessionDuration: input.maxSessionDuration,
+          AssumeRolePolicyDocument: trustPolicy(input),
+          Policies: [{ PolicyName: `${input.roleName}-permissions`, PolicyDocument: permissionPolicy(input) }],
+        },
+      },
+    },
+    Outputs: { RoleArn: { Value: { "Fn::GetAtt": ["WindmillRole", "Arn"] } } },
+  };
+}
+
+export interface SetupDocuments {
+  provider_url: string;
+  sub_patterns: string[];
+  trust_policy: PolicyDocument;
+  permission_policy: PolicyDocument;
+  cloudformation: Record<string, unknown>;
+  next_steps: string[];
+}
+
+export function setupDocuments(raw: SetupInput): SetupDocuments {
+  const input = checkSetupInput(raw);
+  return {
+    provider_url: `https://${providerId(input.baseUrl)}`,
+    sub_patterns: subPatterns(input),
+    trust_policy: trustPolicy(input),
+    permission_policy: permissionPolicy(input),
+    cloudformation: cloudFormationTemplate(input),
+    next_steps: [
+      "Deploy: aws cloudformation deploy --template-file windmill-oidc.json --stack-name windmill-oidc --capabilities CAPABILITY_NAMED_IAM",
+      ...(input.rds ? [`In the database: CREATE USER ${input.rds.dbUser}; GRANT rds_iam TO ${input.rds.dbUser};`] : []),
+      `In Windmill: create an aws_oidc resource {roleArn: "arn:aws:iam::${input.accountId}:role/${input.roleName}", region}, then run f/aws_oidc/whoami`,
+    ],
+  };
+}
