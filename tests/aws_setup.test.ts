@@ -1,0 +1,134 @@
+// The generated least-privilege policies, loaded into the STS stand-in: the allowed
+// script gets in, every other path, workspace and audience is refused.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { setupDocuments, type SetupInput } from "../f/aws_oidc/lib/awsSetup.ts";
+import { InputError } from "../f/aws_oidc/lib/validate.ts";
+import { expectNoLeaks } from "./helpers/leaks.ts";
+import { ACCOUNT_ID, REGION, startStack, type PolicyDocument, type Stack } from "./helpers/stack.ts";
+
+const BASE: SetupInput = {
+  accountId: ACCOUNT_ID, baseUrl: "https://windmill.example.com", workspace: "prod",
+  scripts: [], flows: ["f/aws_oidc/s3_csv_to_rds"], emails: [], audience: "sts.amazonaws.com",
+  roleName: "windmill-aws-oidc", maxSessionDuration: 3600,
+  s3: { bucket: "data-lake", prefix: "incoming/", write: false },
+  rds: { region: "us-east-1", dbiResourceId: "db-ABCDEFGHIJKL", dbUser: "app_user" },
+};
+
+describe("generated documents", () => {
+  test("pin aud exactly and sub to the workspace, never a bare *", () => {
+    const docs = setupDocuments({ ...BASE, scripts: ["f/aws_oidc/whoami"], emails: ["ops@example.com"] });
+    const statement = docs.trust_policy.Statement[0] as { Condition: Record<string, Record<string, unknown>>; Principal: { Federated: string } };
+    expect(statement.Principal.Federated).toBe("arn:aws:iam::123456789012:oidc-provider/windmill.example.com/api/oidc/");
+    expect(statement.Condition.StringEquals).toEqual({
+      "windmill.example.com/api/oidc/:aud": "sts.amazonaws.com",
+      "windmill.example.com/api/oidc/:email": ["ops@example.com"],
+    });
+    const subs = statement.Condition.StringLike["windmill.example.com/api/oidc/:sub"] as string[];
+    expect(subs).toEqual(["*::f/aws_oidc/whoami::no_flow::prod", "*::*::f/aws_oidc/s3_csv_to_rds::prod"]);
+    for (const s of subs) expect(s.endsWith("::prod")).toBe(true);
+  });
+
+  test("grant one prefix of one bucket and one database user", () => {
+    const { permission_policy } = setupDocuments(BASE);
+    expect(permission_policy.Statement).toEqual([
+      { Sid: "ListThePrefix", Effect: "Allow", Action: "s3:ListBucket", Resource: "arn:aws:s3:::data-lake", Condition: { StringLike: { "s3:prefix": ["incoming/*"] } } },
+      { Sid: "ReadObjects", Effect: "Allow", Action: ["s3:GetObject"], Resource: "arn:aws:s3:::data-lake/incoming/*" },
+      { Sid: "ConnectAsOneDatabaseUser", Effect: "Allow", Action: "rds-db:connect", Resource: "arn:aws:rds-db:us-east-1:123456789012:dbuser:db-ABCDEFGHIJKL/app_user" },
+    ]);
+  });
+
+  test("the CloudFormation template creates the provider and the role", () => {
+    const { cloudformation } = setupDocuments(BASE);
+    const resources = cloudformation.Resources as Record<string, { Type: string; Properties: Record<string, unknown> }>;
+    expect(resources.WindmillOidcProvider.Properties).toEqual({ Url: "https://windmill.example.com/api/oidc/", ClientIdList: ["sts.amazonaws.com"] });
+    expect(resources.WindmillRole.Type).toBe("AWS::IAM::Role");
+    expect(resources.WindmillRole.Properties.MaxSessionDuration).toBe(3600);
+  });
+
+  test.each([
+    [{ accountId: "1234" }, "account_id"],
+    [{ workspace: "*" }, "workspace"],
+    [{ workspace: "Prod Space" }, "workspace"],
+    [{ flows: [], scripts: [] }, "scripts"],
+    [{ flows: ["f/x/y::z"] }, "flows"],
+    [{ baseUrl: "http://windmill.example.com" }, "base_url"],
+    [{ baseUrl: "windmill" }, "base_url"],
+    [{ s3: { bucket: "s3://data", prefix: "", write: false } }, "bucket"],
+    [{ rds: { region: "us-east-1", dbiResourceId: "mydb", dbUser: "app" } }, "dbi_resource_id"],
+    [{ rds: { region: "useast", dbiResourceId: "db-ABC", dbUser: "app" } }, "rds_region"],
+    [{ maxSessionDuration: 13 * 3600 }, "max_session_hours"],
+    [{ s3: null, rds: null }, "bucket"],
+  ] as [Partial<SetupInput>, string][])("bad input #%# is refused, naming the input", (patch, input) => {
+    let error: unknown;
+    try {
+      setupDocuments({ ...BASE, ...patch });
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(InputError);
+    expect((error as InputError).input).toBe(input);
+  });
+});
+
+describe("the generated trust policy in the STS stand-in", () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await startStack();
+  });
+  afterAll(async () => {
+    await expectNoLeaks(stack);
+    await stack.close();
+  });
+
+  async function roleFor(name: string, patch: Partial<SetupInput>): Promise<string> {
+    const docs = setupDocuments({ ...BASE, baseUrl: stack.windmill.url, workspace: stack.windmill.workspace, s3: { bucket: "demo", prefix: "", write: true }, rds: null, ...patch });
+    return stack.addRole({
+      roleName: name,
+      maxSessionDuration: 3600,
+      assumeRolePolicyDocument: docs.trust_policy as unknown as PolicyDocument,
+      permissionPolicies: [docs.permission_policy as unknown as PolicyDocument],
+    });
+  }
+
+  async function assume(roleArn: string, audience = "sts.amazonaws.com") {
+    return stack.runScript("f/aws_oidc/assume_role", { role_arn: roleArn, region: REGION, audience, save_to: "f/aws_oidc/setup_creds", force: true });
+  }
+
+  test("the allowed script gets credentials", async () => {
+    const role = await roleFor("allow-assume-role", { scripts: ["f/aws_oidc/assume_role"], flows: [] });
+    const { status, result } = await assume(role);
+    expect(status).toBe(200);
+    expect(result.role_arn).toBe(role);
+  });
+
+  test("a wildcard inside the folder works, the folder stays pinned", async () => {
+    const role = await roleFor("allow-folder", { scripts: ["f/aws_oidc/*"], flows: [] });
+    expect((await assume(role)).status).toBe(200);
+    const other = await roleFor("allow-other-folder", { scripts: ["f/etl/*"], flows: [] });
+    expect((await assume(other)).result.error.message).toContain("AccessDenied");
+  });
+
+  test("a script allowed only inside a flow is refused when run alone", async () => {
+    const role = await roleFor("allow-flow-only", { scripts: [], flows: ["f/aws_oidc/s3_csv_to_rds"] });
+    const { status, result } = await assume(role);
+    expect(status).toBe(500);
+    expect(result.error.message).toContain("AccessDenied");
+    expect(result.error.message).toContain("::f/aws_oidc/assume_role::no_flow::");
+  });
+
+  test("another workspace is refused", async () => {
+    const role = await roleFor("allow-other-workspace", { workspace: "prod", scripts: ["f/aws_oidc/assume_role"], flows: [] });
+    expect((await assume(role)).result.error.message).toContain("AccessDenied");
+  });
+
+  test("another audience is refused", async () => {
+    const c = await stack.config();
+    c.oidcProviders[0].clientIdList = ["sts.amazonaws.com", "other-audience"];
+    await stack.writeConfig(c);
+    const role = await roleFor("allow-aud", { scripts: ["f/aws_oidc/assume_role"], flows: [] });
+    expect((await assume(role)).status).toBe(200);
+    const { result } = await assume(role, "other-audience");
+    expect(result.error.message).toContain("AccessDenied");
+    expect(result.error.message).toContain('"aud":["other-audience"]');
+  });
+});
