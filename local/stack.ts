@@ -58,7 +58,13 @@ export function trustPolicy(provider: string, accountId: string, sub: string, au
   };
 }
 
-export async function startLocalStack(options: { workspaceDir?: string } = {}): Promise<LocalStack> {
+export interface StackOptions {
+  workspaceDir?: string;
+  s3?: boolean;
+  rds?: boolean;
+}
+
+export async function startLocalStack(options: StackOptions = {}): Promise<LocalStack> {
   const dir = await mkdtemp(join(tmpdir(), "aws-oidc-local-"));
   const jobEnv: Record<string, string> = { AWS_REGION: REGION };
   const windmill = await startWindmill({ workspaceDir: options.workspaceDir ?? REPO_ROOT, jobEnv });

@@ -1,7 +1,7 @@
 // The local stack plus what tests need on top: running a script as a job, acting as a
 // job in this process, and the STS stand-in's inspection and fault endpoints.
 import wmill from "windmill-client";
-import { startLocalStack, type LocalStack } from "../../local/stack.ts";
+import { startLocalStack, type LocalStack, type StackOptions } from "../../local/stack.ts";
 
 export { ACCOUNT_ID, DEMO_ROLE, DEMO_ROLE_ARN, REGION, REPO_ROOT, trustPolicy } from "../../local/stack.ts";
 export type { PolicyDocument, RoleConfig, StsConfig } from "../../local/stack.ts";
@@ -19,8 +19,8 @@ export interface Stack extends LocalStack {
   stsFaults(body: Record<string, unknown>): Promise<void>;
 }
 
-export async function startStack(): Promise<Stack> {
-  const local = await startLocalStack();
+export async function startStack(options: StackOptions = {}): Promise<Stack> {
+  const local = await startLocalStack(options);
   const { windmill, sts } = local;
   const stsJson = async (path: string) => {
     const res = await fetch(`${sts.url}${path}`);

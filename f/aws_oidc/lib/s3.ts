@@ -78,6 +78,14 @@ export async function listObjects(
 }
 
 export type BodyEncoding = "text" | "json" | "base64";
+const BODY_ENCODINGS: BodyEncoding[] = ["text", "json", "base64"];
+
+function checkEncoding(input: string, value: string): BodyEncoding {
+  if (!BODY_ENCODINGS.includes(value as BodyEncoding)) {
+    throw new InputError(input, `${JSON.stringify(value)} is not an encoding`, 'Use "text", "json" or "base64"');
+  }
+  return value as BodyEncoding;
+}
 
 export interface GotObject {
   bucket: string;
@@ -96,6 +104,7 @@ export async function getObject(
 ): Promise<GotObject> {
   const bucket = checkBucket("bucket", options.bucket);
   const key = checkKey("key", options.key);
+  const as = checkEncoding("as", options.as);
   const range = options.range.trim();
   if (range && !/^bytes=\d*-\d*$/.test(range)) {
     throw new InputError("range", `${JSON.stringify(range)} is not a byte range`, 'Use "bytes=0-1023" (first KiB) or "bytes=-100" (last 100 bytes)');
@@ -118,7 +127,7 @@ export async function getObject(
     etag: response.ETag ?? null,
     last_modified: response.LastModified?.toISOString() ?? null,
     range: response.ContentRange ?? null,
-    body: decodeBody(bytes, options.as, `s3://${bucket}/${key}`),
+    body: decodeBody(bytes, as, `s3://${bucket}/${key}`),
   };
 }
 
@@ -135,6 +144,7 @@ function decodeBody(bytes: Uint8Array, as: BodyEncoding, where: string): unknown
 
 export function encodeBody(content: string, encoding: BodyEncoding): { body: Buffer; contentType: string } {
   if (typeof content !== "string") throw new InputError("content", "it is not text", "Give the content as a string");
+  checkEncoding("encoding", encoding);
   if (encoding === "base64") {
     if (!/^[A-Za-z0-9+/\r\n]*={0,2}$/.test(content)) {
       throw new InputError("content", "it is not base64", 'Give base64 text, or set encoding to "text"');

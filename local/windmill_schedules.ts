@@ -1,0 +1,66 @@
+// Schedules of the Windmill stand-in: 6-field cron (seconds first) in a timezone, as
+// Windmill evaluates them, each due tick starting a job of the schedule's script or flow.
+import { Cron } from "croner";
+import { HttpError } from "./http.ts";
+
+export interface ScheduleSpec {
+  path: string;
+  schedule: string;
+  timezone: string;
+  script_path: string;
+  is_flow: boolean;
+  enabled: boolean;
+  args?: Record<string, unknown>;
+  no_flow_overlap?: boolean;
+}
+
+/** Windmill's cron has 6 fields (seconds first), optionally a 7th for years. */
+export function checkCron(schedule: string, timezone: string): Cron {
+  const fields = schedule.trim().split(/\s+/);
+  if (fields.length < 6 || fields.length > 7) {
+    throw new HttpError(400, `Invalid schedule ${JSON.stringify(schedule)}: Windmill cron has 6 fields, seconds first (e.g. "0 */10 * * * *" for every 10 minutes)`);
+  }
+  try {
+    Intl.DateTimeFormat(undefined, { timeZone: timezone });
+  } catch {
+    throw new HttpError(400, `Invalid timezone ${JSON.stringify(timezone)}: use an IANA name such as Etc/UTC or Europe/Paris`);
+  }
+  try {
+    return new Cron(fields.slice(0, 6).join(" "), { timezone, paused: true });
+  } catch (err) {
+    throw new HttpError(400, `Invalid schedule ${JSON.stringify(schedule)}: ${(err as Error).message}`);
+  }
+}
+
+export interface ScheduleRunner {
+  /** Starts the schedule's job; resolves when it has finished. */
+  run(spec: ScheduleSpec): Promise<void>;
+  onError(spec: ScheduleSpec, err: unknown): void;
+}
+
+/** Ticks every enabled schedule; returns a function that stops them all. */
+export function startScheduler(list: () => ScheduleSpec[], runner: ScheduleRunner): () => void {
+  const running = new Set<string>();
+  const nextRun = new Map<string, { key: string; at: number }>();
+  const tick = () => {
+    const now = Date.now();
+    for (const spec of list()) {
+      if (!spec.enabled) continue;
+      const key = `${spec.schedule}|${spec.timezone}`;
+      let next = nextRun.get(spec.path);
+      if (!next || next.key !== key) {
+        next = { key, at: checkCron(spec.schedule, spec.timezone).nextRun()?.getTime() ?? Infinity };
+        nextRun.set(spec.path, next);
+      }
+      if (next.at > now) continue;
+      nextRun.delete(spec.path);
+      // Windmill skips a tick whose previous run is still going when overlap is off.
+      if (spec.no_flow_overlap && running.has(spec.path)) continue;
+      running.add(spec.path);
+      runner.run(spec).catch((err: unknown) => runner.onError(spec, err)).finally(() => running.delete(spec.path));
+    }
+  };
+  /** Ticks 4 times a second so a 1-second cron fires on time. */
+  const timer = setInterval(tick, 250);
+  return () => clearInterval(timer);
+}
