@@ -7,6 +7,8 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parse } from "yaml";
+import { startRds, type RdsStandIn } from "./rds.ts";
+import { startS3, type S3StandIn } from "./s3.ts";
 import { startSts, type StsStandIn } from "./sts.ts";
 import { startWindmill, type WindmillStandIn } from "./windmill.ts";
 
@@ -17,6 +19,10 @@ export const DEMO_ROLE = "windmill-demo";
 export const DEMO_ROLE_ARN = `arn:aws:iam::${ACCOUNT_ID}:role/${DEMO_ROLE}`;
 export const REGION = "us-east-1";
 export const AUDIENCE = "sts.amazonaws.com";
+/** The stand-in database's DbiResourceId, as IAM policies name it. */
+export const DBI_RESOURCE_ID = "db-LOCALSTANDIN0000000000000";
+/** The IAM-auth database user the demo role may connect as (`rds-db:connect`). */
+export const DB_USER = "app_user";
 
 export type PolicyDocument = { Version: string; Statement: Record<string, unknown>[] };
 export interface RoleConfig {
@@ -35,6 +41,12 @@ export interface StsConfig {
 export interface LocalStack {
   windmill: WindmillStandIn;
   sts: StsStandIn;
+  /** Present when started with `{ s3: true }`. */
+  s3?: S3StandIn;
+  /** Present when started with `{ rds: true }`. */
+  rds?: RdsStandIn;
+  /** The env every job gets on top of Windmill's: region and the stand-ins' endpoints. */
+  jobEnv: Record<string, string>;
   configPath: string;
   /** The provider as IAM writes it in ARNs and condition keys: `127.0.0.1:PORT/api/oidc/`. */
   provider: string;
@@ -64,6 +76,17 @@ export interface StackOptions {
   rds?: boolean;
 }
 
+/** The demo role may do anything in S3 and connect to the database as DB_USER. */
+function demoPermissions(dbiResourceId: string): PolicyDocument {
+  return {
+    Version: "2012-10-17",
+    Statement: [
+      { Effect: "Allow", Action: ["s3:*", "sts:AssumeRole"], Resource: "*" },
+      { Effect: "Allow", Action: "rds-db:connect", Resource: `arn:aws:rds-db:${REGION}:${ACCOUNT_ID}:dbuser:${dbiResourceId}/${DB_USER}` },
+    ],
+  };
+}
+
 export async function startLocalStack(options: StackOptions = {}): Promise<LocalStack> {
   const dir = await mkdtemp(join(tmpdir(), "aws-oidc-local-"));
   const jobEnv: Record<string, string> = { AWS_REGION: REGION };
@@ -79,7 +102,7 @@ export async function startLocalStack(options: StackOptions = {}): Promise<Local
       roleName: DEMO_ROLE,
       maxSessionDuration: 43_200,
       assumeRolePolicyDocument: trustPolicy(provider, ACCOUNT_ID, `*::*::*::${windmill.workspace}`),
-      permissionPolicies: [{ Version: "2012-10-17", Statement: [{ Effect: "Allow", Action: ["s3:*", "sts:AssumeRole"], Resource: "*" }] }],
+      permissionPolicies: [demoPermissions(DBI_RESOURCE_ID)],
     }],
     managedPolicies: [{
       arn: `arn:aws:iam::${ACCOUNT_ID}:policy/read-only`,
@@ -88,9 +111,13 @@ export async function startLocalStack(options: StackOptions = {}): Promise<Local
   });
   const sts = await startSts({ configPath });
   jobEnv.AWS_ENDPOINT_URL_STS = sts.url;
-  await pushResourceTypes(windmill, ["aws_sts_credentials"]);
+  const s3 = options.s3 ? await startS3({ stsUrl: sts.url, region: REGION }) : undefined;
+  if (s3) jobEnv.AWS_ENDPOINT_URL_S3 = s3.url;
+  const rds = options.rds ? await startRds({ stsUrl: sts.url, region: REGION, dbiResourceId: DBI_RESOURCE_ID }) : undefined;
+  if (rds) await rds.adminSql(`create user ${DB_USER}; grant rds_iam to ${DB_USER}`);
+  await pushResourceTypes(windmill, ["aws_sts_credentials", "aws_rds_iam_postgres"]);
   return {
-    windmill, sts, configPath, provider, config, writeConfig,
+    windmill, sts, s3, rds, jobEnv, configPath, provider, config, writeConfig,
     async addRole(role) {
       const c = await config();
       c.roles = [...c.roles.filter((r) => r.roleName !== role.roleName), role];
@@ -98,6 +125,8 @@ export async function startLocalStack(options: StackOptions = {}): Promise<Local
       return `arn:aws:iam::${c.accountId}:role/${role.roleName}`;
     },
     async close() {
+      await rds?.close();
+      await s3?.close();
       await sts.close();
       await windmill.close();
       await rm(dir, { recursive: true, force: true });

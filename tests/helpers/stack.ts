@@ -3,7 +3,7 @@
 import wmill from "windmill-client";
 import { startLocalStack, type LocalStack, type StackOptions } from "../../local/stack.ts";
 
-export { ACCOUNT_ID, DEMO_ROLE, DEMO_ROLE_ARN, REGION, REPO_ROOT, trustPolicy } from "../../local/stack.ts";
+export { ACCOUNT_ID, DB_USER, DBI_RESOURCE_ID, DEMO_ROLE, DEMO_ROLE_ARN, REGION, REPO_ROOT, trustPolicy } from "../../local/stack.ts";
 export type { PolicyDocument, RoleConfig, StsConfig } from "../../local/stack.ts";
 
 /** A job's JSON result; its shape is whatever the script returns. */
@@ -40,7 +40,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       const token = windmill.createJobToken({ path, flowPath });
       Object.assign(process.env, {
         WM_TOKEN: token, WM_WORKSPACE: windmill.workspace, BASE_INTERNAL_URL: windmill.url,
-        WM_JOB_PATH: path ?? "", WM_JOB_ID: crypto.randomUUID(), AWS_ENDPOINT_URL_STS: sts.url, AWS_REGION: "us-east-1",
+        WM_JOB_PATH: path ?? "", WM_JOB_ID: crypto.randomUUID(), ...local.jobEnv,
       });
       wmill.setClient(token, windmill.url);
     },

@@ -1,0 +1,178 @@
+// The RDS scripts as a user runs them: IAM tokens signed per connection, TLS verified
+// against the stand-in's CA, CSV streamed from S3 into COPY and back out.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
+import { gzipSync } from "node:zlib";
+import wmill from "windmill-client";
+import { assumeRoleAndSave } from "../f/aws_oidc/lib/assumeRoleAndSave.ts";
+import { s3Client } from "../f/aws_oidc/lib/s3.ts";
+import { expectNoLeaks } from "./helpers/leaks.ts";
+import { DB_USER, DEMO_ROLE_ARN, REGION, startStack, type Stack } from "./helpers/stack.ts";
+
+const CREDS = "f/aws_oidc/rds_test_creds";
+const DB = "f/aws_oidc/rds_test_db";
+const BUCKET = "rds-data";
+let stack: Stack;
+let s3: S3Client;
+const quiet = () => {};
+
+beforeAll(async () => {
+  stack = await startStack({ s3: true, rds: true });
+  const rds = stack.rds!;
+  stack.actAsJob("f/aws_oidc/rds_test");
+  await assumeRoleAndSave({ roleArn: DEMO_ROLE_ARN, region: REGION, saveTo: CREDS }, quiet);
+  s3 = (await s3Client(CREDS)).s3;
+  await s3.send(new CreateBucketCommand({ Bucket: BUCKET }));
+  await wmill.ResourceService.createResource({
+    workspace: stack.windmill.workspace,
+    requestBody: {
+      path: DB, resource_type: "aws_rds_iam_postgres",
+      value: { host: rds.host, port: rds.port, database: "postgres", user: DB_USER, tlsMode: "verify-full", caCert: rds.caCertPem },
+    },
+  });
+  await rds.adminSql(`
+    create table people (id int primary key, name text, note text, score numeric);
+    grant select, insert, update, delete on people to ${DB_USER};
+    create table events (id int, label text);
+    grant select, insert on events to ${DB_USER};`);
+});
+afterAll(async () => {
+  await expectNoLeaks(stack);
+  await stack.close();
+});
+
+const run = (script: string, args: Record<string, unknown>) =>
+  stack.runScript(`f/aws_oidc/${script}`, { credentials: `$res:${CREDS}`, database: `$res:${DB}`, ...args });
+
+async function putObject(key: string, body: string | Buffer) {
+  await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: body }));
+}
+
+describe("rds_query", () => {
+  test("runs a parameterised query over verified TLS with a fresh IAM token", async () => {
+    const { status, result } = await run("rds_query", { sql: "select $1::int + 1 as answer, current_user as who, $2::text as echo", args: [41, "it's; drop table people"] });
+    expect(status).toBe(200);
+    expect(result).toMatchObject({ rows: [{ answer: 42, who: DB_USER, echo: "it's; drop table people" }], row_count: 1, truncated: false, warnings: [] });
+  });
+
+  test("stops at row_limit and says so", async () => {
+    const { result } = await run("rds_query", { sql: "select g from generate_series(1, 5000) g", row_limit: 10 });
+    expect(result.rows).toHaveLength(10);
+    expect(result.truncated).toBe(true);
+  });
+
+  test("a statement over statement_timeout is cancelled with a hint", async () => {
+    const { status, result } = await run("rds_query", { sql: "select pg_sleep(5)", statement_timeout: "1s" });
+    expect(status).toBe(500);
+    expect(result.error.message).toContain("57014");
+    expect(result.error.message).toContain("statement_timeout");
+  });
+
+  test("weaker TLS modes work only when named, with a warning", async () => {
+    const rds = stack.rds!;
+    const weak = { host: rds.host, port: rds.port, database: "postgres", user: DB_USER, tlsMode: "require" };
+    const { result } = await stack.runScript("f/aws_oidc/rds_query", { credentials: `$res:${CREDS}`, database: weak, sql: "select 1 as one" });
+    expect(result.rows).toEqual([{ one: 1 }]);
+    expect(result.warnings[0]).toContain("NOT verified");
+    const bad = await stack.runScript("f/aws_oidc/rds_query", { credentials: `$res:${CREDS}`, database: { ...weak, tlsMode: "disable" }, sql: "select 1" });
+    expect(bad.result.error.message).toContain('Invalid input "database.tlsMode"');
+    const noCa = await stack.runScript("f/aws_oidc/rds_query", { credentials: `$res:${CREDS}`, database: { ...weak, tlsMode: "verify-full" }, sql: "select 1" });
+    expect(noCa.result.error.message).toContain('Invalid input "database.caCert"');
+  });
+
+  test("a database user the role may not connect as is refused with the IAM checklist", async () => {
+    await stack.rds!.adminSql("create user other_user; grant rds_iam to other_user");
+    const rds = stack.rds!;
+    const other = { host: rds.host, port: rds.port, database: "postgres", user: "other_user", caCert: rds.caCertPem };
+    const { status, result } = await stack.runScript("f/aws_oidc/rds_query", { credentials: `$res:${CREDS}`, database: other, sql: "select 1" });
+    expect(status).toBe(500);
+    expect(result.error.message).toContain("28P01");
+    expect(result.error.message).toContain("rds-db:connect");
+    expect(stack.rds!.lastAuthFailures.at(-1)?.user).toBe("other_user");
+  });
+});
+
+describe("rds_load_csv_from_s3", () => {
+  const tricky = [
+    "id,name,note,score",
+    '1,"Ada, Countess","line one\nline two",9.5',
+    '2,"Grace ""Amazing"" Hopper",,7',
+    "3,Zoë Ünïcode 日本,\"\",",
+    '4,"",plain,0',
+  ].join("\n") + "\n";
+
+  test("loads quotes, embedded newlines, NULLs and unicode exactly", async () => {
+    await putObject("in/people.csv", tricky);
+    const { status, result } = await run("rds_load_csv_from_s3", { bucket: BUCKET, key: "in/people.csv", table: "people" });
+    expect(status).toBe(200);
+    expect(result).toMatchObject({ rows_loaded: 4, bytes_read: Buffer.byteLength(tricky), gzip: false, table: "people" });
+    const back = await run("rds_query", { sql: "select id, name, note, score::text from people order by id" });
+    expect(back.result.rows).toEqual([
+      { id: 1, name: "Ada, Countess", note: "line one\nline two", score: "9.5" },
+      { id: 2, name: 'Grace "Amazing" Hopper', note: null, score: "7" },
+      { id: 3, name: "Zoë Ünïcode 日本", note: "", score: null },
+      { id: 4, name: "", note: "plain", score: "0" },
+    ]);
+  });
+
+  test("gunzips on the fly, with a custom delimiter and no header", async () => {
+    await putObject("in/events.tsv.gz", gzipSync("1\tstart\n2\tstop\n3\t\\N\n"));
+    const { result } = await run("rds_load_csv_from_s3", {
+      bucket: BUCKET, key: "in/events.tsv.gz", table: "events", header: false, delimiter: "\t", null_marker: "\\N", gzip: "yes",
+    });
+    expect(result).toMatchObject({ rows_loaded: 3, gzip: true });
+    expect((await run("rds_query", { sql: "select count(*)::int as n, count(label)::int as labelled from events" })).result.rows).toEqual([{ n: 3, labelled: 2 }]);
+  });
+
+  test("a line with the wrong column count loads nothing and says which input to check", async () => {
+    await putObject("in/bad.csv", "id,name,note,score\n10,a,b,1\n11,only-two\n");
+    const { status, result } = await run("rds_load_csv_from_s3", { bucket: BUCKET, key: "in/bad.csv", table: "people" });
+    expect(status).toBe(500);
+    expect(result.error.message).toContain("22P04");
+    expect((await run("rds_query", { sql: "select count(*)::int as n from people where id >= 10" })).result.rows).toEqual([{ n: 0 }]);
+  });
+
+  test("a backend killed mid-COPY leaves no partial rows", async () => {
+    const lines = ["id,label", ...Array.from({ length: 300_000 }, (_, i) => `${i},label-${i}-${"x".repeat(40)}`)];
+    await putObject("in/big.csv", lines.join("\n") + "\n");
+    const killed = stack.rds!.faults.killBackendOnNextCopy({ afterBytes: 1024 * 1024 });
+    const { status, result } = await run("rds_load_csv_from_s3", { bucket: BUCKET, key: "in/big.csv", table: "events" });
+    await killed;
+    expect(status).toBe(500);
+    expect(result.error.message).toMatch(/terminat|connection/i);
+    expect((await run("rds_query", { sql: "select count(*)::int as n from events where label like 'label-%'" })).result.rows).toEqual([{ n: 0 }]);
+  });
+
+  test("bad table and format inputs are refused before connecting", async () => {
+    const cases: [Record<string, unknown>, string][] = [
+      [{ table: "people; drop table people" }, "table"],
+      [{ table: "people", delimiter: ",," }, "delimiter"],
+      [{ table: "people", quote: "," }, "quote"],
+      [{ table: "people", columns: ["id", "na me"] }, "columns"],
+    ];
+    for (const [patch, input] of cases) {
+      const { result } = await run("rds_load_csv_from_s3", { bucket: BUCKET, key: "in/people.csv", ...patch });
+      expect(result.error.message).toContain(`Invalid input "${input}"`);
+    }
+  });
+});
+
+describe("rds_export_to_s3", () => {
+  test("streams a query into S3 and the CSV round-trips", async () => {
+    const { status, result } = await run("rds_export_to_s3", { query: "select id, name, note from people where id < 10 order by id", bucket: BUCKET, key: "out/people.csv" });
+    expect(status).toBe(200);
+    expect(result).toMatchObject({ rows: 4, s3_uri: `s3://${BUCKET}/out/people.csv`, gzip: false });
+    const body = await (await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: "out/people.csv" }))).Body!.transformToString();
+    expect(body.split("\n")[0]).toBe("id,name,note");
+    expect(body).toContain('"line one\nline two"');
+    expect(result.bytes).toBe(Buffer.byteLength(body));
+  });
+
+  test("gzip export loads back into another table", async () => {
+    const exported = await run("rds_export_to_s3", { query: "select id, label from events order by id", bucket: BUCKET, key: "out/events.csv.gz", gzip: true });
+    expect(exported.result).toMatchObject({ rows: 3, gzip: true });
+    await stack.rds!.adminSql(`create table events_copy (id int, label text); grant select, insert on events_copy to ${DB_USER}`);
+    const loaded = await run("rds_load_csv_from_s3", { bucket: BUCKET, key: "out/events.csv.gz", table: "events_copy" });
+    expect(loaded.result.rows_loaded).toBe(3);
+  });
+});
