@@ -6,11 +6,11 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { parse } from "yaml";
 import { startRds, type RdsStandIn } from "./rds.ts";
 import { startS3, type S3StandIn } from "./s3.ts";
 import { startSts, type StsStandIn } from "./sts.ts";
 import { startWindmill, type WindmillStandIn } from "./windmill.ts";
+import { pushWorkspace } from "./wmill_cli.ts";
 
 export const REPO_ROOT = resolve(fileURLToPath(new URL("..", import.meta.url)));
 /** A made-up account: the stand-ins never talk to AWS. */
@@ -115,7 +115,8 @@ export async function startLocalStack(options: StackOptions = {}): Promise<Local
   if (s3) jobEnv.AWS_ENDPOINT_URL_S3 = s3.url;
   const rds = options.rds ? await startRds({ stsUrl: sts.url, region: REGION, dbiResourceId: DBI_RESOURCE_ID }) : undefined;
   if (rds) await rds.adminSql(`create user ${DB_USER}; grant rds_iam to ${DB_USER}`);
-  await pushResourceTypes(windmill, ["aws_sts_credentials", "aws_rds_iam_postgres"]);
+  // The real CLI deploys the repo, as people deploy it to their instance.
+  await pushWorkspace(options.workspaceDir ?? REPO_ROOT, { url: windmill.url, workspace: windmill.workspace, token: windmill.adminToken });
   return {
     windmill, sts, s3, rds, jobEnv, configPath, provider, config, writeConfig,
     async addRole(role) {
@@ -132,17 +133,4 @@ export async function startLocalStack(options: StackOptions = {}): Promise<Local
       await rm(dir, { recursive: true, force: true });
     },
   };
-}
-
-/** Creates the repo's root `<name>.resource-type.yaml` types, as `wmill sync push` does. */
-async function pushResourceTypes(windmill: WindmillStandIn, names: string[]): Promise<void> {
-  for (const name of names) {
-    const spec = parse(await readFile(join(REPO_ROOT, `${name}.resource-type.yaml`), "utf8")) as { schema: unknown; description: string };
-    const res = await fetch(`${windmill.url}/api/w/${windmill.workspace}/resources/type/create`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${windmill.adminToken}`, "content-type": "application/json" },
-      body: JSON.stringify({ name, schema: spec.schema, description: spec.description }),
-    });
-    if (!res.ok) throw new Error(`pushing resource type ${name}: ${res.status} ${await res.text()}`);
-  }
 }

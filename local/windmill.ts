@@ -6,7 +6,7 @@ import { randomBytes, randomUUID } from "node:crypto";
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from "jose";
 import { closeServer, HttpError, listen, readJson, sendJson, sendText } from "./http.ts";
 import { JobEngine, jobView, type Caller, type JobRecord } from "./windmill_jobs.ts";
-import { createSyncState, syncRoutes, type SyncState } from "./windmill_sync.ts";
+import { createSyncState, dependencyJobResult, syncRoutes, type SyncState } from "./windmill_sync.ts";
 
 /** Windmill's default OIDC token lifetime when the caller passes no expires_in. */
 const DEFAULT_ID_TOKEN_SECONDS = 48 * 3600;
@@ -161,7 +161,7 @@ export async function startWindmill(options: WindmillOptions): Promise<WindmillS
 
   function authenticate(req: IncomingMessage, url: URL): TokenInfo {
     const header = req.headers.authorization ?? "";
-    const token = header.startsWith("Bearer ") ? header.slice(7) : url.searchParams.get("token");
+    const token = header.startsWith("Bearer ") ? header.slice(7) : (url.searchParams.get("token") ?? cookieToken(req));
     const info = token ? tokens.get(token) : undefined;
     if (!info) throw new HttpError(401, "Unauthorized: missing or invalid token");
     return info;
@@ -345,6 +345,8 @@ export async function startWindmill(options: WindmillOptions): Promise<WindmillS
       sendJson(res, 200, job.result);
     }],
     ["GET", /^\/api\/w\/([^/]+)\/jobs_u\/completed\/get_result_maybe\/([^/]+)$/, (c, res) => {
+      const lockJob = dependencyJobResult(workspaces.get(c.match[1])?.sync, c.match[2]);
+      if (lockJob) return sendJson(res, 200, lockJob);
       const job = visibleJob(c, c.match[2]);
       const completed = job.status !== "running";
       sendJson(res, 200, { completed, started: true, success: completed ? job.success : undefined, result: completed ? job.result : undefined });
@@ -361,7 +363,7 @@ export async function startWindmill(options: WindmillOptions): Promise<WindmillS
       tokens.set(token, { workspace: owner.workspace, email: owner.email, username: owner.username, scopes: body.scopes?.length ? body.scopes : undefined });
       sendText(res, 201, token);
     }],
-    ...syncRoutes(),
+    ...syncRoutes({ hubResourceTypes: new Set(HUB_RESOURCE_TYPES.map((t) => t.name)), workspaceDir: options.workspaceDir }),
   ];
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -413,6 +415,12 @@ export type Route = [string, RegExp, (c: RouteContext, res: ServerResponse) => P
 
 function newToken(): string {
   return randomBytes(24).toString("base64url");
+}
+
+/** Windmill also reads the token from the `token` cookie (the CLI sends it that way for lock jobs). */
+function cookieToken(req: IncomingMessage): string | null {
+  const match = /(?:^|;\s*)token=([^;]+)/.exec(req.headers.cookie ?? "");
+  return match ? decodeURIComponent(match[1]) : null;
 }
 
 function getVariable(state: WorkspaceState, path: string): Variable {
