@@ -6,6 +6,7 @@ import { randomBytes, randomUUID } from "node:crypto";
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from "jose";
 import { closeServer, HttpError, listen, readJson, sendJson, sendText } from "./http.ts";
 import { JobEngine, jobView, type Caller, type JobRecord } from "./windmill_jobs.ts";
+import { startScheduler } from "./windmill_schedules.ts";
 import { createSyncState, dependencyJobResult, syncRoutes, type SyncState } from "./windmill_sync.ts";
 
 /** Windmill's default OIDC token lifetime when the caller passes no expires_in. */
@@ -214,6 +215,26 @@ export async function startWindmill(options: WindmillOptions): Promise<WindmillS
     resolveArgs: (state, args) => interpolate(state, args) as Record<string, unknown>,
   });
 
+  const stopScheduler = startScheduler(
+    () => [...workspaces.values()].flatMap((ws) =>
+      [...ws.sync.schedules.values()].map((s) => ({
+        workspace: ws.id, email: s.email, path: s.path, schedule: s.schedule, timezone: s.timezone,
+        script_path: s.script_path, is_flow: s.is_flow, enabled: s.enabled ?? false,
+        args: (s.args ?? {}) as Record<string, unknown>, no_flow_overlap: s.no_flow_overlap,
+      }))),
+    {
+      async run(spec) {
+        const ws = workspaces.get(spec.workspace) as WorkspaceState;
+        const caller: Caller = { workspace: spec.workspace, email: spec.email, username: spec.email.split("@")[0] };
+        const job = engine.start(caller, ws, spec.is_flow ? "flow" : "script", spec.script_path, spec.args ?? {}, { schedulePath: spec.path });
+        await engine.wait(job.id);
+      },
+      onError(spec, err) {
+        console.error(`Windmill stand-in: schedule ${spec.path} could not start: ${(err as Error).message}`);
+      },
+    },
+  );
+
   function startJob(c: RouteContext, kind: "script" | "flow", path: string, args: Record<string, unknown>): JobRecord {
     const info = c.token();
     requireScope(info, `jobs:run:${kind === "flow" ? "flows" : "scripts"}:${path}`);
@@ -398,6 +419,7 @@ export async function startWindmill(options: WindmillOptions): Promise<WindmillS
     faults,
     issuedIdTokens,
     async close() {
+      stopScheduler();
       await closeServer(server);
       await engine.close();
     },

@@ -4,6 +4,9 @@ import { Cron } from "croner";
 import { HttpError } from "./http.ts";
 
 export interface ScheduleSpec {
+  workspace: string;
+  /** The user the schedule runs as. */
+  email: string;
   path: string;
   schedule: string;
   timezone: string;
@@ -46,18 +49,19 @@ export function startScheduler(list: () => ScheduleSpec[], runner: ScheduleRunne
     const now = Date.now();
     for (const spec of list()) {
       if (!spec.enabled) continue;
+      const id = `${spec.workspace}/${spec.path}`;
       const key = `${spec.schedule}|${spec.timezone}`;
-      let next = nextRun.get(spec.path);
+      let next = nextRun.get(id);
       if (!next || next.key !== key) {
         next = { key, at: checkCron(spec.schedule, spec.timezone).nextRun()?.getTime() ?? Infinity };
-        nextRun.set(spec.path, next);
+        nextRun.set(id, next);
       }
       if (next.at > now) continue;
-      nextRun.delete(spec.path);
+      nextRun.delete(id);
       // Windmill skips a tick whose previous run is still going when overlap is off.
-      if (spec.no_flow_overlap && running.has(spec.path)) continue;
-      running.add(spec.path);
-      runner.run(spec).catch((err: unknown) => runner.onError(spec, err)).finally(() => running.delete(spec.path));
+      if (spec.no_flow_overlap && running.has(id)) continue;
+      running.add(id);
+      runner.run(spec).catch((err: unknown) => runner.onError(spec, err)).finally(() => running.delete(id));
     }
   };
   /** Ticks 4 times a second so a 1-second cron fires on time. */

@@ -25,6 +25,7 @@ import type {
 } from "windmill-client";
 import { initSync, parse_ts_imports, parse_ts_relative_imports } from "windmill-parser-wasm-ts";
 import { HttpError, readJson, sendJson, sendText } from "./http.ts";
+import { checkCron } from "./windmill_schedules.ts";
 import type { ResourceType, Route, RouteContext, TokenInfo, WorkspaceState } from "./windmill.ts";
 
 /** A script version as `GET /scripts/get/h/{hash}` returns it. */
@@ -506,8 +507,11 @@ function scheduleRoutes(): Route[] {
 type ScheduleTarget = Pick<ScheduleRecord, "script_path" | "is_flow" | "enabled" | "email" | "permissioned_as" | "extra_perms">;
 
 function scheduleRecord(path: string, body: EditSchedule, target: ScheduleTarget, caller: TokenInfo): ScheduleRecord {
-  requireCron(path, body.schedule);
-  requireTimezone(path, body.timezone);
+  try {
+    checkCron(body.schedule ?? "", body.timezone ?? "");
+  } catch (err) {
+    throw new HttpError(400, `Schedule ${path}: ${(err as Error).message}`);
+  }
   return {
     path,
     edited_by: caller.username,
@@ -525,22 +529,6 @@ function scheduleRecord(path: string, body: EditSchedule, target: ScheduleTarget
     no_flow_overlap: body.no_flow_overlap ?? false,
     ...pick(body, SCHEDULE_SETTINGS),
   };
-}
-
-/** Windmill's cron crate wants 6 fields (seconds first), or 7 with a year. */
-function requireCron(path: string, cron: string | undefined): void {
-  const fields = (cron ?? "").trim().split(/\s+/).length;
-  if (fields !== 6 && fields !== 7) {
-    throw new HttpError(400, `Schedule ${path}: ${JSON.stringify(cron)} is not a 6-field cron expression (seconds minutes hours day month weekday)`);
-  }
-}
-
-function requireTimezone(path: string, timezone: string | undefined): void {
-  try {
-    new Intl.DateTimeFormat("en-US", { timeZone: timezone ?? "" });
-  } catch {
-    throw new HttpError(400, `Schedule ${path}: unknown timezone ${JSON.stringify(timezone)} (use an IANA name such as Etc/UTC)`);
-  }
 }
 
 function getSchedule(sync: SyncState, path: string): ScheduleRecord {
