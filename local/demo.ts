@@ -1,36 +1,25 @@
-// `npm run demo`: starts every stand-in, runs the bundle's main job through its webhook
-// and prints what a person would see in Windmill, then stops everything.
+// `npm run demo`: starts every stand-in, pushes the repo with the real `wmill` CLI, runs
+// the s3_csv_to_rds flow through its webhook on generated CSVs, reads the table back
+// through the rds_query step, prints what a person would see in Windmill, and stops.
 // `npm run dev`: the same set-up, then keeps running and prints how to call it.
-import { DEMO_ROLE_ARN, REGION, startLocalStack, type LocalStack } from "./stack.ts";
+import { S3Client } from "@aws-sdk/client-s3";
+import { CREDENTIALS_RESOURCE, DATABASE_RESOURCE, DEMO_BUCKET, DEMO_TABLE, ROLE_RESOURCE, setUpWorkspace, uploadSampleCsvs } from "./demo_data.ts";
+import { startLocalStack, type LocalStack } from "./stack.ts";
 
-const DEMO_ROLE_RESOURCE = "f/aws_oidc/demo_role";
-const CREDENTIALS_RESOURCE = "f/aws_oidc/aws_credentials";
+/** Small enough to finish in seconds, big enough to show parallel loads. */
+const DEMO_OBJECTS = 8;
+const DEMO_ROWS_PER_OBJECT = 500;
+const DEMO_PREFIX = "incoming/2026-11-22/";
 
-async function api(stack: LocalStack, path: string, body: unknown): Promise<{ status: number; body: unknown }> {
-  const res = await fetch(`${stack.windmill.url}/api/w/${stack.windmill.workspace}/${path}`, {
+async function webhook(stack: LocalStack, kind: "p" | "f", path: string, args: Record<string, unknown>): Promise<unknown> {
+  const url = `${stack.windmill.url}/api/w/${stack.windmill.workspace}/jobs/run_wait_result/${kind}/${path}`;
+  const res = await fetch(url, {
     method: "POST",
     headers: { authorization: `Bearer ${stack.windmill.adminToken}`, "content-type": "application/json" },
-    body: JSON.stringify(body),
+    body: JSON.stringify(args),
   });
-  const text = await res.text();
-  return { status: res.status, body: res.headers.get("content-type")?.includes("json") ? JSON.parse(text) : text };
-}
-
-async function setUp(stack: LocalStack): Promise<void> {
-  const created = await api(stack, "resources/create", {
-    path: DEMO_ROLE_RESOURCE,
-    resource_type: "aws_oidc",
-    value: { roleArn: DEMO_ROLE_ARN, region: REGION },
-    description: "The demo role the local STS trusts for this workspace",
-  });
-  if (created.status >= 300) throw new Error(`creating ${DEMO_ROLE_RESOURCE}: ${JSON.stringify(created.body)}`);
-}
-
-async function runStep(stack: LocalStack, title: string, path: string, args: Record<string, unknown>): Promise<unknown> {
-  console.log(`\n▶ ${title}  (POST /api/w/${stack.windmill.workspace}/jobs/run_wait_result/p/${path})`);
-  const { status, body } = await api(stack, `jobs/run_wait_result/p/${path}`, args);
-  console.log(JSON.stringify(body, null, 2));
-  if (status !== 200) throw new Error(`${path} failed (HTTP ${status})`);
+  const body = await res.json();
+  if (!res.ok) throw new Error(`${path} failed (HTTP ${res.status}):\n${JSON.stringify(body, null, 2)}`);
   return body;
 }
 
@@ -38,42 +27,88 @@ async function stsCalls(stack: LocalStack): Promise<Record<string, number>> {
   return ((await (await fetch(`${stack.sts.url}/_local/stats`)).json()) as { calls: Record<string, number> }).calls;
 }
 
-function printConnectionInfo(stack: LocalStack): void {
-  const { url, workspace, adminToken } = stack.windmill;
-  console.log(`
-Windmill stand-in  ${url}   (workspace ${workspace}, OIDC issuer ${stack.windmill.issuer})
-STS stand-in       ${stack.sts.url}
-Token              ${adminToken}
+/** The demo's own S3 client, with the credentials the assume_role job saved (read back as a script would). */
+async function demoS3(stack: LocalStack): Promise<S3Client> {
+  const res = await fetch(`${stack.windmill.url}/api/w/${stack.windmill.workspace}/resources/get_value_interpolated/${CREDENTIALS_RESOURCE}`, {
+    headers: { authorization: `Bearer ${stack.windmill.adminToken}` },
+  });
+  const creds = (await res.json()) as { region: string; awsAccessKeyId: string; awsSecretAccessKey: string; awsSessionToken: string };
+  return new S3Client({
+    region: creds.region,
+    endpoint: stack.s3?.url,
+    forcePathStyle: true,
+    credentials: { accessKeyId: creds.awsAccessKeyId, secretAccessKey: creds.awsSecretAccessKey, sessionToken: creds.awsSessionToken },
+  });
+}
 
-Assume the demo role and save the credentials:
-  curl -s -X POST -H "Authorization: Bearer ${adminToken}" -H "Content-Type: application/json" \\
-    -d '{"aws_oidc": "$res:${DEMO_ROLE_RESOURCE}"}' \\
-    ${url}/api/w/${workspace}/jobs/run_wait_result/p/f/aws_oidc/assume_role
-Check who AWS thinks you are:
-  curl -s -X POST -H "Authorization: Bearer ${adminToken}" -H "Content-Type: application/json" \\
-    -d '{"credentials": "$res:${CREDENTIALS_RESOURCE}"}' \\
-    ${url}/api/w/${workspace}/jobs/run_wait_result/p/f/aws_oidc/whoami`);
+function step(title: string, detail: string): void {
+  console.log(`\n▶ ${title}\n  ${detail}`);
 }
 
 async function demo(): Promise<void> {
-  const stack = await startLocalStack();
+  const started = Date.now();
+  const stack = await startLocalStack({ s3: true, rds: true });
   try {
-    await setUp(stack);
-    console.log(`Stand-ins up: Windmill ${stack.windmill.url}, STS ${stack.sts.url}`);
-    await runStep(stack, "assume_role: Windmill OIDC token -> STS -> resource", "f/aws_oidc/assume_role", { aws_oidc: `$res:${DEMO_ROLE_RESOURCE}` });
-    await runStep(stack, "whoami: GetCallerIdentity with the saved resource", "f/aws_oidc/whoami", { credentials: `$res:${CREDENTIALS_RESOURCE}` });
-    await runStep(stack, "assume_role again: the saved session is reused", "f/aws_oidc/assume_role", { aws_oidc: `$res:${DEMO_ROLE_RESOURCE}` });
-    console.log(`\nSTS calls made: ${JSON.stringify(await stsCalls(stack))}`);
+    await setUpWorkspace(stack);
+    console.log(`Stand-ins up and the repo pushed with wmill sync push: Windmill ${stack.windmill.url}, STS ${stack.sts.url}, S3 ${stack.s3!.url}, RDS ${stack.rds!.host}:${stack.rds!.port}`);
+
+    step("assume_role", `Windmill OIDC token -> STS AssumeRoleWithWebIdentity -> resource ${CREDENTIALS_RESOURCE}`);
+    console.log(JSON.stringify(await webhook(stack, "p", "f/aws_oidc/assume_role", { aws_oidc: `$res:${ROLE_RESOURCE}` }), null, 2));
+
+    const rows = await uploadSampleCsvs(await demoS3(stack), DEMO_BUCKET, DEMO_PREFIX, DEMO_OBJECTS, DEMO_ROWS_PER_OBJECT);
+    step("sample data", `${DEMO_OBJECTS} CSV objects, ${rows} rows (quotes, embedded newlines, unicode, NULLs) in s3://${DEMO_BUCKET}/${DEMO_PREFIX}`);
+
+    const before = (await stsCalls(stack)).AssumeRoleWithWebIdentity ?? 0;
+    step("s3_csv_to_rds", `flow webhook: POST /api/w/${stack.windmill.workspace}/jobs/run_wait_result/f/f/aws_oidc/s3_csv_to_rds`);
+    const summary = (await webhook(stack, "f", "f/aws_oidc/s3_csv_to_rds", {
+      aws_oidc: `$res:${ROLE_RESOURCE}`, database: `$res:${DATABASE_RESOURCE}`, bucket: DEMO_BUCKET, prefix: DEMO_PREFIX, table: DEMO_TABLE,
+    })) as Record<string, unknown>[];
+    console.table(summary);
+    const flowCalls = ((await stsCalls(stack)).AssumeRoleWithWebIdentity ?? 0) - before;
+
+    step("rds_query", "the table read back through the RDS step (IAM token per connection, TLS verified)");
+    const query = (await webhook(stack, "p", "f/aws_oidc/rds_query", {
+      credentials: `$res:${CREDENTIALS_RESOURCE}`, database: `$res:${DATABASE_RESOURCE}`,
+      sql: `select country, count(*)::int as orders, sum(amount)::text as amount from ${DEMO_TABLE} group by country order by country nulls last`,
+    })) as { rows: Record<string, unknown>[] };
+    console.table(query.rows);
+
+    const loaded = query.rows.reduce((n, r) => n + Number(r.orders), 0);
+    console.log(`\nLoaded ${loaded} of ${rows} rows. STS AssumeRoleWithWebIdentity calls by the flow: ${flowCalls} (the saved session served every step).`);
+    console.log(`All STS calls: ${JSON.stringify(await stsCalls(stack))}. Done in ${((Date.now() - started) / 1000).toFixed(1)} s.`);
+    if (loaded !== rows) throw new Error(`expected ${rows} rows in ${DEMO_TABLE}, found ${loaded}`);
   } finally {
     await stack.close();
   }
 }
 
 async function dev(): Promise<void> {
-  const stack = await startLocalStack();
-  await setUp(stack);
-  printConnectionInfo(stack);
-  console.log("\nRunning; Ctrl-C stops every stand-in.");
+  const stack = await startLocalStack({ s3: true, rds: true });
+  await setUpWorkspace(stack);
+  await webhook(stack, "p", "f/aws_oidc/assume_role", { aws_oidc: `$res:${ROLE_RESOURCE}` });
+  await uploadSampleCsvs(await demoS3(stack), DEMO_BUCKET, DEMO_PREFIX, DEMO_OBJECTS, DEMO_ROWS_PER_OBJECT);
+  const { url, workspace, adminToken } = stack.windmill;
+  const curl = (kind: string, path: string, args: object) =>
+    `  curl -s -X POST -H "Authorization: Bearer ${adminToken}" -H "Content-Type: application/json" \\\n    -d '${JSON.stringify(args)}' \\\n    ${url}/api/w/${workspace}/jobs/run_wait_result/${kind}/${path}`;
+  console.log(`
+Windmill stand-in  ${url}   (workspace ${workspace}, OIDC issuer ${stack.windmill.issuer})
+STS stand-in       ${stack.sts.url}
+S3 stand-in        ${stack.s3!.url}   (bucket ${DEMO_BUCKET}, ${DEMO_OBJECTS} CSVs under ${DEMO_PREFIX})
+RDS stand-in       ${stack.rds!.host}:${stack.rds!.port}   (TLS CA ${stack.rds!.caCertPath}, table ${DEMO_TABLE}, IAM user app_user)
+Token              ${adminToken}
+
+Push your changes:   npx wmill sync push --base-url ${url} --workspace ${workspace} --token ${adminToken}
+
+Load the CSVs into the table (flow webhook):
+${curl("f", "f/aws_oidc/s3_csv_to_rds", { aws_oidc: `$res:${ROLE_RESOURCE}`, database: `$res:${DATABASE_RESOURCE}`, bucket: DEMO_BUCKET, prefix: DEMO_PREFIX, table: DEMO_TABLE })}
+
+Query it:
+${curl("p", "f/aws_oidc/rds_query", { credentials: `$res:${CREDENTIALS_RESOURCE}`, database: `$res:${DATABASE_RESOURCE}`, sql: `select count(*) from ${DEMO_TABLE}` })}
+
+Check who AWS thinks a job is:
+${curl("p", "f/aws_oidc/whoami", { credentials: `$res:${CREDENTIALS_RESOURCE}` })}
+
+Running; Ctrl-C stops every stand-in.`);
   const stop = () => stack.close().then(() => process.exit(0));
   process.on("SIGINT", stop);
   process.on("SIGTERM", stop);

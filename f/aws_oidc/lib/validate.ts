@@ -80,9 +80,9 @@ export function defaultSessionName(jobPath: string | undefined, jobId: string | 
   return path ? `wm-${path.slice(0, room)}-${id}` : `wm-${id}`;
 }
 
-const DURATION_UNITS: Record<string, number> = { h: 3600, m: 60, s: 1 };
+const DURATION_UNITS: Record<string, number> = { d: 86_400, h: 3600, m: 60, s: 1 };
 
-/** Accepts 3600, "3600", "1h30m", "45m", "12h" and returns seconds within STS's range. */
+/** Accepts 3600, "3600", "1h30m", "45m", "12h", "7d" and returns seconds within the range. */
 export function parseDuration(input: string, value: unknown, min = MIN_DURATION_SECONDS, max = MAX_DURATION_SECONDS): number {
   const seconds = durationSeconds(value);
   const range = `between ${formatSeconds(min)} and ${formatSeconds(max)}`;
@@ -100,9 +100,9 @@ function durationSeconds(value: unknown): number | undefined {
   if (typeof value !== "string") return undefined;
   const text = value.trim().toLowerCase();
   if (/^\d+$/.test(text)) return Number(text);
-  if (!/^(\d+h)?(\d+m)?(\d+s)?$/.test(text) || text === "") return undefined;
+  if (!/^(\d+d)?(\d+h)?(\d+m)?(\d+s)?$/.test(text) || text === "") return undefined;
   let total = 0;
-  for (const [, amount, unit] of text.matchAll(/(\d+)([hms])/g)) total += Number(amount) * DURATION_UNITS[unit];
+  for (const [, amount, unit] of text.matchAll(/(\d+)([dhms])/g)) total += Number(amount) * DURATION_UNITS[unit];
   return total;
 }
 

@@ -1,0 +1,145 @@
+// The storage half of the S3 stand-in: s3rver 3.7.1 on loopback, started by local/s3.ts
+// (the SigV4 gate), which is the only client it should ever have. Plain JS run by Node,
+// because s3rver misbehaves under Bun (list order) and needs --openssl-legacy-provider on
+// Node 17+ (its ListObjectsV2 continuation tokens use DES):
+//
+//   node --openssl-legacy-provider local/s3rver_child.mjs <port|0> <dataDir>
+//
+// Prints {"port": N} as one JSON line on stdout once listening; exits when stdin closes
+// (so it dies with its parent) or on SIGTERM/SIGINT.
+//
+// Two fixes on top of s3rver, both about behaving like S3 when a request goes wrong:
+// - s3rver writes object and part bodies straight over the final file, so an upload cut
+//   short (client gone, or the gate refusing a body whose hash does not match) would leave
+//   a truncated object behind. Bodies are written to a temp file and renamed into place
+//   only when complete.
+// - s3rver has no AbortMultipartUpload (it answers MethodNotAllowed) and accepts parts for
+//   upload ids that do not exist; S3 answers 204 and NoSuchUpload.
+import { createHash, randomBytes } from "node:crypto";
+import { createWriteStream } from "node:fs";
+import { mkdir, rename, rm, stat, writeFile } from "node:fs/promises";
+import { createServer } from "node:http";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+import { Transform } from "node:stream";
+import { pipeline } from "node:stream/promises";
+
+const require = createRequire(import.meta.url);
+const S3rver = require("s3rver");
+const FilesystemStore = require("s3rver/lib/stores/filesystem.js");
+const S3Error = require("s3rver/lib/models/error.js");
+
+const NO_SUCH_UPLOAD_MESSAGE =
+  "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.";
+
+/** Streams `content` into `finalPath` through a temp file, so readers never see a partial body. */
+async function writeAtomically(content, finalPath) {
+  await mkdir(dirname(finalPath), { recursive: true });
+  const tempPath = `${finalPath}.partial-${randomBytes(6).toString("hex")}`;
+  const md5 = createHash("md5");
+  let size = 0;
+  const measure = new Transform({
+    transform(chunk, _encoding, callback) {
+      md5.update(chunk);
+      size += chunk.length;
+      callback(null, chunk);
+    },
+  });
+  try {
+    await pipeline(content, measure, createWriteStream(tempPath));
+    await rename(tempPath, finalPath);
+  } catch (err) {
+    await rm(tempPath, { force: true });
+    throw err;
+  }
+  return { size, md5: md5.digest("hex") };
+}
+
+class AtomicStore extends FilesystemStore {
+  uploadDir(bucket, uploadId) {
+    return join(this.getResourcePath(bucket, undefined, "uploads"), uploadId);
+  }
+
+  async putObject(object) {
+    if (Buffer.isBuffer(object.content)) return super.putObject(object);
+    const { size, md5 } = await writeAtomically(object.content, this.getResourcePath(object.bucket, object.key, "object"));
+    await this.putMetadata(object.bucket, object.key, object.metadata, md5);
+    return { size, md5 };
+  }
+
+  async putPart(bucket, uploadId, partNumber, content) {
+    await this.assertUpload(bucket, uploadId);
+    const partPath = join(this.uploadDir(bucket, uploadId), String(partNumber));
+    const { size, md5 } = await writeAtomically(content, partPath);
+    await writeFile(`${partPath}.md5`, md5);
+    return { size, md5 };
+  }
+
+  async abortUpload(bucket, uploadId) {
+    await this.assertUpload(bucket, uploadId);
+    await rm(this.uploadDir(bucket, uploadId), { recursive: true, force: true });
+  }
+
+  async assertUpload(bucket, uploadId) {
+    // Upload ids are hex from s3rver; anything else must not reach path.join.
+    const exists = /^[0-9a-f]+$/.test(uploadId) && (await stat(this.uploadDir(bucket, uploadId)).then(() => true, () => false));
+    if (!exists) throw new S3Error("NoSuchUpload", NO_SUCH_UPLOAD_MESSAGE, { UploadId: uploadId });
+  }
+}
+
+/** DELETE /bucket/key?uploadId=… is AbortMultipartUpload; s3rver would answer MethodNotAllowed. */
+function abortTarget(req) {
+  if (req.method !== "DELETE") return undefined;
+  const url = new URL(req.url ?? "/", "http://s3rver");
+  const uploadId = url.searchParams.get("uploadId");
+  const bucket = decodeURIComponent(url.pathname.split("/")[1] ?? "");
+  return uploadId === null || !bucket ? undefined : { bucket, uploadId };
+}
+
+async function abortUpload(store, target, res) {
+  try {
+    await store.abortUpload(target.bucket, target.uploadId);
+    res.writeHead(204).end();
+  } catch (err) {
+    const error = err instanceof S3Error ? err : S3Error.fromError(err);
+    const body = error.toXML();
+    res.writeHead(error.status, { "content-type": "application/xml", "content-length": Buffer.byteLength(body) }).end(body);
+  }
+}
+
+async function main() {
+  const [portArg, directory] = process.argv.slice(2);
+  const port = Number(portArg);
+  if (!directory || !Number.isInteger(port)) {
+    console.error("usage: node --openssl-legacy-provider local/s3rver_child.mjs <port|0> <dataDir>");
+    process.exit(2);
+  }
+  await mkdir(directory, { recursive: true });
+  // The gate rewrites Host to this loopback address, so path-style is the only style s3rver sees.
+  const app = new S3rver({ directory, silent: true, vhostBuckets: false });
+  const store = new AtomicStore(directory);
+  app.store = app.context.store = store;
+  const handle = app.callback();
+  const server = createServer((req, res) => {
+    const target = abortTarget(req);
+    if (target) void abortUpload(store, target, res);
+    else handle(req, res);
+  });
+  await new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, "127.0.0.1", resolve);
+  });
+  process.stdout.write(`${JSON.stringify({ port: server.address().port })}\n`);
+
+  const stop = () => {
+    server.closeAllConnections();
+    server.close(() => process.exit(0));
+  };
+  process.once("SIGTERM", stop);
+  process.once("SIGINT", stop);
+  process.stdin.on("close", stop);
+  process.stdin.on("end", stop);
+  process.stdin.resume();
+}
+
+await main();
