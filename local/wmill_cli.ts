@@ -27,11 +27,13 @@ function wmillBinary(): string {
   return join(dirname(pkg), "esm", "main.js");
 }
 
-export async function runWmill(cwd: string, target: WmillTarget, args: string[]): Promise<WmillRun> {
+/** Runs `wmill <args>`; with a target, against that server (commands like lint need none). */
+export async function runWmill(cwd: string, args: string[], target?: WmillTarget): Promise<WmillRun> {
+  const server = target ? ["--base-url", target.url, "--token", target.token, "--workspace", target.workspace] : [];
   const home = await mkdtemp(join(tmpdir(), "wmill-home-"));
   try {
     return await new Promise((resolve, reject) => {
-      const child = spawn("node", [wmillBinary(), ...args, "--base-url", target.url, "--token", target.token, "--workspace", target.workspace], {
+      const child = spawn("node", [wmillBinary(), ...args, ...server], {
         cwd,
         env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: home, NO_COLOR: "1" },
         stdio: ["ignore", "pipe", "pipe"],
@@ -54,7 +56,7 @@ export async function runWmill(cwd: string, target: WmillTarget, args: string[])
 
 /** `wmill sync push --yes` of `dir`; throws with the CLI's output if it fails. */
 export async function pushWorkspace(dir: string, target: WmillTarget): Promise<WmillRun> {
-  const run = await runWmill(dir, target, ["sync", "push", "--yes"]);
+  const run = await runWmill(dir, ["sync", "push", "--yes"], target);
   if (run.code !== 0) throw new Error(`wmill sync push failed (exit ${run.code}):\n${run.output}`);
   return run;
 }

@@ -1,0 +1,117 @@
+// What the Windmill UI shows must match the code: every script's .script.yaml schema is
+// what Windmill infers from `main` (windmill-parser-wasm-ts, the parser Windmill runs),
+// flows and schedules pass Windmill's YAML schemas and `wmill lint`.
+import { describe, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
+import { readdir, readFile } from "node:fs/promises";
+import { createRequire } from "node:module";
+import { join, relative } from "node:path";
+import { initSync, parse_deno } from "windmill-parser-wasm-ts";
+import { getValidationTargetFromFilename, WindmillYamlValidator } from "windmill-yaml-validator";
+import { parse } from "yaml";
+import { runWmill } from "../local/wmill_cli.ts";
+import { REPO_ROOT } from "./helpers/stack.ts";
+
+initSync({ module: readFileSync(createRequire(import.meta.url).resolve("windmill-parser-wasm-ts/windmill_parser_wasm_bg.wasm")) });
+
+interface ParsedArg {
+  name: string;
+  typ: unknown;
+  default: unknown;
+  has_default: boolean;
+}
+
+interface SchemaProperty {
+  type?: string;
+  format?: string;
+  default?: unknown;
+  enum?: unknown[];
+  description?: string;
+  items?: { type?: string };
+}
+
+interface ScriptMetadata {
+  summary: string;
+  description: string;
+  schema: { properties: Record<string, SchemaProperty>; required: string[] };
+}
+
+async function files(dir: string, suffix: string): Promise<string[]> {
+  const entries = await readdir(join(REPO_ROOT, dir), { recursive: true, withFileTypes: true });
+  return entries.filter((e) => e.isFile() && e.name.endsWith(suffix)).map((e) => relative(REPO_ROOT, join(e.parentPath, e.name))).sort();
+}
+
+/** The JSON-schema type Windmill derives from a parser type (argSigToJsonSchemaType). */
+function expectedType(typ: unknown): Pick<SchemaProperty, "type" | "format" | "enum"> {
+  if (typ === "bool") return { type: "boolean" };
+  if (typ === "float") return { type: "number" };
+  if (typ === "int") return { type: "integer" };
+  const t = typ as Record<string, unknown>;
+  if ("str" in t) return t.str ? { type: "string", enum: t.str as unknown[] } : { type: "string" };
+  if ("list" in t) return { type: "array" };
+  if ("resource" in t) return { type: "object", format: `resource-${t.resource}` };
+  if ("object" in t) {
+    const name = (t.object as { name: string | null }).name;
+    return name ? { type: "object", format: `resource-${name}` } : { type: "object" };
+  }
+  throw new Error(`unexpected parser type ${JSON.stringify(typ)}`);
+}
+
+const scripts = (await files("f", ".ts")).concat(await files("u", ".ts"));
+
+describe("script metadata matches main's signature", () => {
+  for (const script of scripts) {
+    test(script, async () => {
+      const code = await readFile(join(REPO_ROOT, script), "utf8");
+      const meta = parse(await readFile(join(REPO_ROOT, script.replace(/\.ts$/, ".script.yaml")), "utf8")) as ScriptMetadata;
+      const args = (JSON.parse(parse_deno(code)) as { args: ParsedArg[] }).args;
+      const properties = meta.schema.properties;
+      expect(Object.keys(properties).sort()).toEqual(args.map((a) => a.name).sort());
+      // Windmill marks as required exactly the parameters without a default.
+      expect([...meta.schema.required].sort()).toEqual(args.filter((a) => !a.has_default).map((a) => a.name).sort());
+      for (const arg of args) {
+        const property = properties[arg.name];
+        expect({ name: arg.name, ...pickType(property) }).toEqual({ name: arg.name, ...expectedType(arg.typ) });
+        if (arg.default !== null) expect({ name: arg.name, default: property.default }).toEqual({ name: arg.name, default: arg.default });
+      }
+      if (!script.includes("/lib/")) {
+        expect(meta.summary.length).toBeGreaterThan(10);
+        expect(meta.description.length).toBeGreaterThan(30);
+        for (const [name, property] of Object.entries(properties)) expect({ name, described: (property.description ?? "").length > 3 }).toEqual({ name, described: true });
+      }
+    });
+  }
+});
+
+function pickType(p: SchemaProperty): Pick<SchemaProperty, "type" | "format" | "enum"> {
+  const out: Pick<SchemaProperty, "type" | "format" | "enum"> = { type: p.type };
+  if (p.format) out.format = p.format;
+  if (p.enum) out.enum = p.enum;
+  return out;
+}
+
+describe("flows and schedules", () => {
+  const validator = new WindmillYamlValidator();
+  test("pass windmill-yaml-validator", async () => {
+    const yamlFiles = [...(await files("f", "flow.yaml")), ...(await files("f", ".schedule.yaml"))];
+    expect(yamlFiles.length).toBeGreaterThanOrEqual(3);
+    for (const file of yamlFiles) {
+      const target = getValidationTargetFromFilename(file);
+      expect({ file, target: target?.type }).toEqual({ file, target: file.endsWith("flow.yaml") ? "flow" : "schedule" });
+      const { errors } = validator.validate(await readFile(join(REPO_ROOT, file), "utf8"), target!);
+      expect({ file, errors }).toEqual({ file, errors: [] });
+    }
+  });
+
+  test("the validator does catch a broken flow (so the check above can fail)", () => {
+    const { errors } = validator.validate("summary: x\nvalue:\n  modules:\n    - id: a\n      value:\n        type: nonsense\n", { type: "flow" });
+    expect(errors.length).toBeGreaterThan(0);
+  });
+
+  test("wmill lint finds nothing to report", async () => {
+    const run = await runWmill(REPO_ROOT, ["lint", "--json"]);
+    const report = JSON.parse(run.output.slice(run.output.indexOf("{"))) as { success: boolean; validatedFiles: number; issues: unknown[]; warnings: unknown[] };
+    expect(report).toMatchObject({ success: true, issues: [], warnings: [] });
+    expect(report.validatedFiles).toBeGreaterThanOrEqual(3);
+  });
+});
