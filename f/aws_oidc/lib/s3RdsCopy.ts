@@ -2,7 +2,7 @@
 // (through gunzip if needed) into COPY FROM STDIN, and from COPY TO STDOUT into a
 // multipart upload. Nothing holds a whole object; backpressure flows end to end.
 import { GetObjectCommand } from "@aws-sdk/client-s3";
-import { PassThrough, Transform, type Readable, type TransformCallback } from "node:stream";
+import { PassThrough, Transform, type Readable, type TransformCallback, type Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { createGunzip, createGzip } from "node:zlib";
 import wmill from "windmill-client";
@@ -96,7 +96,7 @@ export async function loadCsvFromS3(
     raw.on("data", () => report(raw.bytes));
     console.log(`Loading s3://${bucket}/${key} (${object.ContentLength ?? "?"} bytes${gzip ? ", gzip" : ""}) into ${options.table} on ${describe}`);
     await sql.begin(async (tx) => {
-      const copy = await tx.unsafe(`copy ${table}${columns} from stdin with (${copyOptions(format)})`).writable();
+      const copy = await copyInStream(tx.unsafe(`copy ${table}${columns} from stdin with (${copyOptions(format)})`));
       const body = object.Body as Readable;
       await (gzip ? pipeline(body, raw, createGunzip(), records, copy) : pipeline(body, raw, records, copy));
     });
@@ -111,6 +111,33 @@ export async function loadCsvFromS3(
   } finally {
     await sql.end({ timeout: 5 });
   }
+}
+
+/** The part of a postgres query this module relies on, `reject` included (see below). */
+interface CopyQuery {
+  writable(): Promise<Writable>;
+  reject: (err: Error) => void;
+}
+
+/**
+ * postgres 3.4's COPY FROM STDIN stream never finishes when the server refuses the data
+ * after the last chunk was sent (a bad line in a small file): the error goes to the
+ * query's own promise, already resolved with the stream. Routing it to the stream makes
+ * the pipeline fail with the server's message instead of hanging.
+ */
+async function copyInStream(query: unknown): Promise<Writable> {
+  const q = query as CopyQuery;
+  const reject = q.reject;
+  let stream: Writable | undefined;
+  let early: Error | undefined;
+  q.reject = (err: Error) => {
+    if (stream) stream.destroy(err);
+    else early = err;
+    reject(err);
+  };
+  stream = await q.writable();
+  if (early) throw early;
+  return stream;
 }
 
 function checkColumn(name: string): string {
