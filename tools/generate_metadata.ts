@@ -1,0 +1,17 @@
+// `npm run metadata`: regenerates script schemas, locks and wmill-lock.yaml with the real
+// `wmill generate-metadata`, against a throwaway Windmill stand-in (the CLI needs a server
+// for lock jobs). Run it after changing a script's code or its main signature.
+import { startWindmill } from "../local/windmill.ts";
+import { REPO_ROOT } from "../local/stack.ts";
+import { runWmill } from "../local/wmill_cli.ts";
+
+const windmill = await startWindmill({ workspaceDir: REPO_ROOT });
+try {
+  const target = { url: windmill.url, workspace: windmill.workspace, token: windmill.adminToken };
+  // One at a time: in parallel the CLI sometimes writes an empty .script.yaml.
+  const run = await runWmill(REPO_ROOT, ["generate-metadata", "--yes", "--parallel", "1"], target);
+  console.log(run.output.trim());
+  if (run.code !== 0) process.exitCode = 1;
+} finally {
+  await windmill.close();
+}
