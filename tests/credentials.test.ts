@@ -151,4 +151,7 @@ test("the leak audit catches a secret in a job's logs", () => {
   const jobs = [{ id: "j1", path: "f/x", args: {}, success: true, result: { ok: 1 }, logs: "token=abcdefghijklmnopqrstuvwxyz", progress: null, startedAt: "", durationMs: 0 }];
   expect(findLeaks(jobs, new Map([["abcdefghijklmnopqrstuvwxyz", "session token"]]))).toEqual([{ jobId: "j1", path: "f/x", kind: "session token" }]);
   expect(findLeaks(jobs, new Map([["not-there-at-all-0000", "session token"]]))).toEqual([]);
+  // Only a presigned URL's own token parameter is exempt.
+  const presigned = [{ ...jobs[0], logs: "https://s3/x?X-Amz-Security-Token=abcdefghijklmnopqrstuvwxyz&X-Amz-Signature=1" }];
+  expect(findLeaks(presigned, new Map([["abcdefghijklmnopqrstuvwxyz", "session token"]]))).toEqual([]);
 });

@@ -13,10 +13,16 @@ export interface Leak {
 /** Secrets shorter than this are not real credentials (and would match by accident). */
 const MIN_SECRET_LENGTH = 16;
 
+/**
+ * A presigned URL carries its session's token by design (it is a bearer link to one
+ * object, README "Notes and limits"); everywhere else a token is a leak.
+ */
+const PRESIGNED_TOKEN = /X-Amz-Security-Token=[^&"\s]*/g;
+
 export function findLeaks(jobs: Pick<JobRecord, "id" | "path" | "result" | "logs">[], secrets: Map<string, string>): Leak[] {
   const leaks: Leak[] = [];
   for (const job of jobs) {
-    const text = `${JSON.stringify(job.result)}\n${job.logs}`;
+    const text = `${JSON.stringify(job.result)}\n${job.logs}`.replace(PRESIGNED_TOKEN, "X-Amz-Security-Token=<presigned>");
     for (const [secret, kind] of secrets) {
       if (secret.length >= MIN_SECRET_LENGTH && text.includes(secret)) leaks.push({ jobId: job.id, path: job.path, kind });
     }
