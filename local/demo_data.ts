@@ -2,6 +2,7 @@
 // sets up a real workspace: an aws_oidc resource for the role, an aws_rds_iam_postgres
 // resource for the database, a bucket with CSV files, a table the IAM user may load.
 import { CreateBucketCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import { DEFAULT_LEDGER_TABLE, ledgerDdl } from "../f/aws_oidc/lib/loadLedger.ts";
 import type { LocalStack } from "./stack.ts";
 import { DB_USER, DEMO_ROLE_ARN, REGION } from "./stack.ts";
 
@@ -20,7 +21,7 @@ async function windmillApi(stack: LocalStack, path: string, body: unknown): Prom
   if (!res.ok) throw new Error(`Windmill ${path}: HTTP ${res.status} ${await res.text()}`);
 }
 
-/** Creates the role and database resources, the demo table and the IAM database user's grants. */
+/** Creates the role and database resources, the demo table, the load ledger and the IAM database user's grants. */
 export async function setUpWorkspace(stack: LocalStack): Promise<void> {
   const rds = stack.rds;
   if (!rds) throw new Error("the demo needs the RDS stand-in: startLocalStack({ rds: true })");
@@ -36,7 +37,9 @@ export async function setUpWorkspace(stack: LocalStack): Promise<void> {
   await rds.adminSql(`
     create table if not exists ${DEMO_TABLE} (
       order_id bigint primary key, customer text not null, country text, amount numeric(12,2), ordered_at timestamptz, note text);
-    grant select, insert, update, delete on ${DEMO_TABLE} to ${DB_USER};`);
+    grant select, insert, update, delete on ${DEMO_TABLE} to ${DB_USER};
+    ${ledgerDdl(DEFAULT_LEDGER_TABLE)};
+    grant select, insert, delete on ${DEFAULT_LEDGER_TABLE} to ${DB_USER};`);
 }
 
 /**

@@ -5,6 +5,7 @@ import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, type S3Client 
 import { gzipSync } from "node:zlib";
 import wmill from "windmill-client";
 import { assumeRoleAndSave } from "../f/aws_oidc/lib/assumeRoleAndSave.ts";
+import { DEFAULT_LEDGER_TABLE, ledgerDdl } from "../f/aws_oidc/lib/loadLedger.ts";
 import { s3Client } from "../f/aws_oidc/lib/s3.ts";
 import { expectNoLeaks } from "./helpers/leaks.ts";
 import { DB_USER, DEMO_ROLE_ARN, REGION, startStack, type Stack } from "./helpers/stack.ts";
@@ -34,7 +35,9 @@ beforeAll(async () => {
     create table people (id int primary key, name text, note text, score numeric);
     grant select, insert, update, delete on people to ${DB_USER};
     create table events (id int, label text);
-    grant select, insert on events to ${DB_USER};`);
+    grant select, insert on events to ${DB_USER};
+    ${ledgerDdl(DEFAULT_LEDGER_TABLE)};
+    grant select, insert, delete on ${DEFAULT_LEDGER_TABLE} to ${DB_USER};`);
 });
 afterAll(async () => {
   await expectNoLeaks(stack);
@@ -113,6 +116,29 @@ describe("rds_load_csv_from_s3", () => {
       { id: 3, name: "Zoë Ünïcode 日本", note: "", score: null },
       { id: 4, name: "", note: "plain", score: "0" },
     ]);
+  });
+
+  test("a re-run skips an object the ledger shows loaded; force loads it again", async () => {
+    await stack.rds!.adminSql(`create table people2 (like people); grant select, insert, delete on people2 to ${DB_USER}`);
+    const first = await run("rds_load_csv_from_s3", { bucket: BUCKET, key: "in/people.csv", table: "people2" });
+    expect(first.result).toMatchObject({ skipped: false, rows_loaded: 4 });
+    const again = await run("rds_load_csv_from_s3", { bucket: BUCKET, key: "in/people.csv", table: "people2" });
+    expect(again.result).toMatchObject({ skipped: true, rows_loaded: 0 });
+    const ledger = await run("rds_query", { sql: `select key, rows::int as rows from ${DEFAULT_LEDGER_TABLE} where target_table = 'people2'` });
+    expect(ledger.result.rows).toEqual([{ key: "in/people.csv", rows: 4 }]);
+    await stack.rds!.adminSql("delete from people2");
+    const forced = await run("rds_load_csv_from_s3", { bucket: BUCKET, key: "in/people.csv", table: "people2", force: true });
+    expect(forced.result).toMatchObject({ skipped: false, rows_loaded: 4 });
+    // A changed object (new ETag) is loaded again without force.
+    await putObject("in/people.csv", tricky.replace("9.5", "9.75"));
+    await stack.rds!.adminSql("delete from people2");
+    expect((await run("rds_load_csv_from_s3", { bucket: BUCKET, key: "in/people.csv", table: "people2" })).result.skipped).toBe(false);
+  });
+
+  test("a missing ledger table is reported with the DDL to create it", async () => {
+    const { result } = await run("rds_load_csv_from_s3", { bucket: BUCKET, key: "in/people.csv", table: "people", ledger_table: "no_such_ledger" });
+    expect(result.error.message).toContain('Invalid input "ledger_table"');
+    expect(result.error.message).toContain("create table if not exists");
   });
 
   test("gunzips on the fly, with a custom delimiter and no header", async () => {

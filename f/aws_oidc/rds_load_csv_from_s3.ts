@@ -1,5 +1,6 @@
 // Streams a CSV object from S3 into a table with COPY, in one transaction: either every
-// row lands or none. gzip objects are decompressed on the fly; progress shows in the job.
+// row lands or none. A ledger table records each object loaded (same transaction), so a
+// re-run skips it unless forced. gzip objects are decompressed on the fly.
 import { loadCsvFromS3 } from "./lib/s3RdsCopy.ts";
 import type { AwsStsCredentials as SavedCredentials } from "./lib/credentialsResource.ts";
 import type { AwsRdsIamPostgres as Database } from "./lib/rds.ts";
@@ -21,9 +22,11 @@ export async function main(
   quote: string = "\"",
   null_marker: string = "",
   gzip: "auto" | "yes" | "no" = "auto",
+  ledger_table: string = "aws_oidc_load_ledger",
+  force: boolean = false,
 ) {
   return await loadCsvFromS3(credentials, database, {
-    bucket, key, table, columns, gzip,
+    bucket, key, table, columns, gzip, ledgerTable: ledger_table, force,
     format: { header, delimiter, quote, nullMarker: null_marker },
   });
 }

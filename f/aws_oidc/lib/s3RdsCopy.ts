@@ -8,6 +8,7 @@ import { createGunzip, createGzip } from "node:zlib";
 import wmill from "windmill-client";
 import type { AwsStsCredentials } from "./credentialsResource.ts";
 import { CsvRecordCounter } from "./csvRecords.ts";
+import { ledgerDdl, previousLoad, recordLoad } from "./loadLedger.ts";
 import { connectRds, explainPgError, quoteIdentifier, quoteLiteral, quoteTableName } from "./rds.ts";
 import { checkBucket, checkKey, explainS3Error } from "./s3Errors.ts";
 import { s3Client, uploadObject } from "./s3.ts";
@@ -64,6 +65,8 @@ export interface LoadResult {
   key: string;
   etag: string | null;
   table: string;
+  /** True when the ledger shows this object (same ETag) already loaded into the table. */
+  skipped: boolean;
   rows_loaded: number;
   bytes_read: number;
   gzip: boolean;
@@ -74,7 +77,7 @@ export interface LoadResult {
 export async function loadCsvFromS3(
   credentials: AwsStsCredentials | string,
   database: unknown,
-  options: { bucket: string; key: string; table: string; columns: string[]; format: CsvFormat; gzip: GzipMode },
+  options: { bucket: string; key: string; table: string; columns: string[]; format: CsvFormat; gzip: GzipMode; ledgerTable: string; force: boolean },
 ): Promise<LoadResult> {
   const started = Date.now();
   const bucket = checkBucket("bucket", options.bucket);
@@ -82,6 +85,7 @@ export async function loadCsvFromS3(
   const table = quoteTableName("table", options.table);
   const format = checkCsvFormat(options.format);
   const columns = options.columns.length ? ` (${options.columns.map(checkColumn).join(", ")})` : "";
+  if (options.ledgerTable) quoteTableName("ledger_table", options.ledgerTable);
   const { s3, config } = await s3Client(credentials);
   const { sql, warnings, describe } = connectRds(database, config.credentials, config.region);
   warnings.forEach((w) => console.warn(`WARNING: ${w}`));
@@ -95,22 +99,43 @@ export async function loadCsvFromS3(
     const report = progressReporter(object.ContentLength ?? 0);
     raw.on("data", () => report(raw.bytes));
     console.log(`Loading s3://${bucket}/${key} (${object.ContentLength ?? "?"} bytes${gzip ? ", gzip" : ""}) into ${options.table} on ${describe}`);
-    await sql.begin(async (tx) => {
+    const entry = { bucket, key, etag: object.ETag ?? "", table: options.table };
+    const previous = await sql.begin(async (tx) => {
+      const done = options.ledgerTable && !options.force ? await previousLoad(tx, options.ledgerTable, entry) : undefined;
+      if (done) return done;
       const copy = await copyInStream(tx.unsafe(`copy ${table}${columns} from stdin with (${copyOptions(format)})`));
       const body = object.Body as Readable;
       await (gzip ? pipeline(body, raw, createGunzip(), records, copy) : pipeline(body, raw, records, copy));
+      if (options.ledgerTable) await recordLoad(tx, options.ledgerTable, entry, Math.max(0, records.records - (format.header ? 1 : 0)));
+      return undefined;
     });
+    const base = { bucket, key, etag: object.ETag ?? null, table: options.table, gzip, warnings };
+    if (previous) {
+      (object.Body as Readable).destroy();
+      console.log(`Skipped: the ledger ${options.ledgerTable} shows this object (ETag ${object.ETag}) loaded into ${options.table} at ${previous.loaded_at.toISOString()} (${previous.rows} rows); set force to load it again`);
+      return { ...base, skipped: true, rows_loaded: 0, bytes_read: 0, seconds: (Date.now() - started) / 1000 };
+    }
     const rows = Math.max(0, records.records - (format.header ? 1 : 0));
-    console.log(`Loaded ${rows} rows (${raw.bytes} bytes) in one transaction`);
-    return {
-      bucket, key, etag: object.ETag ?? null, table: options.table, rows_loaded: rows, bytes_read: raw.bytes, gzip,
-      seconds: (Date.now() - started) / 1000, warnings,
-    };
+    console.log(`Loaded ${rows} rows (${raw.bytes} bytes) in one transaction${options.ledgerTable ? `, recorded in ${options.ledgerTable}` : ""}`);
+    return { ...base, skipped: false, rows_loaded: rows, bytes_read: raw.bytes, seconds: (Date.now() - started) / 1000 };
   } catch (err) {
-    throw explainPgError(err, describe);
+    throw explainLoadError(err, describe, options.ledgerTable);
   } finally {
     await sql.end({ timeout: 5 });
   }
+}
+
+/** A missing ledger table gets the DDL to create it; two runs racing on one object, a plain answer. */
+function explainLoadError(err: unknown, describe: string, ledgerTable: string): Error {
+  const e = err as { code?: string; message?: string; constraint_name?: string; table_name?: string };
+  if (ledgerTable && e.code === "42P01" && e.message?.includes(ledgerTable)) {
+    return new InputError("ledger_table", `the ledger table ${ledgerTable} does not exist in ${describe}`,
+      `Create it once as a table owner:\n${ledgerDdl(ledgerTable)};\nGRANT SELECT, INSERT, DELETE ON ${ledgerTable} TO <the IAM user>; or set ledger_table to "" to load without a ledger`);
+  }
+  if (ledgerTable && e.code === "23505" && e.table_name === ledgerTable) {
+    return new Error(`Another run loaded the same object into the same table at the same time and committed first; this run's COPY was rolled back, so nothing is duplicated (${describe}).`);
+  }
+  return explainPgError(err, describe);
 }
 
 /** The part of a postgres query this module relies on, `reject` included (see below). */
