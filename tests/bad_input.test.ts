@@ -1,0 +1,116 @@
+// Bad input across every script and flow, run as Windmill jobs the way a person would
+// submit it: each refusal names the input (or the setting) and says how to fix it, none is
+// a bare stack trace, none carries a secret (the leak audit runs after the file).
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { CreateBucketCommand, PutObjectCommand } from "@aws-sdk/client-s3";
+import wmill from "windmill-client";
+import { assumeRoleAndSave } from "../f/aws_oidc/lib/assumeRoleAndSave.ts";
+import { s3Client } from "../f/aws_oidc/lib/s3.ts";
+import { DATABASE_RESOURCE, ROLE_RESOURCE, setUpWorkspace } from "../local/demo_data.ts";
+import { expectNoLeaks } from "./helpers/leaks.ts";
+import { DEMO_ROLE_ARN, REGION, startStack, type Stack } from "./helpers/stack.ts";
+
+const CREDS = "$res:f/aws_oidc/bad_input_creds";
+const DB = `$res:${DATABASE_RESOURCE}`;
+const ARN = DEMO_ROLE_ARN;
+let stack: Stack;
+
+beforeAll(async () => {
+  stack = await startStack({ s3: true, rds: true });
+  await setUpWorkspace(stack);
+  stack.actAsJob("f/aws_oidc/bad_input_setup");
+  await assumeRoleAndSave({ roleArn: ARN, region: REGION, saveTo: "f/aws_oidc/bad_input_creds" }, () => {});
+  const { s3 } = await s3Client("f/aws_oidc/bad_input_creds");
+  await s3.send(new CreateBucketCommand({ Bucket: "bad-input" }));
+  await s3.send(new PutObjectCommand({ Bucket: "bad-input", Key: "big.txt", Body: "x".repeat(4096) }));
+  await s3.send(new PutObjectCommand({ Bucket: "bad-input", Key: "three-cols.csv", Body: "order_id,customer,country\n1,a,b\n" }));
+  await wmill.ResourceService.createResource({ workspace: stack.windmill.workspace, requestBody: { path: "f/aws_oidc/a_role_not_creds", resource_type: "aws_oidc", value: { roleArn: ARN, region: REGION } } });
+});
+afterAll(async () => {
+  await expectNoLeaks(stack);
+  await stack.close();
+});
+
+type Case = [name: string, kind: "p" | "f", path: string, args: Record<string, unknown>, expected: RegExp];
+const assume = (args: Record<string, unknown>) => ({ role_arn: ARN, region: REGION, save_to: "f/aws_oidc/bad_creds", ...args });
+const s3 = (args: Record<string, unknown>) => ({ credentials: CREDS, bucket: "bad-input", ...args });
+const rds = (args: Record<string, unknown>) => ({ credentials: CREDS, database: DB, ...args });
+
+const CASES: Case[] = [
+  ["ARN of a user", "p", "f/aws_oidc/assume_role", assume({ role_arn: "arn:aws:iam::123456789012:user/bob" }), /Invalid input "role_arn".*not an IAM role ARN/],
+  ["ARN with a short account", "p", "f/aws_oidc/assume_role", assume({ role_arn: "arn:aws:iam::1234:role/x" }), /Invalid input "role_arn"/],
+  ["no role at all", "p", "f/aws_oidc/assume_role", { save_to: "f/aws_oidc/x" }, /Invalid input "role_arn".*Pick an aws_oidc resource/],
+  ["region with underscores", "p", "f/aws_oidc/assume_role", assume({ region: "us_east_1" }), /Invalid input "region"/],
+  ["session name with a space", "p", "f/aws_oidc/assume_role", assume({ session_name: "my session" }), /Invalid input "session_name"/],
+  ["session name of 65 chars", "p", "f/aws_oidc/assume_role", assume({ session_name: "s".repeat(65) }), /Invalid input "session_name"/],
+  ["duration in words", "p", "f/aws_oidc/assume_role", assume({ duration: "an hour" }), /Invalid input "duration".*1h30m/],
+  ["duration under 15 minutes", "p", "f/aws_oidc/assume_role", assume({ duration: "10m" }), /Invalid input "duration".*out of range/],
+  ["duration over 12 hours", "p", "f/aws_oidc/assume_role", assume({ duration: "13h" }), /Invalid input "duration"/],
+  ["session policy not JSON", "p", "f/aws_oidc/assume_role", assume({ session_policy: "{Statement:" }), /Invalid input "session_policy".*not valid JSON/],
+  ["session policy without statements", "p", "f/aws_oidc/assume_role", assume({ session_policy: "{}" }), /Invalid input "session_policy".*no Statement/],
+  ["session policy over 2048 chars", "p", "f/aws_oidc/assume_role", assume({ session_policy: JSON.stringify({ Version: "2012-10-17", Statement: [{ Effect: "Allow", Action: "s3:GetObject", Resource: Array.from({ length: 150 }, (_, i) => `arn:aws:s3:::bucket-${i}/*`) }] }) }), /Invalid input "session_policy".*2048/],
+  ["session policy STS finds malformed", "p", "f/aws_oidc/assume_role", assume({ session_policy: JSON.stringify({ Version: "2012-10-17", Statement: [{ Effect: "Maybe", Action: "s3:*", Resource: "*" }] }) }), /MalformedPolicyDocument[\s\S]*Fix: the session_policy input/],
+  ["11 policy ARNs", "p", "f/aws_oidc/assume_role", assume({ policy_arns: Array.from({ length: 11 }, (_, i) => `arn:aws:iam::aws:policy/P${i}`) }), /Invalid input "policy_arns".*at most 10/],
+  ["a policy ARN that is a role", "p", "f/aws_oidc/assume_role", assume({ policy_arns: ["arn:aws:iam::123456789012:role/x"] }), /Invalid input "policy_arns"/],
+  ["external id without chained role", "p", "f/aws_oidc/assume_role", assume({ chain_external_id: "abc" }), /Invalid input "chain_external_id"/],
+  ["save_to not a path", "p", "f/aws_oidc/assume_role", assume({ save_to: "creds" }), /Invalid input "save_to"/],
+  ["save_to holding another type", "p", "f/aws_oidc/assume_role", assume({ save_to: "f/aws_oidc/a_role_not_creds" }), /Invalid input "save_to".*aws_oidc resource/],
+  ["min_remaining below 5 minutes", "p", "f/aws_oidc/assume_role", assume({ min_remaining: "1m" }), /Invalid input "min_remaining"/],
+  ["a role that does not trust the workspace", "p", "f/aws_oidc/assume_role", assume({ role_arn: "arn:aws:iam::123456789012:role/no-such-role" }), /AccessDenied[\s\S]*Fix: the role's trust policy/],
+  ["whoami with a resource of the wrong type", "p", "f/aws_oidc/whoami", { credentials: "$res:f/aws_oidc/a_role_not_creds" }, /Invalid input "credentials".*not an aws_sts_credentials resource/],
+  ["whoami with a missing resource", "p", "f/aws_oidc/whoami", { credentials: "f/aws_oidc/nothing_here" }, /Invalid input "credentials".*no resource at f\/aws_oidc\/nothing_here/],
+  ["bucket given as a URL", "p", "f/aws_oidc/s3_list_objects", s3({ bucket: "s3://bad-input/x" }), /Invalid input "bucket".*bucket name alone: bad-input/],
+  ["bucket with capitals", "p", "f/aws_oidc/s3_list_objects", s3({ bucket: "Bad_Input" }), /Invalid input "bucket"/],
+  ["bucket that does not exist", "p", "f/aws_oidc/s3_list_objects", s3({ bucket: "no-such-bucket-here" }), /NoSuchBucket[\s\S]*Fix:/],
+  ["negative limit", "p", "f/aws_oidc/s3_list_objects", s3({ limit: -1 }), /Invalid input "limit"/],
+  ["empty key", "p", "f/aws_oidc/s3_get_object", s3({ key: "" }), /Invalid input "key".*empty/],
+  ["key over 1024 bytes", "p", "f/aws_oidc/s3_get_object", s3({ key: "é".repeat(600) }), /Invalid input "key".*1024 bytes/],
+  ["missing key", "p", "f/aws_oidc/s3_get_object", s3({ key: "not/there.txt" }), /NoSuchKey[\s\S]*Fix:/],
+  ["range without bytes=", "p", "f/aws_oidc/s3_get_object", s3({ key: "big.txt", range: "0-10" }), /Invalid input "range"/],
+  ["object over max_bytes", "p", "f/aws_oidc/s3_get_object", s3({ key: "big.txt", max_bytes: 100 }), /Invalid input "max_bytes".*4096 bytes/],
+  ["JSON read of a text object", "p", "f/aws_oidc/s3_get_object", s3({ key: "big.txt", as: "json" }), /Invalid input "as".*not JSON/],
+  ["content not base64", "p", "f/aws_oidc/s3_put_object", s3({ key: "a.bin", content: "%%%", encoding: "base64" }), /Invalid input "content".*not base64/],
+  ["content not JSON", "p", "f/aws_oidc/s3_put_object", s3({ key: "a.json", content: "{oops", encoding: "json" }), /Invalid input "content".*not valid JSON/],
+  ["KMS key without aws:kms", "p", "f/aws_oidc/s3_put_object", s3({ key: "a.txt", content: "x", kms_key_id: "alias/x" }), /Invalid input "kms_key_id"/],
+  ["unknown SSE mode", "p", "f/aws_oidc/s3_put_object", s3({ key: "a.txt", content: "x", sse: "rot13" }), /Invalid input "sse"/],
+  ["delete with neither keys nor prefix", "p", "f/aws_oidc/s3_delete_objects", s3({}), /Invalid input "keys"/],
+  ["copy from a bad source bucket", "p", "f/aws_oidc/s3_copy_object", s3({ source_bucket: "X", source_key: "a", key: "b" }), /Invalid input "source_bucket"/],
+  ["presign for more than 7 days", "p", "f/aws_oidc/s3_presign_url", s3({ key: "big.txt", expires_in: "8d" }), /Invalid input "expires_in".*out of range/],
+  ["empty SQL", "p", "f/aws_oidc/rds_query", rds({ sql: "  " }), /Invalid input "sql"/],
+  ["SQL syntax error", "p", "f/aws_oidc/rds_query", rds({ sql: "selec 1" }), /42601[\s\S]*Fix:/],
+  ["args not a list", "p", "f/aws_oidc/rds_query", rds({ sql: "select $1", args: "1" }), /Invalid input "args"/],
+  ["zero row limit", "p", "f/aws_oidc/rds_query", rds({ sql: "select 1", row_limit: 0 }), /Invalid input "row_limit"/],
+  ["bad statement timeout", "p", "f/aws_oidc/rds_query", rds({ sql: "select 1", statement_timeout: "soon" }), /Invalid input "statement_timeout"/],
+  ["TLS disabled", "p", "f/aws_oidc/rds_query", { credentials: CREDS, database: { host: "127.0.0.1", port: 5432, database: "postgres", user: "app_user", tlsMode: "disable" }, sql: "select 1" }, /Invalid input "database.tlsMode".*always needs TLS/],
+  ["verify-full without a CA", "p", "f/aws_oidc/rds_query", { credentials: CREDS, database: { host: "127.0.0.1", port: 5432, user: "app_user" }, sql: "select 1" }, /Invalid input "database.caCert"/],
+  ["a database resource with no host", "p", "f/aws_oidc/rds_query", { credentials: CREDS, database: {}, sql: "select 1" }, /Invalid input "database".*no host/],
+  ["a table name that is SQL", "p", "f/aws_oidc/rds_load_csv_from_s3", rds({ bucket: "bad-input", key: "three-cols.csv", table: "orders; drop table orders" }), /Invalid input "table"/],
+  ["a two-character delimiter", "p", "f/aws_oidc/rds_load_csv_from_s3", rds({ bucket: "bad-input", key: "three-cols.csv", table: "orders", delimiter: ";;" }), /Invalid input "delimiter"/],
+  ["CSV with the wrong column count", "p", "f/aws_oidc/rds_load_csv_from_s3", rds({ bucket: "bad-input", key: "three-cols.csv", table: "orders", ledger_table: "" }), /22P04|missing data[\s\S]*Fix:/],
+  ["a table that does not exist", "p", "f/aws_oidc/rds_load_csv_from_s3", rds({ bucket: "bad-input", key: "three-cols.csv", table: "no_such_table", ledger_table: "" }), /42P01[\s\S]*Fix: the table does not exist/],
+  ["export of an empty query", "p", "f/aws_oidc/rds_export_to_s3", rds({ query: " ", bucket: "bad-input", key: "out.csv" }), /Invalid input "query"/],
+  ["flow with a bucket URL", "f", "f/aws_oidc/s3_csv_to_rds", { aws_oidc: `$res:${ROLE_RESOURCE}`, database: DB, bucket: "s3://bad-input", table: "orders", credentials_path: "f/aws_oidc/bad_flow_creds" }, /"failed_step":"list_csv".*Invalid input \\"bucket\\"/],
+  ["flow with a bad role resource path", "f", "f/aws_oidc/rds_to_s3_export", { aws_oidc: "$res:f/aws_oidc/not_a_resource", database: DB, query: "select 1", bucket: "bad-input", key: "x.csv" }, /not_a_resource/],
+  ["trust policy for a wildcard workspace", "p", "f/aws_oidc/trust_policy", { account_id: "123456789012", windmill_base_url: "https://w.example.com", workspace: "*", bucket: "data" }, /Invalid input "workspace".*never a wildcard/],
+  ["trust policy over plain http", "p", "f/aws_oidc/trust_policy", { account_id: "123456789012", windmill_base_url: "http://w.example.com", workspace: "prod", bucket: "data" }, /Invalid input "base_url".*HTTPS/],
+];
+
+test(`at least 40 bad inputs are covered (${CASES.length})`, () => expect(CASES.length).toBeGreaterThanOrEqual(40));
+
+for (const [name, kind, path, args, expected] of CASES) {
+  test(`${path}: ${name}`, async () => {
+    const res = await fetch(`${stack.windmill.url}/api/w/${stack.windmill.workspace}/jobs/run_wait_result/${kind}/${path}`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${stack.windmill.adminToken}`, "content-type": "application/json" },
+      body: JSON.stringify(args),
+    });
+    const body = (await res.json()) as { error?: { message?: string } } & Record<string, unknown>;
+    expect(res.status).not.toBe(200);
+    // Scripts fail with Windmill's error object; flows with their failure module's report.
+    const message = body.error?.message ?? JSON.stringify(body);
+    expect(message).toMatch(expected);
+    // A message a person reads first, not a stack trace.
+    expect(message.trimStart().startsWith("at ")).toBe(false);
+    expect(message.length).toBeGreaterThan(20);
+  });
+}
