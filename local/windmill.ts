@@ -11,6 +11,8 @@ import { createSyncState, dependencyJobResult, syncRoutes, type SyncState } from
 
 /** Windmill's default OIDC token lifetime when the caller passes no expires_in. */
 const DEFAULT_ID_TOKEN_SECONDS = 48 * 3600;
+/** Enough parallel jobs to exercise parallel for-loops, few enough for a 2-core machine's memory. */
+const DEFAULT_WORKERS = 8;
 /** The key id Windmill puts in its JWT headers and JWKS. */
 const OIDC_KEY_ID = "windmill";
 
@@ -19,6 +21,8 @@ export interface WindmillOptions {
   workspaceDir: string;
   workspace?: string;
   port?: number;
+  /** Script jobs running at once (a worker pool); default DEFAULT_WORKERS. */
+  workers?: number;
   /** Extra env for every job (e.g. AWS_ENDPOINT_URL_STS pointing at the STS stand-in). */
   jobEnv?: Record<string, string>;
 }
@@ -83,6 +87,8 @@ export interface OidcFaults {
   signWithUnknownKey: boolean;
   /** Puts another `iss` in ID tokens (a token from a foreign issuer). */
   issuerOverride: string | null;
+  /** The JWKS endpoint answers 503 (an issuer AWS cannot reach). */
+  jwksUnavailable: boolean;
 }
 
 export interface WindmillStandIn {
@@ -106,7 +112,7 @@ export async function startWindmill(options: WindmillOptions): Promise<WindmillS
   const workspaceId = options.workspace ?? "demo";
   const { publicKey, privateKey } = await generateKeyPair("RS256", { extractable: true });
   const unknownKey = (await generateKeyPair("RS256")).privateKey;
-  const faults: OidcFaults = { clockSkewSeconds: 0, signWithUnknownKey: false, issuerOverride: null };
+  const faults: OidcFaults = { clockSkewSeconds: 0, signWithUnknownKey: false, issuerOverride: null, jwksUnavailable: false };
   const jwk: JWK = { ...(await exportJWK(publicKey)), kid: OIDC_KEY_ID, alg: "RS256", use: "sig" };
   const tokens = new Map<string, TokenInfo>();
   const workspaces = new Map<string, WorkspaceState>();
@@ -206,6 +212,7 @@ export async function startWindmill(options: WindmillOptions): Promise<WindmillS
     baseUrl: () => baseUrl,
     jobEnv: () => options.jobEnv ?? {},
     workspaceDir: options.workspaceDir,
+    workers: options.workers ?? DEFAULT_WORKERS,
     issueJobToken: (caller, job) => {
       const token = newToken();
       tokens.set(token, { workspace: caller.workspace, email: caller.email, username: caller.username, job });
@@ -253,7 +260,8 @@ export async function startWindmill(options: WindmillOptions): Promise<WindmillS
         id_token_signing_alg_values_supported: ["RS256"],
         claims_supported: ["sub", "aud", "exp", "iat", "iss", "email", "email_verified", "job_id", "path", "flow_path", "groups", "username", "workspace"],
       })],
-    ["GET", /^\/api\/oidc\/jwks$/, (_i, res) => sendJson(res, 200, { keys: [jwk] })],
+    ["GET", /^\/api\/oidc\/jwks$/, (_i, res) =>
+      faults.jwksUnavailable ? sendText(res, 503, "Service Unavailable") : sendJson(res, 200, { keys: [jwk] })],
     ["POST", /^\/api\/w\/([^/]+)\/oidc\/token\/(.+)$/, async (c, res) => {
       workspaceFor(c.token(), c.match[1]);
       const expiresIn = Number(c.url.searchParams.get("expires_in") ?? DEFAULT_ID_TOKEN_SECONDS);

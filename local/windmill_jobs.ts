@@ -42,6 +42,8 @@ export interface JobHost {
   jobEnv(): Record<string, string>;
   /** The repo the stand-in serves when nothing was pushed yet. */
   workspaceDir: string;
+  /** How many script jobs run at once; the others queue, as on a worker pool. */
+  workers: number;
   issueJobToken(caller: Caller, job: { id: string; path: string; flowPath: string | null }): string;
   revokeToken(token: string): void;
   /** `$res:` / `$var:` args resolved, as Windmill does before a job starts. */
@@ -64,7 +66,26 @@ export class JobEngine {
   private readonly running = new Map<string, Promise<JobRecord>>();
   private materialized = new Map<string, { version: string; dir: string }>();
 
-  constructor(private readonly host: JobHost) {}
+  /** Free worker slots, and the jobs waiting for one (first come, first served). */
+  private freeWorkers: number;
+  private readonly waitingForWorker: (() => void)[] = [];
+
+  constructor(private readonly host: JobHost) {
+    this.freeWorkers = host.workers;
+  }
+
+  /** A script job holds a worker while its process runs, as on a real instance's worker pool. */
+  private async withWorker<T>(run: () => Promise<T>): Promise<T> {
+    if (this.freeWorkers > 0) this.freeWorkers--;
+    else await new Promise<void>((resolve) => this.waitingForWorker.push(resolve));
+    try {
+      return await run();
+    } finally {
+      const next = this.waitingForWorker.shift();
+      if (next) next();
+      else this.freeWorkers++;
+    }
+  }
 
   get(id: string): JobRecord | undefined {
     return this.byId.get(id);
@@ -125,7 +146,11 @@ export class JobEngine {
     return state.sync.scripts.size > 0 ? state.sync.scripts.has(path) : true;
   }
 
-  private async executeScript(caller: Caller, state: WorkspaceState, record: JobRecord, raw: { content: string } | undefined, timeoutSeconds?: number): Promise<void> {
+  private executeScript(caller: Caller, state: WorkspaceState, record: JobRecord, raw: { content: string } | undefined, timeoutSeconds?: number): Promise<void> {
+    return this.withWorker(() => this.runScriptOnWorker(caller, state, record, raw, timeoutSeconds));
+  }
+
+  private async runScriptOnWorker(caller: Caller, state: WorkspaceState, record: JobRecord, raw: { content: string } | undefined, timeoutSeconds?: number): Promise<void> {
     const root = await this.runRoot(state);
     const scriptFile = raw ? await this.writeRawScript(root, record.id, raw.content) : join(root, `${record.path}.ts`);
     const token = this.host.issueJobToken(caller, { id: record.id, path: record.path, flowPath: record.flowPath });
