@@ -60,11 +60,15 @@ export function sampleCsv(firstId: number, rows: number): string {
   return `${lines.join("\n")}\n`;
 }
 
-/** Uploads `objects` CSV files of `rowsPerObject` rows under `prefix`, with credentials the demo role gets. */
-export async function uploadSampleCsvs(s3: S3Client, bucket: string, prefix: string, objects: number, rowsPerObject: number): Promise<number> {
+export async function ensureBucket(s3: S3Client, bucket: string): Promise<void> {
   await s3.send(new CreateBucketCommand({ Bucket: bucket })).catch((err: { name?: string }) => {
     if (err.name !== "BucketAlreadyOwnedByYou" && err.name !== "BucketAlreadyExists") throw err;
   });
+}
+
+/** Uploads `objects` CSV files of `rowsPerObject` rows under `prefix`, with credentials the demo role gets. */
+export async function uploadSampleCsvs(s3: S3Client, bucket: string, prefix: string, objects: number, rowsPerObject: number): Promise<number> {
+  await ensureBucket(s3, bucket);
   for (let i = 0; i < objects; i++) {
     const body = sampleCsv(i * rowsPerObject + 1, rowsPerObject);
     await s3.send(new PutObjectCommand({ Bucket: bucket, Key: `${prefix}part-${String(i).padStart(3, "0")}.csv`, Body: body, ContentType: "text/csv" }));
