@@ -1,5 +1,5 @@
-// The leak audit: no secret the stand-ins issued (secret keys, session tokens, ID
-// tokens) may appear in any job's result or logs.
+// The leak audit: no secret the stand-ins issued or saw (secret keys, session tokens, ID
+// tokens, RDS IAM tokens) may appear in any job's result or logs.
 import { expect } from "bun:test";
 import type { JobRecord } from "../../local/windmill.ts";
 import type { Stack } from "./stack.ts";
@@ -36,6 +36,7 @@ export async function issuedSecrets(stack: Stack): Promise<Map<string, string>> 
   for (const s of fromSts.secretAccessKeys) secrets.set(s, "secret access key");
   for (const s of fromSts.sessionTokens) secrets.set(s, "session token");
   for (const s of stack.windmill.issuedIdTokens) secrets.set(s, "ID token");
+  for (const s of stack.rds?.receivedTokens ?? []) secrets.set(s, "RDS IAM token");
   return secrets;
 }
 
