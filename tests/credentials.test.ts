@@ -60,6 +60,14 @@ describe("concurrent saves to one resource", () => {
     expect(seen.size).toBeGreaterThan(1);
   });
 
+  test("10 concurrent first saves to a new path all succeed and leave one consistent resource", async () => {
+    const path = "f/aws_oidc/creds_first_race";
+    const saves = Array.from({ length: 10 }, () => assumeRoleAndSave({ roleArn: DEMO_ROLE_ARN, region: REGION, saveTo: path }, quiet));
+    const results = await Promise.allSettled(saves);
+    expect(results.filter((r) => r.status === "rejected")).toEqual([]);
+    await expectConsistent(path);
+  });
+
   test("generations nothing points to are deleted once past the grace period", async () => {
     const path = "f/aws_oidc/creds_gc";
     const workspace = stack.windmill.workspace;

@@ -66,8 +66,27 @@ export async function saveCredentialsResource(resourcePath: string, creds: Sessi
     resourcePath,
     mint,
   };
-  await wmill.setResource(value, resourcePath, CREDENTIALS_RESOURCE_TYPE);
+  await writeResource(resourcePath, value);
   await deleteStaleGenerations(resourcePath);
+}
+
+/**
+ * Updates the resource, or creates it the first time. wmill.setResource checks for
+ * existence and then creates, so two first-time saves racing each other make the slower
+ * one fail on "already exists"; that one updates instead.
+ */
+async function writeResource(path: string, value: unknown): Promise<void> {
+  const workspace = wmill.getWorkspace();
+  const update = () => wmill.ResourceService.updateResourceValue({ workspace, path, requestBody: { value } });
+  if (await wmill.ResourceService.existsResource({ workspace, path })) return void (await update());
+  try {
+    await wmill.ResourceService.createResource({ workspace, requestBody: { path, value, resource_type: CREDENTIALS_RESOURCE_TYPE } });
+  } catch (err) {
+    if (!(await wmill.ResourceService.existsResource({ workspace, path }))) {
+      throw new Error(`Windmill refused to create the resource ${path} (${(err as { body?: unknown }).body ?? (err as Error).message}): check that the aws_sts_credentials resource type was pushed (wmill sync push) and that this job may write to ${path.split("/").slice(0, 2).join("/")}`);
+    }
+    await update();
+  }
 }
 
 /** Deletes generations the resource no longer points to, once past the grace period. */
