@@ -2,7 +2,9 @@
 // script gets in, every other path, workspace and audience is refused.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { setupDocuments, type SetupInput } from "../f/aws_oidc/lib/awsSetup.ts";
+import { s3Client } from "../f/aws_oidc/lib/s3.ts";
 import { InputError } from "../f/aws_oidc/lib/validate.ts";
+import { ensureBucket } from "../local/demo_data.ts";
 import { expectNoLeaks } from "./helpers/leaks.ts";
 import { ACCOUNT_ID, REGION, startStack, type PolicyDocument, type Stack } from "./helpers/stack.ts";
 
@@ -73,7 +75,7 @@ describe("generated documents", () => {
 describe("the generated trust policy in the STS stand-in", () => {
   let stack: Stack;
   beforeAll(async () => {
-    stack = await startStack();
+    stack = await startStack({ s3: true });
   });
   afterAll(async () => {
     await expectNoLeaks(stack);
@@ -130,5 +132,30 @@ describe("the generated trust policy in the STS stand-in", () => {
     const { result } = await assume(role, "other-audience");
     expect(result.error.message).toContain("AccessDenied");
     expect(result.error.message).toContain('"aud":["other-audience"]');
+  });
+
+  test("the generated permission policy allows its bucket prefix and refuses every other", async () => {
+    const role = await roleFor("allow-prefix", { scripts: ["f/aws_oidc/*"], flows: [], s3: { bucket: "lake", prefix: "incoming/", write: true } });
+    const put = (creds: string, bucket: string, key: string) =>
+      stack.runScript("f/aws_oidc/s3_put_object", { credentials: `$res:${creds}`, bucket, key, content: "x" });
+    // The bucket must exist: created with the demo role, whose policy allows s3:*.
+    await stack.runScript("f/aws_oidc/assume_role", { role_arn: "arn:aws:iam::123456789012:role/windmill-demo", region: REGION, save_to: "f/aws_oidc/demo_any" });
+    stack.actAsJob("f/aws_oidc/setup_buckets");
+    const { s3 } = await s3Client("f/aws_oidc/demo_any");
+    await ensureBucket(s3, "lake");
+    await ensureBucket(s3, "other-lake");
+    const saved = await stack.runScript("f/aws_oidc/assume_role", { role_arn: role, region: REGION, save_to: "f/aws_oidc/prefix_creds" });
+    expect(saved.status).toBe(200);
+    expect((await put("f/aws_oidc/prefix_creds", "lake", "incoming/a.csv")).status).toBe(200);
+    for (const [bucket, key] of [["lake", "elsewhere/a.csv"], ["other-lake", "incoming/a.csv"]]) {
+      const denied = await put("f/aws_oidc/prefix_creds", bucket, key);
+      expect(denied.status).toBe(500);
+      expect(denied.result.error.message).toContain("AccessDenied");
+      expect(denied.result.error.message).toContain(`s3:PutObject on arn:aws:s3:::${bucket}/${key}`);
+    }
+    const listed = await stack.runScript("f/aws_oidc/s3_list_objects", { credentials: "$res:f/aws_oidc/prefix_creds", bucket: "lake", prefix: "incoming/" });
+    expect(listed.result).toHaveLength(1);
+    const listedOutside = await stack.runScript("f/aws_oidc/s3_list_objects", { credentials: "$res:f/aws_oidc/prefix_creds", bucket: "lake", prefix: "elsewhere/" });
+    expect(listedOutside.result.error.message).toContain("AccessDenied");
   });
 });
