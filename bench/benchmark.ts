@@ -18,6 +18,8 @@ export interface BenchOptions {
   sizeBytes: number;
   objects: number;
   quick: boolean;
+  /** Another checkout to deploy and measure (e.g. one with a candidate product change); this repo when absent. */
+  workspaceDir?: string;
   log(line: string): void;
 }
 
@@ -30,7 +32,7 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchReport> 
   const log = (line: string) => options.log(`[${elapsed()}] ${line}`);
   log("starting the stand-ins and pushing the workspace with wmill");
   const dir = await mkdtemp(join(tmpdir(), "aws-oidc-bench-"));
-  const stack = await startBenchStack().catch(async (err: unknown) => {
+  const stack = await startBenchStack(options.workspaceDir).catch(async (err: unknown) => {
     await rm(dir, { recursive: true, force: true });
     throw err;
   });
@@ -45,7 +47,7 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchReport> 
     await measureExports(ctx, data);
     await measureCredentials(ctx);
     return {
-      sizeBytes: options.sizeBytes, objects: options.objects, quick: options.quick,
+      sizeBytes: options.sizeBytes, objects: options.objects, quick: options.quick, workspaceDir: options.workspaceDir,
       dataset: { rows: data.full.rows, bytes: data.full.bytes },
       measurements: ctx.measurements, checks: ctx.checks,
       environment: await describeEnvironment(stack),

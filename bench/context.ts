@@ -3,7 +3,7 @@
 // turn a measured value into a met / not met target.
 import { ProcessMonitor, type ProcessUsage } from "./processes.ts";
 import type { Check, Measurement, Target } from "./results.ts";
-import type { BenchStack } from "./stack.ts";
+import { HungJobError, type BenchStack } from "./stack.ts";
 
 /** How far the slow and the repeated measurements go. */
 export interface Bounds {
@@ -24,10 +24,15 @@ export const FULL_BOUNDS: Bounds = { rowByRowRows: 50_000, rowByRowSeconds: 30, 
 /** Enough rows to exercise every path; timing is not the point of --quick. */
 export const QUICK_BOUNDS: Bounds = { rowByRowRows: 2_000, rowByRowSeconds: 3, batchRows: 20_000, batchSeconds: 3, credentialSamples: 3, headToHeadRuns: 1 };
 
-/** The stand-in worker kills a job after 15 minutes; nothing here should wait longer than that plus start-up. */
-export const JOB_TIMEOUT_MS = 16 * 60 * 1000;
-/** psql and the benchmark's own worker get the same allowance as a job. */
-export const CLIENT_TIMEOUT_MS = JOB_TIMEOUT_MS;
+/** Every step gets this much on top of its data's share, for process start-up and connections. */
+const STEP_GRACE_MS = 60_000;
+/** ~5× slower than the slowest bulk path measured here: a step slower than this is stuck, not slow. */
+const SLOWEST_BYTES_PER_SECOND = 4 * 1024 * 1024;
+
+/** How long a step moving `bytes` may take before it counts as hung. */
+export function stepTimeoutMs(bytes: number): number {
+  return STEP_GRACE_MS + (bytes / SLOWEST_BYTES_PER_SECOND) * 1000;
+}
 
 export interface BenchContext {
   stack: BenchStack;
@@ -77,6 +82,23 @@ async function settle(ctx: BenchContext): Promise<void> {
 export async function watched<T>(ctx: BenchContext, work: () => Promise<T>): Promise<{ value: T; usage: ProcessUsage }> {
   await settle(ctx);
   return observe(work);
+}
+
+/**
+ * Runs a job step; if it hangs, once more, so one hang does not cost the whole run. Each
+ * hung attempt is a failed check: a job that never answers is a bug, not a slow run.
+ */
+export async function retryIfHung<T>(ctx: BenchContext, name: string, attempt: () => Promise<T>): Promise<T> {
+  try {
+    const value = await attempt();
+    check(ctx, `${name}: attempts that hung`, 0, 0);
+    return value;
+  } catch (err) {
+    if (!(err instanceof HungJobError)) throw err;
+    ctx.log(`  HUNG: ${err.message}; running it once more`);
+    check(ctx, `${name}: attempts that hung`, 0, 1);
+    return attempt();
+  }
 }
 
 async function observe<T>(work: () => Promise<T>): Promise<{ value: T; usage: ProcessUsage }> {

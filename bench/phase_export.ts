@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { UPLOAD_PART_SIZE, UPLOAD_QUEUE_SIZE } from "../f/aws_oidc/lib/s3.ts";
 import { DATABASE_RESOURCE } from "../local/demo_data.ts";
 import { runWorker } from "./children.ts";
-import { atLeast, CLIENT_TIMEOUT_MS, check, JOB_TIMEOUT_MS, MIB, rssTargets, watched, type BenchContext } from "./context.ts";
+import { atLeast, check, MIB, retryIfHung, rssTargets, stepTimeoutMs, watched, type BenchContext } from "./context.ts";
 import type { Dataset } from "./phase_data.ts";
 import { PROCESS_ROLES, type ProcessUsage } from "./processes.ts";
 import { copyToFile, gatewayEnv } from "./psql.ts";
@@ -38,10 +38,12 @@ async function sha256File(path: string): Promise<string> {
   return hash.digest("hex");
 }
 
-async function measureExportJob(ctx: BenchContext, name: string, query: string, key: string, rows: number): Promise<ExportRun> {
+/** `expectedBytes` (what psql wrote for the same rows, or a share of it) only sizes the time limit. */
+async function measureExportJob(ctx: BenchContext, name: string, query: string, key: string, rows: number, expectedBytes: number): Promise<ExportRun> {
   ctx.log(`▶ ${name}`);
   const args = { credentials: `$res:${BENCH_CREDENTIALS}`, database: `$res:${DATABASE_RESOURCE}`, query, bucket: BENCH_BUCKET, key };
-  const { value: run, usage } = await watched(ctx, () => runJobOk(ctx.stack, "p", "f/aws_oidc/rds_export_to_s3", args, JOB_TIMEOUT_MS));
+  const { value: run, usage } = await retryIfHung(ctx, name, () =>
+    watched(ctx, () => runJobOk(ctx.stack, "p", "f/aws_oidc/rds_export_to_s3", args, stepTimeoutMs(expectedBytes))));
   const result = run.result as { rows: number; bytes: number };
   check(ctx, `${name}: rows`, rows, result.rows);
   return throughput(name, result.rows, result.bytes, run.seconds, usage, usage.jobPeakKb.get(run.id));
@@ -68,22 +70,22 @@ function cpuCeiling(psqlOut: ExportRun, upload: ExportRun): ExportRun {
 export async function measureExports(ctx: BenchContext, data: Dataset): Promise<void> {
   const psqlFile = join(ctx.dir, "psql_out.csv");
   ctx.log("▶ \\copy (select …) to a file, through the gateway (export half 1)");
-  const { value: out, usage: outUsage } = await watched(ctx, async () => copyToFile(await gatewayEnv(ctx.stack), EXPORT_QUERY, psqlFile, CLIENT_TIMEOUT_MS));
+  const { value: out, usage: outUsage } = await watched(ctx, async () => copyToFile(await gatewayEnv(ctx.stack), EXPORT_QUERY, psqlFile, stepTimeoutMs(data.full.bytes)));
   const psqlBytes = Bun.file(psqlFile).size;
   const psqlOut = throughput(`${out.client} (select …) to a file, through the gateway: export half 1`, data.full.rows, psqlBytes, out.seconds, outUsage, out.peakKb);
 
   ctx.log("▶ plain multipart upload of that file (export half 2)");
   const uploadTask = { kind: "upload", file: psqlFile, bucket: BENCH_BUCKET, key: "bench/plain-upload.csv", partSize: UPLOAD_PART_SIZE, queueSize: UPLOAD_QUEUE_SIZE } as const;
-  const { value: up, usage: upUsage } = await watched(ctx, () => runWorker<CopyResult>(uploadTask, ctx.stack.awsEnv, CLIENT_TIMEOUT_MS));
+  const { value: up, usage: upUsage } = await watched(ctx, () => runWorker<CopyResult>(uploadTask, ctx.stack.awsEnv, stepTimeoutMs(psqlBytes)));
   const upload = throughput(`Upload (lib-storage) of that file, ${UPLOAD_PART_SIZE / MIB} MiB parts × ${UPLOAD_QUEUE_SIZE}: export half 2`, undefined, up.result.bytes, up.seconds, upUsage, up.peakKb);
 
   const quarterRows = Math.floor(data.full.rows / 4);
-  const quarterJob = await measureExportJob(ctx, "export job rds_export_to_s3, ¼ of the table", `${EXPORT_QUERY} limit ${quarterRows}`, "bench/export-quarter.csv", quarterRows);
-  const fullJob = await measureExportJob(ctx, "export job rds_export_to_s3, whole table", EXPORT_QUERY, EXPORT_KEY, data.full.rows);
+  const quarterJob = await measureExportJob(ctx, "export job rds_export_to_s3, ¼ of the table", `${EXPORT_QUERY} limit ${quarterRows}`, "bench/export-quarter.csv", quarterRows, psqlBytes / 4);
+  const fullJob = await measureExportJob(ctx, "export job rds_export_to_s3, whole table", EXPORT_QUERY, EXPORT_KEY, data.full.rows, psqlBytes);
   check(ctx, "export job: bytes equal psql's", psqlBytes, fullJob.measurement.bytes ?? -1);
 
   ctx.log("▶ download of the exported object, hashed (round-trip check; diagnostic)");
-  const { value: got, usage: getUsage } = await watched(ctx, () => runWorker<S3GetResult>({ kind: "s3-get", bucket: BENCH_BUCKET, key: EXPORT_KEY }, ctx.stack.awsEnv, CLIENT_TIMEOUT_MS));
+  const { value: got, usage: getUsage } = await watched(ctx, () => runWorker<S3GetResult>({ kind: "s3-get", bucket: BENCH_BUCKET, key: EXPORT_KEY }, ctx.stack.awsEnv, stepTimeoutMs(psqlBytes)));
   check(ctx, "exported object: sha256 equals psql's file", await sha256File(psqlFile), got.result.sha256);
   const download = throughput("GetObject of the exported object through the S3 gate (diagnostic)", undefined, got.result.bytes, got.seconds, getUsage, got.peakKb);
 

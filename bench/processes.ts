@@ -78,8 +78,30 @@ export async function processPeakKb(pid: number, args: string[]): Promise<number
   return peakRssKb(status);
 }
 
+function envValue(environ: string | undefined, name: string): string | undefined {
+  return environ?.split("\0").find((v) => v.startsWith(`${name}=`))?.slice(name.length + 1);
+}
+
 function jobIdOf(environ: string | undefined): string | undefined {
-  return environ?.split("\0").find((v) => v.startsWith("WM_JOB_ID="))?.slice("WM_JOB_ID=".length);
+  return envValue(environ, "WM_JOB_ID");
+}
+
+/**
+ * SIGKILLs the job processes this process's Windmill stand-in started for `jobId` (the
+ * job itself, or any step of that flow), found by pid: their parent is this process.
+ * Returns how many it killed.
+ */
+export async function killJobProcesses(jobId: string): Promise<number> {
+  let killed = 0;
+  for (const pid of (await readdir("/proc")).filter((name) => /^\d+$/.test(name)).map(Number)) {
+    const [stat, cmdline] = await Promise.all([readText(`/proc/${pid}/stat`), readText(`/proc/${pid}/cmdline`)]);
+    if (!stat || parentOf(statFields(stat)) !== process.pid || !cmdline?.includes(JOB_ENTRY)) continue;
+    const environ = await readText(`/proc/${pid}/environ`);
+    if (envValue(environ, "WM_JOB_ID") !== jobId && envValue(environ, "WM_ROOT_FLOW_JOB_ID") !== jobId) continue;
+    process.kill(pid, "SIGKILL");
+    killed++;
+  }
+  return killed;
 }
 
 export class ProcessMonitor {

@@ -65,6 +65,7 @@ function environmentLines(report: BenchReport): string[] {
   return [
     `- Date: ${e.date}; run took ${(report.wallSeconds / 60).toFixed(1)} min${report.quick ? " (--quick)" : ""}`,
     `- Machine: ${e.cores} cores (${e.cpuModel}), ${e.memoryGiB} GiB memory; everything on loopback`,
+    ...(report.workspaceDir ? [`- Workspace measured: **${report.workspaceDir}** (not this repo's f/)`] : []),
     `- Data: ${report.dataset.rows.toLocaleString("en-US")} rows, ${(report.dataset.bytes / MIB).toFixed(1)} MiB of CSV (--size ${(report.sizeBytes / MIB).toFixed(0)} MiB), split into ${report.objects} objects for the flow`,
     `- Versions: ${Object.entries(e.versions).map(([k, v]) => `${k} ${v}`).join(", ")}`,
     `- Other processes on the machine used ${otherLoad(report).toFixed(2)} cores on average during the measurements${otherLoad(report) > QUIET_MACHINE_CORES ? " — **the machine was not quiet: throughput numbers are disturbed**" : " (quiet)"}`,

@@ -50,6 +50,8 @@ export interface BenchReport {
   sizeBytes: number;
   objects: number;
   quick: boolean;
+  /** Set when another checkout than this repo was deployed and measured. */
+  workspaceDir?: string;
   dataset: { rows: number; bytes: number };
   measurements: Measurement[];
   checks: Check[];

@@ -9,7 +9,10 @@
 //   npm run bench -- --quick            a few MB, to check that every path works
 //   npm run bench -- --out FILE         write the results elsewhere (--quick writes none by default,
 //                                       so a check run never overwrites real results)
+//   npm run bench -- --workspace DIR    deploy and measure another checkout (a candidate product change)
+//                                       instead of this repo; its results go to --out only
 import { writeFile } from "node:fs/promises";
+import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { runBenchmark } from "./benchmark.ts";
@@ -40,17 +43,22 @@ function parseObjects(text: string | undefined): number {
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: { size: { type: "string" }, objects: { type: "string" }, quick: { type: "boolean", default: false }, out: { type: "string" } },
+    options: {
+      size: { type: "string" }, objects: { type: "string" }, quick: { type: "boolean", default: false },
+      out: { type: "string" }, workspace: { type: "string" },
+    },
   });
   const quick = values.quick === true;
   const report = await runBenchmark({
     sizeBytes: parseSize(values.size ?? (quick ? QUICK_SIZE : DEFAULT_SIZE)),
     objects: parseObjects(values.objects),
     quick,
+    workspaceDir: values.workspace ? resolve(values.workspace) : undefined,
     log: (line) => console.log(line),
   });
   console.log(`\n${renderTable(report)}\n`);
-  const out = values.out ?? (quick ? undefined : RESULTS_FILE);
+  // bench/RESULTS.md describes this repo as it is: a quick run or another checkout never overwrites it.
+  const out = values.out ?? (quick || values.workspace ? undefined : RESULTS_FILE);
   if (out) {
     await writeFile(out, renderResults(report));
     console.log(`Written to ${out}`);

@@ -10,6 +10,7 @@ import { setUpWorkspace } from "../local/demo_data.ts";
 import { DB_USER, DEMO_ROLE_ARN, REGION, startLocalStack, type LocalStack } from "../local/stack.ts";
 import type { JobRecord } from "../local/windmill_jobs.ts";
 import { tableDdl } from "./csv_data.ts";
+import { killJobProcesses } from "./processes.ts";
 
 export const BENCH_TABLE = "bench_rows";
 export const BENCH_BUCKET = "bench-data";
@@ -21,6 +22,8 @@ const BENCH_JOB_PATH = "f/aws_oidc/bench";
 const BENCH_SESSION_DURATION = "3h";
 /** A result poll every 50 ms adds at most 1% to a 5-second job. */
 const JOB_POLL_MS = 50;
+/** After its processes are killed, a hung job's record settles (failure) within this long. */
+const ABANDON_WAIT_MS = 30_000;
 const quiet = () => {};
 
 export interface BenchStack {
@@ -31,6 +34,9 @@ export interface BenchStack {
   awsEnv: Record<string, string>;
   close(): Promise<void>;
 }
+
+/** A job that gave no result in its time: its processes were killed (the run can go on). */
+export class HungJobError extends Error {}
 
 export interface JobRun {
   id: string;
@@ -50,8 +56,9 @@ function actAsJob(local: LocalStack, path: string): void {
   wmill.setClient(token, local.windmill.url);
 }
 
-export async function startBenchStack(): Promise<BenchStack> {
-  const local = await startLocalStack({ s3: true, rds: true });
+/** `workspaceDir`: the checkout whose f/ and u/ are pushed and run (this repo by default). */
+export async function startBenchStack(workspaceDir?: string): Promise<BenchStack> {
+  const local = await startLocalStack({ s3: true, rds: true, workspaceDir });
   try {
     await setUpWorkspace(local);
     actAsJob(local, BENCH_JOB_PATH);
@@ -89,7 +96,20 @@ export async function runJob(stack: BenchStack, kind: "p" | "f", path: string, a
     const poll = (await (await fetch(`${url}/api/w/${workspace}/jobs_u/completed/get_result_maybe/${id}`, { headers })).json()) as
       { completed: boolean; success?: boolean; result?: unknown };
     if (poll.completed) return { id, success: poll.success === true, result: poll.result, seconds: (performance.now() - started) / 1000 };
-    if (performance.now() > deadline) throw new Error(`${path} (job ${id}) did not finish within ${timeoutMs / 1000} s`);
+    if (performance.now() > deadline) {
+      await abandonJob(stack, id);
+      throw new HungJobError(`${path} (job ${id}) gave no result within ${timeoutMs / 1000} s; its processes were killed`);
+    }
+    await Bun.sleep(JOB_POLL_MS);
+  }
+}
+
+/** Kills a hung job's processes (a flow may start more steps meanwhile) until its record settles. */
+async function abandonJob(stack: BenchStack, id: string): Promise<void> {
+  const deadline = performance.now() + ABANDON_WAIT_MS;
+  const record = stack.local.windmill.jobs.find((j) => j.id === id);
+  while (record?.status === "running" && performance.now() < deadline) {
+    await killJobProcesses(id);
     await Bun.sleep(JOB_POLL_MS);
   }
 }
