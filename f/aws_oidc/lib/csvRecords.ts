@@ -6,30 +6,24 @@ import { Transform, type TransformCallback } from "node:stream";
 
 const NEWLINE = 0x0a;
 
-export class CsvRecordCounter extends Transform {
+/** The counting itself, for callers that see the bytes without a stream stage of their own. */
+export class CsvRecordScanner {
   records = 0;
   bytes = 0;
   private inQuotes = false;
   /** Whether bytes arrived since the last record ended (a last line without "\n"). */
   private pending = false;
 
-  constructor(private readonly quote: number) {
-    super();
-  }
+  constructor(private readonly quote: number) {}
 
-  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    this.scan(chunk);
-    this.bytes += chunk.length;
-    callback(null, chunk);
-  }
-
-  override _flush(callback: TransformCallback): void {
+  /** Call once after the last chunk: a last record without a newline counts too. */
+  finish(): void {
     if (this.pending) this.records++;
     this.pending = false;
-    callback();
   }
 
-  private scan(chunk: Buffer): void {
+  scan(chunk: Buffer): void {
+    this.bytes += chunk.length;
     let pos = 0;
     while (pos < chunk.length) {
       if (this.inQuotes) {
@@ -54,5 +48,29 @@ export class CsvRecordCounter extends Transform {
         return;
       }
     }
+  }
+}
+
+/** A pass-through stream stage that counts the records flowing through it. */
+export class CsvRecordCounter extends Transform {
+  private readonly scanner: CsvRecordScanner;
+
+  constructor(quote: number) {
+    super();
+    this.scanner = new CsvRecordScanner(quote);
+  }
+
+  get records(): number {
+    return this.scanner.records;
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.scanner.scan(chunk);
+    callback(null, chunk);
+  }
+
+  override _flush(callback: TransformCallback): void {
+    this.scanner.finish();
+    callback();
   }
 }

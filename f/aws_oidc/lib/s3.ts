@@ -10,18 +10,17 @@ import {
   S3Client,
   type ServerSideEncryption,
 } from "@aws-sdk/client-s3";
-import { Upload } from "@aws-sdk/lib-storage";
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
 import { awsClientConfig, type AwsClientConfig } from "./credentialsProvider.ts";
 import type { AwsStsCredentials } from "./credentialsResource.ts";
 import { formatSeconds, InputError, parseDuration } from "./validate.ts";
+import { S3UploadStream } from "./multipartUpload.ts";
 import { checkBucket, checkKey, explainS3Error } from "./s3Errors.ts";
 
 /** S3 returns at most 1000 keys per page and deletes at most 1000 keys per request. */
 const S3_PAGE_SIZE = 1000;
-/** Multipart parts: S3's 5 MiB minimum; 4 in flight bounds memory to ~20 MiB per upload. */
-export const UPLOAD_PART_SIZE = 8 * 1024 * 1024;
-export const UPLOAD_QUEUE_SIZE = 4;
 /** A presigned URL lives at most 7 days (SigV4 limit). */
 const PRESIGN_MAX_SECONDS = 7 * 24 * 3600;
 
@@ -196,24 +195,10 @@ export async function uploadObject(
 ): Promise<PutResult> {
   const bucket = checkBucket("bucket", options.bucket);
   const key = checkKey("key", options.key);
-  const upload = new Upload({
-    client: s3,
-    partSize: UPLOAD_PART_SIZE,
-    queueSize: UPLOAD_QUEUE_SIZE,
-    leavePartsOnError: false,
-    params: { Bucket: bucket, Key: key, Body: options.body as Buffer, ContentType: options.contentType, ...encryptionParams(options.encryption) },
-  });
-  let size = 0;
-  let parts = 0;
-  upload.on("httpUploadProgress", (p) => {
-    size = Math.max(size, p.loaded ?? 0);
-    parts = Math.max(parts, p.part ?? 0);
-    options.onProgress?.(size);
-  });
-  const done = await upload.done().catch((err: unknown) => {
-    throw explainS3Error(err, { operation: "PutObject", bucket, key });
-  });
-  return { bucket, key, size, etag: done.ETag ?? null, version_id: done.VersionId ?? null, multipart: parts > 1 };
+  const upload = new S3UploadStream(s3, { bucket, key, contentType: options.contentType, encryption: encryptionParams(options.encryption) }, options.onProgress);
+  await pipeline(Buffer.isBuffer(options.body) ? Readable.from([options.body]) : options.body, upload);
+  const done = upload.outcome!;
+  return { bucket, key, size: done.size, etag: done.etag, version_id: done.versionId, multipart: done.parts > 1 };
 }
 
 export interface DeleteReport {
