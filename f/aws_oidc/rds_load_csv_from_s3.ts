@@ -1,6 +1,8 @@
 // Streams a CSV object from S3 into a table with COPY, in one transaction: either every
 // row lands or none. A ledger table records each object loaded (same transaction), so a
-// re-run skips it unless forced. gzip objects are decompressed on the fly.
+// re-run skips it unless forced. gzip objects are decompressed on the fly. `range` loads
+// one slice of a big object (bytes=first-last, cut between records by plan_csv_loads), so
+// a flow can load one object in parallel iterations.
 import { loadCsvFromS3 } from "./lib/s3RdsCopy.ts";
 import type { AwsStsCredentials as SavedCredentials } from "./lib/credentialsResource.ts";
 import type { AwsRdsIamPostgres as Database } from "./lib/rds.ts";
@@ -16,6 +18,7 @@ export async function main(
   bucket: string,
   key: string,
   table: string,
+  range: string = "",
   columns: string[] = [],
   header: boolean = true,
   delimiter: string = ",",
@@ -26,7 +29,7 @@ export async function main(
   force: boolean = false,
 ) {
   return await loadCsvFromS3(credentials, database, {
-    bucket, key, table, columns, gzip, ledgerTable: ledger_table, force,
+    bucket, key, range, table, columns, gzip, ledgerTable: ledger_table, force,
     format: { header, delimiter, quote, nullMarker: null_marker },
   });
 }

@@ -51,6 +51,52 @@ export class CsvRecordScanner {
   }
 }
 
+/**
+ * Where to cut a CSV into slices of about `every` bytes without splitting a record: the
+ * first record boundary at or after each multiple, quote-aware (a newline inside a quoted
+ * field is not a boundary). Boundaries are offsets of a record's first byte.
+ */
+export class CsvSplitPoints {
+  readonly points: number[] = [];
+  private base = 0;
+  private inQuotes = false;
+  private next: number;
+
+  constructor(private readonly quote: number, private readonly every: number) {
+    this.next = every;
+  }
+
+  scan(chunk: Buffer): void {
+    let pos = 0;
+    while (pos < chunk.length) {
+      if (this.inQuotes) {
+        const close = chunk.indexOf(this.quote, pos);
+        if (close === -1) break;
+        this.inQuotes = false;
+        pos = close + 1;
+        continue;
+      }
+      const open = chunk.indexOf(this.quote, pos);
+      // A boundary at or after `next` follows a newline at or after next - 1.
+      const from = Math.max(pos, this.next - 1 - this.base);
+      if (from < chunk.length && (open === -1 || from <= open)) {
+        const newline = chunk.indexOf(NEWLINE, from);
+        if (newline !== -1 && (open === -1 || newline < open)) {
+          const point = this.base + newline + 1;
+          this.points.push(point);
+          this.next = point + this.every;
+          pos = newline + 1;
+          continue;
+        }
+      }
+      if (open === -1) break;
+      this.inQuotes = true;
+      pos = open + 1;
+    }
+    this.base += chunk.length;
+  }
+}
+
 /** A pass-through stream stage that counts the records flowing through it. */
 export class CsvRecordCounter extends Transform {
   private readonly scanner: CsvRecordScanner;

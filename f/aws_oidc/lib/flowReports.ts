@@ -30,7 +30,7 @@ export function summarizeLoads(keys: string[], outcomes: LoadOutcome[]): LoadSum
       return { object: keys[i] ?? `#${i}`, status: "failed", rows: null, bytes: null, seconds: null, error: message };
     }
     const skipped = (o as { skipped?: boolean }).skipped === true;
-    return { object: `s3://${o.bucket}/${o.key}`, status: skipped ? "skipped" : "loaded", rows: o.rows_loaded, bytes: o.bytes_read, seconds: o.seconds, error: null };
+    return { object: `s3://${o.bucket}/${o.key}${o.range ? ` ${o.range}` : ""}`, status: skipped ? "skipped" : "loaded", rows: o.rows_loaded, bytes: o.bytes_read, seconds: o.seconds, error: null };
   });
   const loaded = rows.filter((r) => r.status !== "failed");
   return {

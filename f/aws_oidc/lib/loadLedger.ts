@@ -1,17 +1,31 @@
 // The load ledger: one row per (bucket, key, ETag, table) loaded, written in the same
 // transaction as the COPY. A re-run skips what is already loaded, a crashed load leaves
 // neither rows nor a ledger entry, and two concurrent loads of one object cannot both
-// commit (the primary key refuses the second).
+// commit (the primary key refuses the second). A slice of an object (a byte range) is
+// recorded under `<key>#bytes=<first>-<last>`, so the table needs no extra column.
 import type { TransactionSql } from "postgres";
 import { quoteTableName } from "./rds.ts";
 
 export const DEFAULT_LEDGER_TABLE = "aws_oidc_load_ledger";
+const SLICE_MARK = "#bytes=";
 
 export interface LedgerEntry {
   bucket: string;
   key: string;
   etag: string;
   table: string;
+}
+
+/** Bytes first..last of an object, both included (HTTP Range semantics). */
+export interface ByteRange {
+  first: number;
+  last: number;
+}
+
+export interface PreviousLoad {
+  key: string;
+  rows: number;
+  loaded_at: Date;
 }
 
 /** The DDL a DBA runs once (the loading user needs SELECT, INSERT and DELETE on it). */
@@ -22,12 +36,33 @@ export function ledgerDdl(ledgerTable: string): string {
   primary key (bucket, key, etag, target_table))`;
 }
 
-export async function previousLoad(tx: TransactionSql, ledgerTable: string, e: LedgerEntry): Promise<{ rows: number; loaded_at: Date } | undefined> {
-  const [row] = await tx.unsafe<{ rows: number; loaded_at: Date }[]>(
-    `select rows::int as rows, loaded_at from ${quoteTableName("ledger_table", ledgerTable)} where bucket = $1 and key = $2 and etag = $3 and target_table = $4`,
+export function ledgerKey(key: string, range: ByteRange | undefined): string {
+  return range ? `${key}${SLICE_MARK}${range.first}-${range.last}` : key;
+}
+
+/** The part of the object a ledger key covers; the whole object for a plain key. */
+function coveredRange(objectKey: string, entryKey: string): ByteRange {
+  const [first, last] = entryKey.slice(objectKey.length + SLICE_MARK.length).split("-").map(Number);
+  return entryKey === objectKey ? { first: 0, last: Infinity } : { first: first!, last: last! };
+}
+
+/** Earlier loads of this object version into this table: whole, or any slice of it. */
+export async function previousLoads(tx: TransactionSql, ledgerTable: string, e: LedgerEntry): Promise<PreviousLoad[]> {
+  return await tx.unsafe<PreviousLoad[]>(
+    `select key, rows::int as rows, loaded_at from ${quoteTableName("ledger_table", ledgerTable)}
+     where bucket = $1 and etag = $3 and target_table = $4 and (key = $2 or starts_with(key, $2 || '${SLICE_MARK}'))`,
     [e.bucket, e.key, e.etag, e.table],
   );
-  return row;
+}
+
+/** Earlier loads that cover some of the same bytes as `range` (the whole object when absent), other than itself. */
+export function overlappingLoads(objectKey: string, range: ByteRange | undefined, loads: PreviousLoad[]): PreviousLoad[] {
+  const mine = range ?? { first: 0, last: Infinity };
+  return loads.filter((l) => {
+    if (l.key === ledgerKey(objectKey, range)) return false;
+    const theirs = coveredRange(objectKey, l.key);
+    return theirs.first <= mine.last && mine.first <= theirs.last;
+  });
 }
 
 export async function recordLoad(tx: TransactionSql, ledgerTable: string, e: LedgerEntry, rows: number): Promise<void> {
