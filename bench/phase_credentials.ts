@@ -32,7 +32,7 @@ async function measureOtherFlows(ctx: BenchContext): Promise<void> {
   check(ctx, `flow s3_csv_to_rds, ${SMALL_FLOW_OBJECTS} objects: AssumeRoleWithWebIdentity calls`, 1, small.calls);
   check(ctx, "flow rds_to_s3_export: AssumeRoleWithWebIdentity calls", 1, exported.calls);
   ctx.measurements.push(
-    { section: "credentials", name: `flow s3_csv_to_rds: 4 steps, ${SMALL_FLOW_OBJECTS} parallel iterations, first run`, seconds: small.seconds, value: `${small.calls} STS call(s)`, targets: [exactly("1 AssumeRoleWithWebIdentity per run", small.calls, 1)] },
+    { section: "credentials", name: `flow s3_csv_to_rds: 5 steps, ${SMALL_FLOW_OBJECTS} parallel iterations, first run`, seconds: small.seconds, value: `${small.calls} STS call(s)`, targets: [exactly("1 AssumeRoleWithWebIdentity per run", small.calls, 1)] },
     { section: "credentials", name: "flow rds_to_s3_export: 3 steps, no loop, first run", seconds: exported.seconds, value: `${exported.calls} STS call(s)`, targets: [exactly("1 AssumeRoleWithWebIdentity per run", exported.calls, 1)] },
   );
 }

@@ -3,7 +3,7 @@
 // loops (sampled), the product's load job at ¼ and full size, and the s3_csv_to_rds flow.
 import { DATABASE_RESOURCE, ROLE_RESOURCE } from "../local/demo_data.ts";
 import { runWorker } from "./children.ts";
-import { atLeast, check, exactly, retryIfHung, rssTargets, stepTimeoutMs, watched, type BenchContext } from "./context.ts";
+import { atLeast, check, exactly, MIB, retryIfHung, rssTargets, stepTimeoutMs, watched, type BenchContext } from "./context.ts";
 import type { Dataset, S3Csv } from "./phase_data.ts";
 import { copyFromFile, directEnv, gatewayEnv, type PgEnv } from "./psql.ts";
 import type { ProcessUsage } from "./processes.ts";
@@ -18,8 +18,9 @@ const LOAD_VS_BATCHES = 3;
 const BATCH_ROWS = 1000;
 /** The flow saves its own session here, so its first run mints exactly once. */
 const FLOW_CREDENTIALS = "f/aws_oidc/bench_flow_credentials";
-/** s3_csv_to_rds: assume_role, list_csv, load_each (the for-loop), summary. */
-const LOAD_FLOW_STEPS = 4;
+const SLICED_FLOW_CREDENTIALS = "f/aws_oidc/bench_sliced_flow_credentials";
+/** s3_csv_to_rds: assume_role, list_csv, plan, load_each (the for-loop), summary. */
+const LOAD_FLOW_STEPS = 5;
 
 interface LoadRun {
   measurement: Measurement;
@@ -72,23 +73,47 @@ async function measureLoadJob(ctx: BenchContext, object: S3Csv, name: string): P
   return throughput(name, object.rows, object.bytes, run.seconds, usage, usage.jobPeakKb.get(run.id));
 }
 
-async function runLoadFlow(ctx: BenchContext, data: Dataset): Promise<{ id: string; seconds: number; stsCalls: number; usage: ProcessUsage; total: number }> {
+interface FlowRun {
+  id: string;
+  seconds: number;
+  stsCalls: number;
+  usage: ProcessUsage;
+  total: number;
+  iterations: number;
+}
+
+async function runLoadFlow(ctx: BenchContext, prefix: string, bytes: number, extra: Record<string, unknown> = {}): Promise<FlowRun> {
   const args = {
     aws_oidc: `$res:${ROLE_RESOURCE}`, database: `$res:${DATABASE_RESOURCE}`, bucket: BENCH_BUCKET,
-    prefix: data.partsPrefix, table: BENCH_TABLE, credentials_path: FLOW_CREDENTIALS,
+    prefix, table: BENCH_TABLE, credentials_path: FLOW_CREDENTIALS, ...extra,
   };
   const before = await assumeRoleCalls(ctx.stack);
-  const { value: run, usage } = await watched(ctx, () => runJobOk(ctx.stack, "f", "f/aws_oidc/s3_csv_to_rds", args, stepTimeoutMs(data.full.bytes)));
+  const { value: run, usage } = await watched(ctx, () => runJobOk(ctx.stack, "f", "f/aws_oidc/s3_csv_to_rds", args, stepTimeoutMs(bytes)));
   const summary = run.result as { object: string; rows: number | null }[];
-  return { id: run.id, seconds: run.seconds, stsCalls: (await assumeRoleCalls(ctx.stack)) - before, usage, total: summary.at(-1)?.rows ?? -1 };
+  return { id: run.id, seconds: run.seconds, stsCalls: (await assumeRoleCalls(ctx.stack)) - before, usage, total: summary.at(-1)?.rows ?? -1, iterations: summary.length - 1 };
+}
+
+/** The one big object, sliced by the flow's plan step into `objects` ranges loaded in parallel. */
+async function measureSlicedFlow(ctx: BenchContext, data: Dataset): Promise<LoadRun> {
+  const splitMib = Math.ceil(data.full.bytes / ctx.objects / MIB);
+  const name = `flow s3_csv_to_rds over the one full object, split_mib ${splitMib}, parallelism 4`;
+  ctx.log(`▶ ${name}`);
+  // force_reload: the load job put the whole object in the ledger, which would make every slice a skip.
+  const run = await runLoadFlow(ctx, data.full.key, data.full.bytes, { split_mib: splitMib, force_reload: true, credentials_path: SLICED_FLOW_CREDENTIALS });
+  check(ctx, "sliced flow, first run: AssumeRoleWithWebIdentity calls", 1, run.stsCalls);
+  check(ctx, "sliced flow: TOTAL rows", data.full.rows, run.total);
+  check(ctx, "sliced flow: the object was cut into slices", "yes", run.iterations > 1 ? "yes" : `no (${run.iterations} item)`);
+  await expectTableRows(ctx, name, data.full.rows);
+  const loadPeaks = stepJobs(ctx.stack, run.id, "load").map((j) => run.usage.jobPeakKb.get(j.id) ?? 0);
+  return throughput(`${name}: ${run.iterations} slices cut between records (peak RSS: its largest load step)`, data.full.rows, data.full.bytes, run.seconds, run.usage, Math.max(...loadPeaks));
 }
 
 /** The flow over the parts, then again: the second run finds the session fresh and the ledger full. */
 async function measureFlow(ctx: BenchContext, data: Dataset): Promise<LoadRun> {
   const name = `flow s3_csv_to_rds: ${LOAD_FLOW_STEPS} steps, ${data.parts.length} objects, parallelism 4 (peak RSS: its largest load step)`;
   ctx.log(`▶ ${name}`);
-  const first = await runLoadFlow(ctx, data);
   const bytes = data.parts.reduce((n, p) => n + p.bytes, 0);
+  const first = await runLoadFlow(ctx, data.partsPrefix, bytes);
   check(ctx, "flow: TOTAL rows", data.full.rows, first.total);
   check(ctx, "flow: rows in table", data.full.rows, await countRows(ctx.stack, BENCH_TABLE));
   check(ctx, "flow, first run: AssumeRoleWithWebIdentity calls", 1, first.stsCalls);
@@ -97,7 +122,7 @@ async function measureFlow(ctx: BenchContext, data: Dataset): Promise<LoadRun> {
   flow.measurement.targets.push(exactly("1 AssumeRoleWithWebIdentity per run", first.stsCalls, 1));
 
   ctx.log("▶ the same flow again (saved session fresh, objects already in the ledger)");
-  const second = await runLoadFlow(ctx, data);
+  const second = await runLoadFlow(ctx, data.partsPrefix, bytes);
   check(ctx, "flow, second run: AssumeRoleWithWebIdentity calls", 0, second.stsCalls);
   check(ctx, "flow, second run: rows in table (ledger skipped every object)", data.full.rows, await countRows(ctx.stack, BENCH_TABLE));
   ctx.measurements.push({
@@ -149,12 +174,13 @@ export async function measureLoads(ctx: BenchContext, data: Dataset): Promise<vo
   const rowByRow = await measureInserts(ctx, data, 1, "row-by-row INSERT, one parameterised statement per row");
   const batches = await measureInserts(ctx, data, BATCH_ROWS, `multi-row INSERT, ${BATCH_ROWS} rows per statement`);
   const quarterJob = await measureLoadJob(ctx, data.quarter, "load job rds_load_csv_from_s3, ¼-size object");
+  const sliced = await measureSlicedFlow(ctx, data);
   const flow = await measureFlow(ctx, data);
 
-  for (const run of [limit, direct, rowByRow, batches, quarterJob, fullJob, flow]) run.measurement.ratio = run.rate / limit.rate;
+  for (const run of [limit, direct, rowByRow, batches, quarterJob, fullJob, sliced, flow]) run.measurement.ratio = run.rate / limit.rate;
   fullJob.measurement.targets.push(atLeast(`≥ ${LOAD_VS_COPY}× psql \\copy`, fullJob.rate / limit.rate, LOAD_VS_COPY), ...rssTargets(quarterJob.measurement, fullJob.measurement));
   rowByRow.measurement.targets.push(atLeast(`load job ≥ ${LOAD_VS_ROW_BY_ROW}× this`, fullJob.rate / rowByRow.rate, LOAD_VS_ROW_BY_ROW));
   batches.measurement.targets.push(atLeast(`load job ≥ ${LOAD_VS_BATCHES}× this`, fullJob.rate / batches.rate, LOAD_VS_BATCHES));
-  ctx.measurements.push(...[limit, direct, rowByRow, batches, quarterJob, fullJob, flow].map((r) => r.measurement));
+  ctx.measurements.push(...[limit, direct, rowByRow, batches, quarterJob, fullJob, sliced, flow].map((r) => r.measurement));
   ctx.log(`  load: psql ${(limit.rate / 1000).toFixed(0)}k rows/s, job ${(fullJob.rate / 1000).toFixed(0)}k rows/s (${(fullJob.rate / limit.rate).toFixed(2)}×), job RSS ${((fullJob.measurement.peakKb ?? 0) / 1024).toFixed(0)} MiB`);
 }
