@@ -1,14 +1,17 @@
-// Plans the loads of s3_csv_to_rds: one per object, or, for an object bigger than the
-// split size, one per slice, so the for-loop loads one big object in parallel. Slices are
-// cut only between records: the object is read once (at S3 speed, far above COPY's) to
-// find record boundaries, quote-aware, since a quoted field may hold newlines.
+// Slices of a big CSV object, loaded in parallel. The plan of s3_csv_to_rds: one load per
+// object, or, for an object bigger than the split size, one per slice. Slices are cut only
+// between records: the object is read once (at S3 speed, far above COPY's) to find record
+// boundaries, quote-aware, since a quoted field may hold newlines. The load of a slice
+// checks its edges as it streams, so a hand-made range cannot cut a line.
 import { GetObjectCommand, HeadObjectCommand, type S3Client } from "@aws-sdk/client-s3";
-import type { Readable } from "node:stream";
+import { Transform, type Readable, type TransformCallback } from "node:stream";
 import { CsvSplitPoints } from "./csvRecords.ts";
+import type { ByteRange } from "./loadLedger.ts";
 import { checkBucket, checkKey, explainS3Error } from "./s3Errors.ts";
 import { InputError } from "./validate.ts";
 
 const MIB = 1024 * 1024;
+const NEWLINE_BYTE = 0x0a;
 /** Each slice is a Windmill job: more than this per object is a mistake in split_mib, not a plan. */
 const MAX_SLICES_PER_OBJECT = 1000;
 
@@ -70,4 +73,55 @@ async function recordBoundaries(s3: S3Client, bucket: string, key: string, every
   const finder = new CsvSplitPoints(quote, every);
   for await (const chunk of object.Body as Readable) finder.scan(chunk as Buffer);
   return finder.points;
+}
+
+/** "" for the whole object, else "bytes=first-last"; a slice past byte 0 has no header line. */
+export function parseSliceRange(text: string, header: boolean): ByteRange | undefined {
+  if (!text.trim()) return undefined;
+  const m = /^bytes=(\d+)-(\d+)$/.exec(text.trim());
+  if (!m || Number(m[1]) > Number(m[2])) {
+    throw new InputError("range", `${JSON.stringify(text)} is not a byte range`, 'Use "bytes=first-last" as plan_csv_loads gives it, or "" for the whole object');
+  }
+  const range = { first: Number(m[1]), last: Number(m[2]) };
+  if (range.first > 0 && header) {
+    throw new InputError("header", "only the slice that starts at byte 0 holds the header line", "Set header to false for every slice but the first (plan_csv_loads marks it first_slice)");
+  }
+  return range;
+}
+
+/**
+ * Checks a slice's edges as it streams: the byte before it (read on purpose) must end a
+ * line, and so must its own last byte unless it is the object's last. Drops that extra byte.
+ */
+export class SliceEdges extends Transform {
+  private seenFirst = false;
+  private lastByte = -1;
+  private readonly endsObject: boolean;
+
+  constructor(private readonly range: ByteRange, contentRange: string | undefined, private readonly where: string) {
+    super();
+    const [, end, size] = /^bytes \d+-(\d+)\/(\d+)$/.exec(contentRange ?? "") ?? [];
+    this.endsObject = end !== undefined && Number(end) + 1 === Number(size);
+  }
+
+  override _transform(chunk: Buffer, _e: BufferEncoding, callback: TransformCallback): void {
+    if (!chunk.length) return callback();
+    if (!this.seenFirst && this.range.first > 0) {
+      this.seenFirst = true;
+      if (chunk[0] !== NEWLINE_BYTE) return callback(this.misaligned("start"));
+      chunk = chunk.subarray(1);
+    }
+    this.seenFirst = true;
+    if (chunk.length) this.lastByte = chunk[chunk.length - 1]!;
+    callback(null, chunk);
+  }
+
+  override _flush(callback: TransformCallback): void {
+    callback(this.lastByte !== NEWLINE_BYTE && !this.endsObject ? this.misaligned("end") : null);
+  }
+
+  private misaligned(edge: "start" | "end"): InputError {
+    return new InputError("range", `bytes=${this.range.first}-${this.range.last} does not ${edge} at a line boundary of ${this.where}`,
+      "Use the ranges plan_csv_loads gives: it cuts only between records");
+  }
 }

@@ -5,6 +5,7 @@
 // recorded under `<key>#bytes=<first>-<last>`, so the table needs no extra column.
 import type { TransactionSql } from "postgres";
 import { quoteTableName } from "./rds.ts";
+import { InputError } from "./validate.ts";
 
 export const DEFAULT_LEDGER_TABLE = "aws_oidc_load_ledger";
 const SLICE_MARK = "#bytes=";
@@ -47,7 +48,7 @@ function coveredRange(objectKey: string, entryKey: string): ByteRange {
 }
 
 /** Earlier loads of this object version into this table: whole, or any slice of it. */
-export async function previousLoads(tx: TransactionSql, ledgerTable: string, e: LedgerEntry): Promise<PreviousLoad[]> {
+async function previousLoads(tx: TransactionSql, ledgerTable: string, e: LedgerEntry): Promise<PreviousLoad[]> {
   return await tx.unsafe<PreviousLoad[]>(
     `select key, rows::int as rows, loaded_at from ${quoteTableName("ledger_table", ledgerTable)}
      where bucket = $1 and etag = $3 and target_table = $4 and (key = $2 or starts_with(key, $2 || '${SLICE_MARK}'))`,
@@ -56,7 +57,7 @@ export async function previousLoads(tx: TransactionSql, ledgerTable: string, e: 
 }
 
 /** Earlier loads that cover some of the same bytes as `range` (the whole object when absent), other than itself. */
-export function overlappingLoads(objectKey: string, range: ByteRange | undefined, loads: PreviousLoad[]): PreviousLoad[] {
+function overlappingLoads(objectKey: string, range: ByteRange | undefined, loads: PreviousLoad[]): PreviousLoad[] {
   const mine = range ?? { first: 0, last: Infinity };
   return loads.filter((l) => {
     if (l.key === ledgerKey(objectKey, range)) return false;
@@ -70,4 +71,20 @@ export async function recordLoad(tx: TransactionSql, ledgerTable: string, e: Led
   // A forced reload replaces the earlier entry instead of failing on it.
   await tx.unsafe(`delete from ${table} where bucket = $1 and key = $2 and etag = $3 and target_table = $4`, [e.bucket, e.key, e.etag, e.table]);
   await tx.unsafe(`insert into ${table} (bucket, key, etag, target_table, rows) values ($1, $2, $3, $4, $5)`, [e.bucket, e.key, e.etag, e.table, rows]);
+}
+
+/**
+ * The ledger's view of this load: an earlier load of the same bytes (skip), of the whole
+ * object when this is a slice of it (skip), or of other overlapping bytes (refuse: loading
+ * them again would duplicate rows).
+ */
+export async function alreadyLoaded(tx: TransactionSql, ledgerTable: string, entry: LedgerEntry, range: ByteRange | undefined): Promise<PreviousLoad | undefined> {
+  const loads = await previousLoads(tx, ledgerTable, entry);
+  const done = loads.find((l) => l.key === ledgerKey(entry.key, range)) ?? (range ? loads.find((l) => l.key === entry.key) : undefined);
+  if (done) return done;
+  const clash = overlappingLoads(entry.key, range, loads);
+  if (!clash.length) return undefined;
+  const what = (k: string) => (k === entry.key ? "the whole object" : k.slice(entry.key.length + 1));
+  throw new InputError("range", `s3://${entry.bucket}/${entry.key} (ETag ${entry.etag}) is already loaded into ${entry.table} as ${clash.map((l) => what(l.key)).join(", ")}; loading ${range ? `bytes=${range.first}-${range.last}` : "the whole object"} would load some rows twice`,
+    "Split it as the run that loaded it did (same split_mib), or set force to load it anyway");
 }

@@ -61,8 +61,6 @@ export class S3UploadStream extends Writable {
     private readonly s3: S3Client,
     private readonly target: UploadTarget,
     private readonly onProgress: (bytesUploaded: number) => void = () => {},
-    private readonly partSize = UPLOAD_PART_SIZE,
-    private readonly queueSize = UPLOAD_QUEUE_SIZE,
   ) {
     super();
   }
@@ -77,7 +75,7 @@ export class S3UploadStream extends Writable {
         const copied = chunk.copy(this.part, this.filled, offset);
         this.filled += copied;
         offset += copied;
-        if (this.filled === this.partSize) this.sendPart();
+        if (this.filled === UPLOAD_PART_SIZE) this.sendPart();
       }
       callback();
     };
@@ -99,9 +97,9 @@ export class S3UploadStream extends Writable {
   private takeBuffer(): Buffer | undefined {
     const reused = this.free.pop();
     if (reused) return reused;
-    if (this.allocated > this.queueSize) return undefined;
+    if (this.allocated > UPLOAD_QUEUE_SIZE) return undefined;
     this.allocated++;
-    return Buffer.allocUnsafe(this.partSize);
+    return Buffer.allocUnsafe(UPLOAD_PART_SIZE);
   }
 
   private bufferFreed(): Promise<void> {
@@ -125,7 +123,7 @@ export class S3UploadStream extends Writable {
     this.part = undefined;
     this.filled = 0;
     const partNumber = ++this.partsStarted;
-    if (partNumber > MAX_PARTS) return void this.destroy(new Error(`s3://${this.target.bucket}/${this.target.key}: the data needs more than ${MAX_PARTS} parts of ${this.partSize / 1024 / 1024} MiB (S3's limit). Fix: split the export into several objects (e.g. by a WHERE range).`));
+    if (partNumber > MAX_PARTS) return void this.destroy(new Error(`s3://${this.target.bucket}/${this.target.key}: the data needs more than ${MAX_PARTS} parts of ${UPLOAD_PART_SIZE / 1024 / 1024} MiB (S3's limit). Fix: split the export into several objects (e.g. by a WHERE range).`));
     this.uploadId ??= this.s3.send(new CreateMultipartUploadCommand({
       Bucket: this.target.bucket, Key: this.target.key, ContentType: this.target.contentType, ChecksumAlgorithm: "CRC32", ...this.target.encryption,
     })).then((r) => r.UploadId!);

@@ -5,11 +5,11 @@ import { GetObjectCommand } from "@aws-sdk/client-s3";
 import { Transform, type Readable, type TransformCallback, type Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { createGunzip, createGzip } from "node:zlib";
-import type { TransactionSql } from "postgres";
 import wmill from "windmill-client";
 import type { AwsStsCredentials } from "./credentialsResource.ts";
 import { CsvRecordCounter, CsvRecordScanner } from "./csvRecords.ts";
-import { ledgerDdl, ledgerKey, overlappingLoads, previousLoads, recordLoad, type ByteRange, type LedgerEntry, type PreviousLoad } from "./loadLedger.ts";
+import { parseSliceRange, SliceEdges } from "./csvSlices.ts";
+import { alreadyLoaded, ledgerDdl, ledgerKey, recordLoad } from "./loadLedger.ts";
 import { connectRds, explainPgError, quoteIdentifier, quoteLiteral, quoteTableName } from "./rds.ts";
 import { S3UploadStream } from "./multipartUpload.ts";
 import { checkBucket, checkKey, explainS3Error, S3Error } from "./s3Errors.ts";
@@ -136,74 +136,6 @@ export async function loadCsvFromS3(
     await sql.end({ timeout: 5 });
   }
 }
-
-/** "" for the whole object, else "bytes=first-last"; a slice past byte 0 has no header line. */
-function parseSliceRange(text: string, header: boolean): ByteRange | undefined {
-  if (!text.trim()) return undefined;
-  const m = /^bytes=(\d+)-(\d+)$/.exec(text.trim());
-  if (!m || Number(m[1]) > Number(m[2])) {
-    throw new InputError("range", `${JSON.stringify(text)} is not a byte range`, 'Use "bytes=first-last" as plan_csv_loads gives it, or "" for the whole object');
-  }
-  const range = { first: Number(m[1]), last: Number(m[2]) };
-  if (range.first > 0 && header) {
-    throw new InputError("header", "only the slice that starts at byte 0 holds the header line", "Set header to false for every slice but the first (plan_csv_loads marks it first_slice)");
-  }
-  return range;
-}
-
-/**
- * The ledger's view of this load: an earlier load of the same bytes (skip), of the whole
- * object when this is a slice of it (skip), or of other overlapping bytes (refuse: loading
- * them again would duplicate rows).
- */
-async function alreadyLoaded(tx: TransactionSql, ledgerTable: string, entry: LedgerEntry, range: ByteRange | undefined): Promise<PreviousLoad | undefined> {
-  const loads = await previousLoads(tx, ledgerTable, entry);
-  const done = loads.find((l) => l.key === ledgerKey(entry.key, range)) ?? (range ? loads.find((l) => l.key === entry.key) : undefined);
-  if (done) return done;
-  const clash = overlappingLoads(entry.key, range, loads);
-  if (!clash.length) return undefined;
-  const what = (k: string) => (k === entry.key ? "the whole object" : k.slice(entry.key.length + 1));
-  throw new InputError("range", `s3://${entry.bucket}/${entry.key} (ETag ${entry.etag}) is already loaded into ${entry.table} as ${clash.map((l) => what(l.key)).join(", ")}; loading ${range ? `bytes=${range.first}-${range.last}` : "the whole object"} would load some rows twice`,
-    "Split it as the run that loaded it did (same split_mib), or set force to load it anyway");
-}
-
-/**
- * Checks a slice's edges as it streams: the byte before it (read on purpose) must end a
- * line, and so must its own last byte unless it is the object's last. Drops that extra byte.
- */
-class SliceEdges extends Transform {
-  private seenFirst = false;
-  private lastByte = -1;
-  private readonly endsObject: boolean;
-
-  constructor(private readonly range: ByteRange, contentRange: string | undefined, private readonly where: string) {
-    super();
-    this.endsObject = Number(contentRange?.split("/")[1]) === range.last + 1;
-  }
-
-  override _transform(chunk: Buffer, _e: BufferEncoding, callback: TransformCallback): void {
-    if (!chunk.length) return callback();
-    if (!this.seenFirst && this.range.first > 0) {
-      this.seenFirst = true;
-      if (chunk[0] !== NEWLINE_BYTE) return callback(this.misaligned("start"));
-      chunk = chunk.subarray(1);
-    }
-    this.seenFirst = true;
-    if (chunk.length) this.lastByte = chunk[chunk.length - 1]!;
-    callback(null, chunk);
-  }
-
-  override _flush(callback: TransformCallback): void {
-    callback(this.lastByte !== NEWLINE_BYTE && !this.endsObject ? this.misaligned("end") : null);
-  }
-
-  private misaligned(edge: "start" | "end"): InputError {
-    return new InputError("range", `bytes=${this.range.first}-${this.range.last} does not ${edge} at a line boundary of ${this.where}`,
-      "Use the ranges plan_csv_loads gives: it cuts only between records");
-  }
-}
-
-const NEWLINE_BYTE = 0x0a;
 
 /** A missing ledger table gets the DDL to create it; two runs racing on one object, a plain answer. */
 function explainLoadError(err: unknown, describe: string, ledgerTable: string): Error {
