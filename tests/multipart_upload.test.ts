@@ -102,6 +102,24 @@ describe("S3UploadStream", () => {
     expect(head).toBe("NotFound");
   });
 
+  test("a source that dies mid-stream (the database went away) aborts the upload: no object, its own error", async () => {
+    const before = stack.s3!.stats().calls;
+    const progress: number[] = [];
+    const upload = new S3UploadStream(s3, target("rows/source-died.csv"), (bytes) => progress.push(bytes));
+    const source = new Readable({ read() {} });
+    const done = pipeline(source, upload);
+    source.push(Buffer.alloc(UPLOAD_PART_SIZE + 10, "c"));
+    while (progress.length === 0) await Bun.sleep(10);
+    source.destroy(new Error("the COPY connection was terminated"));
+    const err = await done.then(() => undefined, (e: Error) => e);
+    expect(err?.message).toBe("the COPY connection was terminated");
+    // The abort runs as the stream is torn down: wait for it rather than for a fixed time.
+    for (let i = 0; i < 100 && !callsSince(before).AbortMultipartUpload; i++) await Bun.sleep(20);
+    expect(callsSince(before)).toEqual({ CreateMultipartUpload: 1, UploadPart: 1, AbortMultipartUpload: 1 });
+    const head = await s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: "rows/source-died.csv" })).then(() => "exists", (e: Error) => e.name);
+    expect(head).toBe("NotFound");
+  });
+
   test("s3_put_object, run as a job, sends a body over one part as multipart", async () => {
     const content = "é".repeat(UPLOAD_PART_SIZE / 2 + 1000);
     const { status, result } = await stack.runScript("f/aws_oidc/s3_put_object", { credentials: `$res:${CREDS}`, bucket: BUCKET, key: "rows/job.txt", content });

@@ -87,11 +87,15 @@ export class S3UploadStream extends Writable {
   }
 
   override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
-    // A failed or abandoned upload must not leave billed, invisible parts behind.
-    const abort = this.uploadId && !this.outcome
-      ? this.uploadId.then((UploadId) => this.s3.send(new AbortMultipartUploadCommand({ Bucket: this.target.bucket, Key: this.target.key, UploadId }))).catch(() => {})
-      : Promise.resolve();
-    abort.then(() => callback(err));
+    // A failed or abandoned upload must not leave billed, invisible parts behind. Parts still
+    // in flight could land after an abort (S3 says so), so they settle first.
+    const abort = async () => {
+      if (!this.uploadId || this.outcome) return;
+      await Promise.all(this.inFlight);
+      const UploadId = await this.uploadId;
+      await this.s3.send(new AbortMultipartUploadCommand({ Bucket: this.target.bucket, Key: this.target.key, UploadId }));
+    };
+    abort().catch(() => {}).then(() => callback(err));
   }
 
   private takeBuffer(): Buffer | undefined {
