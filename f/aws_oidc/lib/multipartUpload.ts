@@ -18,7 +18,7 @@ import {
   type ServerSideEncryption,
 } from "@aws-sdk/client-s3";
 import { Writable } from "node:stream";
-import { explainS3Error } from "./s3Errors.ts";
+import { explainS3Error, S3Error } from "./s3Errors.ts";
 
 /** 8 MiB parts (S3's minimum is 5 MiB) reach S3's 10,000-part limit at 78 GiB. */
 export const UPLOAD_PART_SIZE = 8 * 1024 * 1024;
@@ -69,13 +69,15 @@ export class S3UploadStream extends Writable {
     let offset = 0;
     // Synchronous while buffers are free: a row-sized chunk costs one copy, no promise.
     const copyRest = (): void => {
+      // Once a part failed nothing more goes up: the stream is being destroyed and aborted.
+      if (this.failure || this.destroyed) return callback(this.failure);
       while (offset < chunk.length) {
         this.part ??= this.takeBuffer();
         if (!this.part) return void this.bufferFreed().then(copyRest, callback);
         const copied = chunk.copy(this.part, this.filled, offset);
         this.filled += copied;
         offset += copied;
-        if (this.filled === UPLOAD_PART_SIZE) this.sendPart();
+        if (this.filled === UPLOAD_PART_SIZE && !this.sendPart()) return callback(this.failure);
       }
       callback();
     };
@@ -91,7 +93,7 @@ export class S3UploadStream extends Writable {
     // in flight could land after an abort (S3 says so), so they settle first.
     const abort = async () => {
       if (!this.uploadId || this.outcome) return;
-      await Promise.all(this.inFlight);
+      while (this.inFlight.size) await Promise.all(this.inFlight);
       const UploadId = await this.uploadId;
       await this.s3.send(new AbortMultipartUploadCommand({ Bucket: this.target.bucket, Key: this.target.key, UploadId }));
     };
@@ -121,13 +123,19 @@ export class S3UploadStream extends Writable {
     return explainS3Error(err, { operation: "PutObject", bucket: this.target.bucket, key: this.target.key });
   }
 
-  private sendPart(): void {
+  /** Starts the upload of the filled part; false when the upload has failed and nothing was sent. */
+  private sendPart(): boolean {
+    if (this.failure || this.destroyed) return false;
     const buffer = this.part!;
     const length = this.filled;
     this.part = undefined;
     this.filled = 0;
     const partNumber = ++this.partsStarted;
-    if (partNumber > MAX_PARTS) return void this.destroy(new Error(`s3://${this.target.bucket}/${this.target.key}: the data needs more than ${MAX_PARTS} parts of ${UPLOAD_PART_SIZE / 1024 / 1024} MiB (S3's limit). Fix: split the export into several objects (e.g. by a WHERE range).`));
+    if (partNumber > MAX_PARTS) {
+      this.failure = new S3Error("TooManyParts", `s3://${this.target.bucket}/${this.target.key}: the data needs more than ${MAX_PARTS} parts of ${UPLOAD_PART_SIZE / 1024 / 1024} MiB (S3's limit).\nFix: split the export into several objects (e.g. one query per key range).`);
+      this.destroy(this.failure);
+      return false;
+    }
     this.uploadId ??= this.s3.send(new CreateMultipartUploadCommand({
       Bucket: this.target.bucket, Key: this.target.key, ContentType: this.target.contentType, ChecksumAlgorithm: "CRC32", ...this.target.encryption,
     })).then((r) => r.UploadId!);
@@ -140,6 +148,7 @@ export class S3UploadStream extends Writable {
       },
     );
     this.inFlight.add(upload);
+    return true;
   }
 
   private async uploadPart(partNumber: number, buffer: Buffer, length: number): Promise<void> {
@@ -155,7 +164,7 @@ export class S3UploadStream extends Writable {
 
   private async finish(): Promise<void> {
     if (!this.uploadId) return this.putWhole();
-    if (this.filled > 0) this.sendPart();
+    if (this.filled > 0 && !this.sendPart()) throw this.failure;
     while (this.inFlight.size) await Promise.all(this.inFlight);
     if (this.failure) throw this.failure;
     const parts = [...this.completed].sort((a, b) => a.PartNumber! - b.PartNumber!);

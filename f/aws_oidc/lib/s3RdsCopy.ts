@@ -94,12 +94,15 @@ export async function loadCsvFromS3(
   const { s3, config } = await s3Client(credentials);
   const { sql, warnings, describe } = connectRds(database, config.credentials, config.region);
   warnings.forEach((w) => console.warn(`WARNING: ${w}`));
+  // Destroyed however the load ends: an unread body would hold its HTTP connection open.
+  let body: Readable | undefined;
   try {
     // A slice is read from one byte early: that byte must end a line, which proves the slice starts a record.
     const from = range && range.first > 0 ? range.first - 1 : range?.first;
     const object = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key, Range: range ? `bytes=${from}-${range.last}` : undefined })).catch((err: unknown) => {
       throw explainS3Error(err, { operation: "GetObject", bucket, key });
     });
+    const source = (body = object.Body as Readable);
     const gzip = options.gzip === "yes" || (options.gzip === "auto" && (key.endsWith(".gz") || object.ContentEncoding === "gzip"));
     if (range && gzip) throw new InputError("range", "a gzip object cannot be read from the middle", "Load gzip objects whole: clear range");
     const raw = new ByteCounter();
@@ -115,15 +118,13 @@ export async function loadCsvFromS3(
         if (done) return done;
       }
       const copy = await copyInStream(tx.unsafe(`copy ${table}${columns} from stdin with (${copyOptions(format)})`));
-      const body = object.Body as Readable;
       const stages = [...(range ? [new SliceEdges(range, object.ContentRange, `s3://${bucket}/${key}`)] : []), raw, ...(gzip ? [createGunzip()] : []), records];
-      await pipeline([body, ...stages, copy]);
+      await pipeline([source, ...stages, copy]);
       if (options.ledgerTable) await recordLoad(tx, options.ledgerTable, { ...entry, key: ledgerKey(key, range) }, Math.max(0, records.records - (format.header ? 1 : 0)));
       return undefined;
     });
     const base = { bucket, key, range: slice, etag: object.ETag ?? null, table: options.table, gzip, warnings };
     if (previous) {
-      (object.Body as Readable).destroy();
       console.log(`Skipped: the ledger ${options.ledgerTable} shows this object (ETag ${object.ETag}) loaded into ${options.table} at ${previous.loaded_at.toISOString()} (${previous.rows} rows); set force to load it again`);
       return { ...base, skipped: true, rows_loaded: 0, bytes_read: 0, seconds: (Date.now() - started) / 1000 };
     }
@@ -133,6 +134,7 @@ export async function loadCsvFromS3(
   } catch (err) {
     throw explainLoadError(err, describe, options.ledgerTable);
   } finally {
+    body?.destroy();
     await sql.end({ timeout: 5 });
   }
 }
