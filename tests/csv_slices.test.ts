@@ -3,13 +3,15 @@
 // a different split of an already loaded object is refused, and a hand-made range that
 // cuts a line is refused before any row lands.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
+import { HeadObjectCommand, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
+import postgres from "postgres";
 import { assumeRoleAndSave } from "../f/aws_oidc/lib/assumeRoleAndSave.ts";
 import { CsvSplitPoints } from "../f/aws_oidc/lib/csvRecords.ts";
+import { alreadyLoaded, DEFAULT_LEDGER_TABLE, ledgerKey, recordLoad } from "../f/aws_oidc/lib/loadLedger.ts";
 import { s3Client } from "../f/aws_oidc/lib/s3.ts";
 import { DATABASE_RESOURCE, DEMO_BUCKET, ROLE_RESOURCE, ensureBucket, sampleCsv, setUpWorkspace } from "../local/demo_data.ts";
 import { expectNoLeaks } from "./helpers/leaks.ts";
-import { DB_USER, DEMO_ROLE_ARN, REGION, startStack, type Stack } from "./helpers/stack.ts";
+import { DB_USER, DEMO_ROLE_ARN, REGION, startStack, type JobResult, type Stack } from "./helpers/stack.ts";
 
 const MIB = 1024 * 1024;
 const ROWS = 40_000;
@@ -103,6 +105,33 @@ describe("s3_csv_to_rds with split_mib", () => {
     expect(JSON.stringify(whole.body)).toContain("is already loaded into orders_sliced as bytes=0-");
     expect(JSON.stringify(whole.body)).toContain("Split it as the run that loaded it did (same split_mib), or set force");
     expect(await tableRows()).toEqual({ n: ROWS, ids: ROWS });
+  });
+
+  test("a whole load that starts while a slice of the object is loading waits for it, then refuses", async () => {
+    await stack.rds!.adminSql(`create table orders_race (like orders); grant select, insert on orders_race to ${DB_USER}`);
+    const { ETag } = await s3.send(new HeadObjectCommand({ Bucket: DEMO_BUCKET, Key: KEY }));
+    const entry = { bucket: DEMO_BUCKET, key: KEY, etag: ETag!, table: "orders_race" };
+    const range = { first: 0, last: 1000 };
+    const b = stack.rds!.backend;
+    const direct = postgres({ host: b.host, port: b.port, username: b.user, password: b.password, database: b.database, max: 1, onnotice: () => {} });
+    let whole: Promise<{ status: number; result: JobResult }> | undefined;
+    try {
+      // A slice load in progress: its ledger row written, its transaction not yet committed.
+      await direct.begin(async (tx) => {
+        expect(await alreadyLoaded(tx, DEFAULT_LEDGER_TABLE, entry, range)).toBeUndefined();
+        await recordLoad(tx, DEFAULT_LEDGER_TABLE, { ...entry, key: ledgerKey(KEY, range) }, 10);
+        whole = stack.runScript("f/aws_oidc/rds_load_csv_from_s3", {
+          credentials: `$res:${CREDS}`, database: `$res:${DATABASE_RESOURCE}`, bucket: DEMO_BUCKET, key: KEY, table: "orders_race",
+        });
+        // Without the lock the whole load would see no ledger row and load every row meanwhile.
+        await Bun.sleep(1500);
+      });
+      const { result } = await whole!;
+      expect(JSON.stringify(result)).toContain("is already loaded into orders_race as bytes=0-1000");
+      expect(((await stack.rds!.adminSql("select count(*)::int as n from orders_race")) as { n: number }[])[0]).toEqual({ n: 0 });
+    } finally {
+      await direct.end();
+    }
   });
 
   test("a range that cuts a line, or a header in a later slice, is refused before any row lands", async () => {

@@ -78,6 +78,22 @@ describe("S3", () => {
     }
   });
 
+  test("S3 failing mid-export fails the job promptly with the S3 error, and leaves no object", async () => {
+    // ~12 MiB of CSV: more than one 8 MiB part, so the COPY is still streaming when S3 fails.
+    await stack.rds!.adminSql(`create table export_big as select g as id, repeat('x', 300) as pad from generate_series(1, 40000) g; grant select on export_big to ${DB_USER}`);
+    // The export's first S3 request (the multipart upload's creation) fails on every SDK attempt.
+    Object.assign(stack.s3!.faults, { status: 500, count: 3 });
+    try {
+      const { status, result } = await run("f/aws_oidc/rds_export_to_s3", { database: `$res:${DATABASE_RESOURCE}`, query: "select * from export_big", bucket: DEMO_BUCKET, key: "faults/export.csv" });
+      expect(status).not.toBe(200);
+      expect(result.error.message).toContain("S3 PutObject on s3://demo-data/faults/export.csv failed with InternalError");
+    } finally {
+      stack.s3!.faults.count = 0;
+    }
+    const listed = await run("f/aws_oidc/s3_list_objects", { bucket: DEMO_BUCKET, prefix: "faults/export" });
+    expect(listed.result).toEqual([]);
+  });
+
   test("a dropped connection mid-load leaves nothing; the re-run loads the object once", async () => {
     const target = await table("orders_dropped");
     stack.s3!.faults.dropConnections = 1;

@@ -79,6 +79,11 @@ export async function recordLoad(tx: TransactionSql, ledgerTable: string, e: Led
  * them again would duplicate rows).
  */
 export async function alreadyLoaded(tx: TransactionSql, ledgerTable: string, entry: LedgerEntry, range: ByteRange | undefined): Promise<PreviousLoad | undefined> {
+  // Uncommitted ledger rows are invisible to other transactions, so a whole load and a
+  // sliced one running at once would both see nothing: slices of one object share a lock
+  // (they run in parallel), a whole load takes it alone; each checks once it holds it.
+  // Two different splits running at once still share it: run one split per object at a time.
+  await tx.unsafe(`select pg_advisory_xact_lock${range ? "_shared" : ""}(hashtextextended($1, 0))`, [[entry.bucket, entry.key, entry.etag, entry.table].join("\n")]);
   const loads = await previousLoads(tx, ledgerTable, entry);
   const done = loads.find((l) => l.key === ledgerKey(entry.key, range)) ?? (range ? loads.find((l) => l.key === entry.key) : undefined);
   if (done) return done;
