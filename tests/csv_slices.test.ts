@@ -140,6 +140,8 @@ describe("s3_csv_to_rds with split_mib", () => {
     });
     const cut = await load({ range: `bytes=10-${MIB}`, header: false });
     expect(JSON.stringify(cut.result)).toContain(`Invalid input \\"range\\": bytes=10-${MIB} does not start at a line boundary`);
+    const stale = await load({ range: "bytes=0-1000", etag: '"an-older-version"' });
+    expect(JSON.stringify(stale.result)).toContain('Invalid input \\"etag\\": s3://demo-data/slices/big.csv changed since its slices were planned');
     const header = await load({ range: "bytes=10-20" });
     expect(JSON.stringify(header.result)).toContain('Invalid input \\"header\\"');
     expect(((await stack.rds!.adminSql("select count(*)::int as n from orders")) as { n: number }[])[0]).toEqual({ n: 0 });

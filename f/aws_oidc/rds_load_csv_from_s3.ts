@@ -2,7 +2,8 @@
 // row lands or none. A ledger table records each object loaded (same transaction), so a
 // re-run skips it unless forced. gzip objects are decompressed on the fly. `range` loads
 // one slice of a big object (bytes=first-last, cut between records by plan_csv_loads), so
-// a flow can load one object in parallel iterations.
+// a flow can load one object in parallel iterations; `etag` refuses an object that changed
+// since those slices were planned.
 import { loadCsvFromS3 } from "./lib/s3RdsCopy.ts";
 import type { AwsStsCredentials as SavedCredentials } from "./lib/credentialsResource.ts";
 import type { AwsRdsIamPostgres as Database } from "./lib/rds.ts";
@@ -19,6 +20,7 @@ export async function main(
   key: string,
   table: string,
   range: string = "",
+  etag: string = "",
   columns: string[] = [],
   header: boolean = true,
   delimiter: string = ",",
@@ -29,7 +31,7 @@ export async function main(
   force: boolean = false,
 ) {
   return await loadCsvFromS3(credentials, database, {
-    bucket, key, range, table, columns, gzip, ledgerTable: ledger_table, force,
+    bucket, key, range, etag, table, columns, gzip, ledgerTable: ledger_table, force,
     format: { header, delimiter, quote, nullMarker: null_marker },
   });
 }

@@ -25,6 +25,8 @@ export interface CsvLoadItem {
   first_slice: boolean;
   /** Bytes this item covers; null when the plan did not look (no splitting asked). */
   bytes: number | null;
+  /** The object's ETag when planned, so no slice is read from a newer version; "" when not looked. */
+  etag: string;
 }
 
 export async function planCsvLoads(
@@ -37,7 +39,7 @@ export async function planCsvLoads(
     throw new InputError("split_mib", `${options.splitMib} is not a slice size`, "Use 0 to load each object whole, or a size in MiB of at least 1 (e.g. 256)");
   }
   if (options.quote.length !== 1) throw new InputError("quote", `${JSON.stringify(options.quote)} is not a single character`, 'Use the CSV\'s quote character, usually "');
-  const whole = (key: string, bytes: number | null): CsvLoadItem => ({ object: `s3://${bucket}/${key}`, key, range: "", first_slice: true, bytes });
+  const whole = (key: string, bytes: number | null): CsvLoadItem => ({ object: `s3://${bucket}/${key}`, key, range: "", first_slice: true, bytes, etag: "" });
   if (options.splitMib === 0) return keys.map((k) => whole(k, null));
   const items: CsvLoadItem[] = [];
   for (const key of keys) {
@@ -60,7 +62,7 @@ export async function planCsvLoads(
     starts.forEach((first, i) => {
       const last = (starts[i + 1] ?? size) - 1;
       const range = `bytes=${first}-${last}`;
-      items.push({ object: `s3://${bucket}/${key} ${range}`, key, range, first_slice: i === 0, bytes: last - first + 1 });
+      items.push({ object: `s3://${bucket}/${key} ${range}`, key, range, first_slice: i === 0, bytes: last - first + 1, etag: head.ETag ?? "" });
     });
   }
   return items;

@@ -81,7 +81,7 @@ export interface LoadResult {
 export async function loadCsvFromS3(
   credentials: AwsStsCredentials | string,
   database: unknown,
-  options: { bucket: string; key: string; range: string; table: string; columns: string[]; format: CsvFormat; gzip: GzipMode; ledgerTable: string; force: boolean },
+  options: { bucket: string; key: string; range: string; etag: string; table: string; columns: string[]; format: CsvFormat; gzip: GzipMode; ledgerTable: string; force: boolean },
 ): Promise<LoadResult> {
   const started = Date.now();
   const bucket = checkBucket("bucket", options.bucket);
@@ -103,6 +103,10 @@ export async function loadCsvFromS3(
       throw explainS3Error(err, { operation: "GetObject", bucket, key });
     });
     const source = (body = object.Body as Readable);
+    if (options.etag && object.ETag !== options.etag) {
+      throw new InputError("etag", `s3://${bucket}/${key} changed since its slices were planned (ETag ${object.ETag}, planned ${options.etag})`,
+        "Run the flow again: it plans the slices of the object as it is now");
+    }
     const gzip = options.gzip === "yes" || (options.gzip === "auto" && (key.endsWith(".gz") || object.ContentEncoding === "gzip"));
     if (range && gzip) throw new InputError("range", "a gzip object cannot be read from the middle", "Load gzip objects whole: clear range");
     const raw = new ByteCounter();
