@@ -93,6 +93,14 @@ async function runLoadFlow(ctx: BenchContext, prefix: string, bytes: number, ext
   return { id: run.id, seconds: run.seconds, stsCalls: (await assumeRoleCalls(ctx.stack)) - before, usage, total: summary.at(-1)?.rows ?? -1, iterations: summary.length - 1 };
 }
 
+/** When a flow made an unexpected number of STS calls: what its steps logged about STS (never a secret). */
+function logStsActivity(ctx: BenchContext, flowJobId: string): void {
+  for (const job of ctx.stack.local.windmill.jobs.filter((j) => j.rootJobId === flowJobId && j.id !== flowJobId)) {
+    const lines = job.logs.split("\n").filter((l) => /STS|retry|refresh|mint|session/i.test(l));
+    for (const line of lines) ctx.log(`    ${job.stepId ?? job.path}: ${line.trim()}`);
+  }
+}
+
 /** The one big object, sliced by the flow's plan step into `objects` ranges loaded in parallel. */
 async function measureSlicedFlow(ctx: BenchContext, data: Dataset): Promise<LoadRun> {
   const splitMib = Math.ceil(data.full.bytes / ctx.objects / MIB);
@@ -101,6 +109,7 @@ async function measureSlicedFlow(ctx: BenchContext, data: Dataset): Promise<Load
   // force_reload: the load job put the whole object in the ledger, which would make every slice a skip.
   const run = await runLoadFlow(ctx, data.full.key, data.full.bytes, { split_mib: splitMib, force_reload: true, credentials_path: SLICED_FLOW_CREDENTIALS });
   check(ctx, "sliced flow, first run: AssumeRoleWithWebIdentity calls", 1, run.stsCalls);
+  if (run.stsCalls !== 1) logStsActivity(ctx, run.id);
   check(ctx, "sliced flow: TOTAL rows", data.full.rows, run.total);
   check(ctx, "sliced flow: the object was cut into slices", "yes", run.iterations > 1 ? "yes" : `no (${run.iterations} item)`);
   await expectTableRows(ctx, name, data.full.rows);
@@ -117,6 +126,7 @@ async function measureFlow(ctx: BenchContext, data: Dataset): Promise<LoadRun> {
   check(ctx, "flow: TOTAL rows", data.full.rows, first.total);
   check(ctx, "flow: rows in table", data.full.rows, await countRows(ctx.stack, BENCH_TABLE));
   check(ctx, "flow, first run: AssumeRoleWithWebIdentity calls", 1, first.stsCalls);
+  if (first.stsCalls !== 1) logStsActivity(ctx, first.id);
   const loadPeaks = stepJobs(ctx.stack, first.id, "load").map((j) => first.usage.jobPeakKb.get(j.id) ?? 0);
   const flow = throughput(name, data.full.rows, bytes, first.seconds, first.usage, Math.max(...loadPeaks));
   flow.measurement.targets.push(exactly("1 AssumeRoleWithWebIdentity per run", first.stsCalls, 1));
