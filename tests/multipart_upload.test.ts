@@ -54,6 +54,18 @@ function callsSince(before: Record<string, number>): Record<string, number> {
   return Object.fromEntries(Object.entries(now).map(([op, n]) => [op, n - (before[op] ?? 0)]).filter(([, n]) => n !== 0));
 }
 
+/** An upload fed by hand, waited on until its first part is in S3. */
+async function uploadWithFirstPartSent(key: string, firstChunk: Buffer) {
+  const progress: number[] = [];
+  const source = new Readable({ read() {} });
+  const done = pipeline(source, new S3UploadStream(s3, target(key), (bytes) => progress.push(bytes))).then(() => undefined, (e: Error) => e);
+  source.push(firstChunk);
+  while (progress.length === 0) await Bun.sleep(10);
+  return { source, done };
+}
+
+const headOf = (key: string) => s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: key })).then(() => "exists", (e: Error) => e.name);
+
 describe("S3UploadStream", () => {
   test("row-sized writes go up as 8 MiB parts and come back byte-exact", async () => {
     const data = rows(2 * UPLOAD_PART_SIZE + 123_457);
@@ -83,41 +95,29 @@ describe("S3UploadStream", () => {
 
   test("a part that keeps failing aborts the upload, with the object and the fix in the error", async () => {
     const before = stack.s3!.stats().calls;
-    const progress: number[] = [];
-    const upload = new S3UploadStream(s3, target("rows/failed.csv"), (bytes) => progress.push(bytes));
-    const source = new Readable({ read() {} });
-    const done = pipeline(source, upload);
-    source.push(Buffer.alloc(UPLOAD_PART_SIZE, "a"));
+    const { source, done } = await uploadWithFirstPartSent("rows/failed.csv", Buffer.alloc(UPLOAD_PART_SIZE, "a"));
     // The first part is in S3; from now on every attempt of the second part fails.
-    while (progress.length === 0) await Bun.sleep(10);
     Object.assign(stack.s3!.faults, { status: 500, count: SDK_ATTEMPTS });
     source.push(Buffer.alloc(UPLOAD_PART_SIZE, "b"));
     source.push(null);
-    const err = await done.then(() => undefined, (e: Error) => e);
+    const err = await done;
     expect(err?.message).toContain("S3 PutObject on s3://upload-bucket/rows/failed.csv failed with InternalError");
     expect(err?.message).toContain("Fix:");
     expect(callsSince(before)).toMatchObject({ CreateMultipartUpload: 1, UploadPart: 1 + SDK_ATTEMPTS, AbortMultipartUpload: 1 });
     expect(callsSince(before).CompleteMultipartUpload).toBeUndefined();
-    const head = await s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: "rows/failed.csv" })).then(() => "exists", (e: Error) => e.name);
-    expect(head).toBe("NotFound");
+    expect(await headOf("rows/failed.csv")).toBe("NotFound");
   });
 
   test("a source that dies mid-stream (the database went away) aborts the upload: no object, its own error", async () => {
     const before = stack.s3!.stats().calls;
-    const progress: number[] = [];
-    const upload = new S3UploadStream(s3, target("rows/source-died.csv"), (bytes) => progress.push(bytes));
-    const source = new Readable({ read() {} });
-    const done = pipeline(source, upload);
-    source.push(Buffer.alloc(UPLOAD_PART_SIZE + 10, "c"));
-    while (progress.length === 0) await Bun.sleep(10);
+    const { source, done } = await uploadWithFirstPartSent("rows/source-died.csv", Buffer.alloc(UPLOAD_PART_SIZE + 10, "c"));
     source.destroy(new Error("the COPY connection was terminated"));
-    const err = await done.then(() => undefined, (e: Error) => e);
+    const err = await done;
     expect(err?.message).toBe("the COPY connection was terminated");
     // The abort runs as the stream is torn down: wait for it rather than for a fixed time.
     for (let i = 0; i < 100 && !callsSince(before).AbortMultipartUpload; i++) await Bun.sleep(20);
     expect(callsSince(before)).toEqual({ CreateMultipartUpload: 1, UploadPart: 1, AbortMultipartUpload: 1 });
-    const head = await s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: "rows/source-died.csv" })).then(() => "exists", (e: Error) => e.name);
-    expect(head).toBe("NotFound");
+    expect(await headOf("rows/source-died.csv")).toBe("NotFound");
   });
 
   test("s3_put_object, run as a job, sends a body over one part as multipart", async () => {

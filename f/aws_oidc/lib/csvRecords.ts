@@ -9,7 +9,6 @@ const NEWLINE = 0x0a;
 /** The counting itself, for callers that see the bytes without a stream stage of their own. */
 export class CsvRecordScanner {
   records = 0;
-  bytes = 0;
   private inQuotes = false;
   /** Whether bytes arrived since the last record ended (a last line without "\n"). */
   private pending = false;
@@ -23,7 +22,6 @@ export class CsvRecordScanner {
   }
 
   scan(chunk: Buffer): void {
-    this.bytes += chunk.length;
     let pos = 0;
     while (pos < chunk.length) {
       if (this.inQuotes) {

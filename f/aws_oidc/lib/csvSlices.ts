@@ -96,24 +96,25 @@ export function parseSliceRange(text: string, header: boolean): ByteRange | unde
  * line, and so must its own last byte unless it is the object's last. Drops that extra byte.
  */
 export class SliceEdges extends Transform {
-  private seenFirst = false;
+  /** The extra byte read before the slice, still to be checked and dropped. */
+  private leadingByte: boolean;
   private lastByte = -1;
   private readonly endsObject: boolean;
 
   constructor(private readonly range: ByteRange, contentRange: string | undefined, private readonly where: string) {
     super();
+    this.leadingByte = range.first > 0;
     const [, end, size] = /^bytes \d+-(\d+)\/(\d+)$/.exec(contentRange ?? "") ?? [];
     this.endsObject = end !== undefined && Number(end) + 1 === Number(size);
   }
 
   override _transform(chunk: Buffer, _e: BufferEncoding, callback: TransformCallback): void {
     if (!chunk.length) return callback();
-    if (!this.seenFirst && this.range.first > 0) {
-      this.seenFirst = true;
+    if (this.leadingByte) {
+      this.leadingByte = false;
       if (chunk[0] !== NEWLINE_BYTE) return callback(this.misaligned("start"));
       chunk = chunk.subarray(1);
     }
-    this.seenFirst = true;
     if (chunk.length) this.lastByte = chunk[chunk.length - 1]!;
     callback(null, chunk);
   }

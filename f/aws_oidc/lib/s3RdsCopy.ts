@@ -12,7 +12,7 @@ import { parseSliceRange, SliceEdges } from "./csvSlices.ts";
 import { alreadyLoaded, ledgerDdl, ledgerKey, recordLoad } from "./loadLedger.ts";
 import { connectRds, explainPgError, quoteIdentifier, quoteLiteral, quoteTableName } from "./rds.ts";
 import { S3UploadStream } from "./multipartUpload.ts";
-import { checkBucket, checkKey, explainS3Error, S3Error } from "./s3Errors.ts";
+import { checkBucket, checkKey, explainS3Error } from "./s3Errors.ts";
 import { s3Client } from "./s3.ts";
 import { InputError } from "./validate.ts";
 
@@ -236,7 +236,7 @@ export async function exportQueryToS3(
       etag: outcome.etag, seconds: (Date.now() - started) / 1000, warnings,
     };
   } catch (err) {
-    throw err instanceof S3Error ? err : explainPgError(err, describe);
+    throw explainPgError(err, describe);
   } finally {
     await sql.end({ timeout: 5 });
   }
