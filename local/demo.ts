@@ -4,7 +4,8 @@
 // `npm run dev`: the same set-up, then keeps running and prints how to call it.
 import { S3Client } from "@aws-sdk/client-s3";
 import { CREDENTIALS_RESOURCE, DATABASE_RESOURCE, DEMO_BUCKET, DEMO_TABLE, ROLE_RESOURCE, setUpWorkspace, uploadSampleCsvs } from "./demo_data.ts";
-import { startLocalStack, type LocalStack } from "./stack.ts";
+import { parseArgs } from "node:util";
+import { startLocalStack, type LocalStack, type StackOptions } from "./stack.ts";
 
 /** Small enough to finish in seconds, big enough to show parallel loads. */
 const DEMO_OBJECTS = 8;
@@ -45,9 +46,17 @@ function step(title: string, detail: string): void {
   console.log(`\n▶ ${title}\n  ${detail}`);
 }
 
-async function demo(): Promise<void> {
+/** Ctrl-C or a kill stops every stand-in first, so no Postgres or s3rver outlives the demo. */
+function closeOnSignal(stack: LocalStack): void {
+  const stop = (signal: NodeJS.Signals) => stack.close().finally(() => process.exit(signal === "SIGINT" ? 130 : 143));
+  process.once("SIGINT", stop);
+  process.once("SIGTERM", stop);
+}
+
+async function demo(options: StackOptions): Promise<void> {
   const started = Date.now();
-  const stack = await startLocalStack({ s3: true, rds: true });
+  const stack = await startLocalStack(options);
+  closeOnSignal(stack);
   try {
     await setUpWorkspace(stack);
     console.log(`Stand-ins up and the repo pushed with wmill sync push: Windmill ${stack.windmill.url}, STS ${stack.sts.url}, S3 ${stack.s3!.url}, RDS ${stack.rds!.host}:${stack.rds!.port}`);
@@ -82,8 +91,9 @@ async function demo(): Promise<void> {
   }
 }
 
-async function dev(): Promise<void> {
-  const stack = await startLocalStack({ s3: true, rds: true });
+async function dev(options: StackOptions): Promise<void> {
+  const stack = await startLocalStack(options);
+  closeOnSignal(stack);
   await setUpWorkspace(stack);
   await webhook(stack, "p", "f/aws_oidc/assume_role", { aws_oidc: `$res:${ROLE_RESOURCE}` });
   await uploadSampleCsvs(await demoS3(stack), DEMO_BUCKET, DEMO_PREFIX, DEMO_OBJECTS, DEMO_ROWS_PER_OBJECT);
@@ -109,17 +119,37 @@ Check who AWS thinks a job is:
 ${curl("p", "f/aws_oidc/whoami", { credentials: `$res:${CREDENTIALS_RESOURCE}` })}
 
 Running; Ctrl-C stops every stand-in.`);
-  const stop = () => stack.close().then(() => process.exit(0));
-  process.on("SIGINT", stop);
-  process.on("SIGTERM", stop);
 }
 
-const mode = process.argv[2] ?? "demo";
-if (mode !== "demo" && mode !== "dev") {
-  console.error("usage: bun local/demo.ts demo|dev");
+const USAGE = "usage: bun local/demo.ts demo|dev [--windmill-port N] [--sts-port N] [--s3-port N] [--rds-port N]";
+
+function parseCommandLine(): { mode: "demo" | "dev"; options: StackOptions } {
+  const portFlag = { type: "string" } as const;
+  const { positionals, values } = parseArgs({
+    allowPositionals: true,
+    options: { "windmill-port": portFlag, "sts-port": portFlag, "s3-port": portFlag, "rds-port": portFlag },
+  });
+  const mode = positionals[0] ?? "demo";
+  if (mode !== "demo" && mode !== "dev") throw new Error(USAGE);
+  const port = (flag: keyof typeof values) => {
+    const text = values[flag];
+    if (text === undefined) return undefined;
+    const n = Number(text);
+    if (!Number.isInteger(n) || n < 1 || n > 65_535) throw new Error(`--${flag} must be a port number from 1 to 65535, got "${text}"\n${USAGE}`);
+    return n;
+  };
+  const ports = { windmill: port("windmill-port"), sts: port("sts-port"), s3: port("s3-port"), rds: port("rds-port") };
+  return { mode, options: { s3: true, rds: true, ports } };
+}
+
+let commandLine: ReturnType<typeof parseCommandLine>;
+try {
+  commandLine = parseCommandLine();
+} catch (err) {
+  console.error((err as Error).message);
   process.exit(2);
 }
-await (mode === "dev" ? dev() : demo()).catch((err: unknown) => {
+await (commandLine.mode === "dev" ? dev(commandLine.options) : demo(commandLine.options)).catch((err: unknown) => {
   console.error(`\n✖ ${err instanceof Error ? err.message : String(err)}`);
   process.exit(1);
 });

