@@ -6,7 +6,7 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { startRds, type RdsStandIn } from "./rds.ts";
+import { startRds, type RdsStandIn } from "./rds/server.ts";
 import { startS3, type S3StandIn } from "./s3.ts";
 import { startSts, type StsStandIn } from "./sts.ts";
 import { startWindmill, type WindmillStandIn } from "./windmill.ts";

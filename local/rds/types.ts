@@ -1,0 +1,28 @@
+// The RDS stand-in's public shapes that its modules share: refused logins, COPY kills, faults.
+
+export interface AuthFailure {
+  at: Date;
+  user: string;
+  database: string;
+  /** Why the login was refused; never contains the token. */
+  reason: string;
+}
+
+export interface CopyKill {
+  pid: number;
+  /** How much COPY data the backend had read when it was terminated. */
+  bytesProcessed: number;
+}
+
+export interface RdsFaults {
+  /** Accepted connections to close at once, before any byte is exchanged; counts down. */
+  dropNextConnections: number;
+  /**
+   * Arms a kill of the next COPY FROM STDIN: once its backend has read `afterBytes`, it is
+   * terminated (pg_terminate_backend, as an RDS failover or an operator would). Resolves
+   * after the kill. Nothing watches the data path: Postgres's own progress view is polled.
+   */
+  killBackendOnNextCopy(options?: { afterBytes?: number }): Promise<CopyKill>;
+  /** Reboots the gateway: drops every open connection, then listens on the same port again. */
+  restart(): Promise<void>;
+}
