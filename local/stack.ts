@@ -8,7 +8,8 @@ import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { startRds, type RdsStandIn } from "./rds/server.ts";
 import { startS3, type S3StandIn } from "./s3.ts";
-import { startSts, type StsStandIn } from "./sts.ts";
+import type { PolicyDocument, RoleConfig, StsConfig } from "./sts/config.ts";
+import { startSts, type StsStandIn } from "./sts/server.ts";
 import { startWindmill, type WindmillStandIn } from "./windmill.ts";
 import { pushWorkspace } from "./wmill_cli.ts";
 
@@ -23,20 +24,6 @@ export const AUDIENCE = "sts.amazonaws.com";
 export const DBI_RESOURCE_ID = "db-LOCALSTANDIN0000000000000";
 /** The IAM-auth database user the demo role may connect as (`rds-db:connect`). */
 export const DB_USER = "app_user";
-
-export type PolicyDocument = { Version: string; Statement: Record<string, unknown>[] };
-export interface RoleConfig {
-  roleName: string;
-  maxSessionDuration: number;
-  assumeRolePolicyDocument: PolicyDocument;
-  permissionPolicies: PolicyDocument[];
-}
-export interface StsConfig {
-  accountId: string;
-  oidcProviders: { url: string; clientIdList: string[] }[];
-  roles: RoleConfig[];
-  managedPolicies: { arn: string; document: PolicyDocument }[];
-}
 
 export interface LocalStack {
   windmill: WindmillStandIn;

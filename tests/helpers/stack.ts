@@ -4,7 +4,7 @@ import wmill from "windmill-client";
 import { startLocalStack, type LocalStack, type StackOptions } from "../../local/stack.ts";
 
 export { ACCOUNT_ID, DB_USER, DBI_RESOURCE_ID, DEMO_ROLE, DEMO_ROLE_ARN, REGION, REPO_ROOT, trustPolicy } from "../../local/stack.ts";
-export type { PolicyDocument, RoleConfig, StsConfig } from "../../local/stack.ts";
+export type { PolicyDocument, RoleConfig, StsConfig } from "../../local/sts/config.ts";
 
 /** A job's JSON result; its shape is whatever the script returns. */
 export type JobResult = any;

@@ -2,6 +2,7 @@
 // role) and permission policies (what a session may do). Pure functions, no I/O, so the
 // rules can be unit-tested apart from the HTTP layer. Follows the IAM policy evaluation
 // logic: an explicit Deny wins, then an Allow, otherwise the request is implicitly denied.
+import { isRecord } from "./json.ts";
 
 export type StringOrList = string | string[];
 export type PrincipalType = "AWS" | "Federated" | "Service" | "CanonicalUser";
@@ -117,10 +118,6 @@ export function listOf(value: StringOrList | undefined): string[] {
 
 export function statementsOf(doc: PolicyDocument): PolicyStatement[] {
   return Array.isArray(doc.Statement) ? doc.Statement : [doc.Statement];
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
 function isStringOrList(value: unknown): value is StringOrList {
