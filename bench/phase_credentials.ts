@@ -2,8 +2,8 @@
 // (the big flow's own count is measured with its load), and what getting credentials
 // costs a step, in this process with the real windmill-client and awsClientConfig as a
 // job runs them: from a fresh saved resource (no STS round trip) and from an expired one.
-import { awsClientConfig, sessionFromResource } from "../f/aws_oidc/lib/credentialsProvider.ts";
-import { loadCredentialsResource, saveCredentialsResource, type AwsStsCredentials } from "../f/aws_oidc/lib/credentialsResource.ts";
+import { awsClientConfig } from "../f/aws_oidc/lib/credentialsProvider.ts";
+import { loadCredentialsResource, saveCredentialsResource, sessionFromResource, type AwsStsCredentials } from "../f/aws_oidc/lib/credentialsResource.ts";
 import { DATABASE_RESOURCE, DEMO_TABLE, ROLE_RESOURCE, uploadSampleCsvs } from "../local/demo_data.ts";
 import { atMost, check, exactly, stepTimeoutMs, type BenchContext } from "./context.ts";
 import { assumeRoleCalls, BENCH_BUCKET, BENCH_CREDENTIALS, runJobOk } from "./stack.ts";

@@ -5,6 +5,7 @@ import {
   STSClient,
   type Credentials,
 } from "@aws-sdk/client-sts";
+import type { AwsCredentialIdentity } from "@aws-sdk/types";
 import { getWindmillIdToken, readClaims, WindmillOidcError, type IdTokenClaims } from "./idToken.ts";
 import { withRetries } from "./retry.ts";
 import { explainStsError, isTransientStsError, stsErrorCode, type StsCallContext } from "./stsErrors.ts";
@@ -30,9 +31,11 @@ export interface MintParams {
   chainExternalId?: string;
 }
 
-export interface SessionCredentials {
-  accessKeyId: string;
-  secretAccessKey: string;
+/**
+ * A live STS session in memory: what the SDK clients take as credentials, with whose
+ * session it is. The saved resource (AwsStsCredentials) is its form at rest.
+ */
+export interface SessionCredentials extends AwsCredentialIdentity {
   sessionToken: string;
   expiration: Date;
   /** The role whose permissions the session carries (the chained one, when chaining). */
@@ -84,7 +87,7 @@ async function chainRole(params: MintParams, first: SessionCredentials, counter:
   const client = new STSClient({
     region: params.region,
     maxAttempts: 1,
-    credentials: { accessKeyId: first.accessKeyId, secretAccessKey: first.secretAccessKey, sessionToken: first.sessionToken },
+    credentials: first,
   });
   const ctx = (): StsCallContext => ({ operation: "AssumeRole", roleArn, region: params.region });
   const response = await callSts(ctx, counter, log, () =>
@@ -120,6 +123,7 @@ async function callSts<T>(ctx: () => StsCallContext, counter: { calls: number },
   }
 }
 
+/** The one conversion from an STS answer to a session. */
 function toSession(creds: Credentials | undefined, assumedRoleArn: string | undefined, roleArn: string, region: string): SessionCredentials {
   if (!creds?.AccessKeyId || !creds.SecretAccessKey || !creds.SessionToken || !creds.Expiration) {
     throw new Error(`STS answered without complete credentials for ${roleArn}`);

@@ -86,7 +86,7 @@ export function checkAssumeRoleInput(input: AssumeRoleInput): { mint: MintParams
 
 export async function assumeRoleAndSave(input: AssumeRoleInput, log: Log = console.log): Promise<AssumeRoleSummary> {
   const { mint, saveTo, minRemainingSeconds } = checkAssumeRoleInput(input);
-  const saved = await readSavedSession(saveTo);
+  const saved = await readSavedResource(saveTo);
   if (saved && !input.force && sameSessionShape(saved.mint, mint)) {
     const left = new Date(saved.expiration).getTime() - Date.now();
     if (left > minRemainingSeconds * 1000) {
@@ -95,22 +95,16 @@ export async function assumeRoleAndSave(input: AssumeRoleInput, log: Log = conso
     }
   }
   const { credentials, stsCalls } = await assumeRoleWithWindmillToken(mint, log);
-  await saveCredentialsResource(saveTo, credentials, mint);
+  const written = await saveCredentialsResource(saveTo, credentials, mint);
   log(`Saved ${credentials.assumedRoleArn} (key ${maskAccessKeyId(credentials.accessKeyId)}) to ${saveTo}; secrets are in secret variables`);
-  return summary(saveTo, {
-    awsAccessKeyId: credentials.accessKeyId,
-    expiration: credentials.expiration.toISOString(),
-    roleArn: credentials.roleArn,
-    assumedRoleArn: credentials.assumedRoleArn,
-    accountId: credentials.accountId,
-    region: credentials.region,
-  }, false, stsCalls);
+  return summary(saveTo, written, false, stsCalls);
 }
 
-type SavedSession = Omit<AwsStsCredentials, "awsSecretAccessKey" | "awsSessionToken">;
-
-/** Reads the saved resource WITHOUT resolving its secrets: only expiry and shape matter here. */
-async function readSavedSession(path: string): Promise<SavedSession | undefined> {
+/**
+ * Reads the saved resource WITHOUT resolving its secrets (they stay `$var:` references):
+ * only expiry and shape matter here.
+ */
+async function readSavedResource(path: string): Promise<AwsStsCredentials | undefined> {
   const workspace = wmill.getWorkspace();
   if (!(await wmill.ResourceService.existsResource({ workspace, path }))) return undefined;
   const resource = await wmill.ResourceService.getResource({ workspace, path });
@@ -118,7 +112,7 @@ async function readSavedSession(path: string): Promise<SavedSession | undefined>
     throw new InputError("save_to", `${path} holds a ${resource.resource_type} resource, not ${CREDENTIALS_RESOURCE_TYPE}`,
       "Choose another path for the credentials, e.g. f/aws_oidc/aws_credentials");
   }
-  return resource.value as SavedSession;
+  return resource.value as AwsStsCredentials;
 }
 
 /** A saved session can stand in for a new one only if it carries the same permissions. */
@@ -129,7 +123,7 @@ function sameSessionShape(a: MintParams | undefined, b: MintParams): boolean {
   return key(a) === key(b);
 }
 
-function summary(path: string, s: Pick<SavedSession, "awsAccessKeyId" | "expiration" | "roleArn" | "assumedRoleArn" | "accountId" | "region">, reused: boolean, stsCalls: number): AssumeRoleSummary {
+function summary(path: string, s: AwsStsCredentials, reused: boolean, stsCalls: number): AssumeRoleSummary {
   const secondsLeft = Math.max(0, Math.floor((new Date(s.expiration).getTime() - Date.now()) / 1000));
   return {
     resource: path,

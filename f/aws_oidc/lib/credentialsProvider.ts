@@ -3,19 +3,19 @@
 // asks Windmill for a fresh ID token on every mint. One provider per source is shared
 // by every client in the job, so an S3 client and an RDS signer refresh once, together.
 import { assumeRoleWithWindmillToken, type Log, type MintParams, type SessionCredentials } from "./assumeRole.ts";
-import { checkCredentials, loadCredentialsResource, saveCredentialsResource, type AwsStsCredentials } from "./credentialsResource.ts";
+import {
+  checkCredentials,
+  loadCredentialsResource,
+  saveCredentialsResource,
+  sessionFromResource,
+  type AwsStsCredentials,
+} from "./credentialsResource.ts";
 
 /** Refresh this long before expiry: the SDK's own providers use the same 5-minute window. */
 export const REFRESH_BEFORE_EXPIRY_MS = 5 * 60 * 1000;
 
-/** The shape the AWS SDK v3 accepts as `credentials`. */
-export interface AwsCredentialIdentity {
-  accessKeyId: string;
-  secretAccessKey: string;
-  sessionToken?: string;
-  expiration?: Date;
-}
-export type CredentialsProvider = () => Promise<AwsCredentialIdentity>;
+/** What every AWS SDK v3 client here takes as `credentials` (a session is an AwsCredentialIdentity). */
+export type CredentialsProvider = () => Promise<SessionCredentials>;
 
 export interface ProviderSource {
   mint: MintParams;
@@ -49,25 +49,7 @@ export function windmillCredentialsProvider(source: ProviderSource, log: Log = c
       pending ??= refresh().finally(() => (pending = undefined));
       current = await pending;
     }
-    return {
-      accessKeyId: current.accessKeyId,
-      secretAccessKey: current.secretAccessKey,
-      sessionToken: current.sessionToken,
-      expiration: current.expiration,
-    };
-  };
-}
-
-export function sessionFromResource(value: AwsStsCredentials): SessionCredentials {
-  return {
-    accessKeyId: value.awsAccessKeyId,
-    secretAccessKey: value.awsSecretAccessKey,
-    sessionToken: value.awsSessionToken,
-    expiration: new Date(value.expiration),
-    roleArn: value.roleArn,
-    assumedRoleArn: value.assumedRoleArn,
-    accountId: value.accountId,
-    region: value.region,
+    return current;
   };
 }
 

@@ -18,7 +18,10 @@ const GENERATION_GRACE_MS = 2 * 60 * 1000;
 const SECRET_KEY_VAR = "secret_access_key";
 const SESSION_TOKEN_VAR = "session_token";
 
-/** The resource value with `$var:` references resolved (as getResource / `$res:` args give it). */
+/**
+ * The resource value, the session at rest. As saved, the two secrets are `$var:`
+ * references to secret variables; getResource and `$res:` arguments resolve them.
+ */
 export interface AwsStsCredentials {
   region: string;
   awsAccessKeyId: string;
@@ -47,14 +50,15 @@ function generationTime(variablePath: string): number {
   return match ? Number(match[1]) : 0;
 }
 
-export async function saveCredentialsResource(resourcePath: string, creds: SessionCredentials, mint: MintParams): Promise<void> {
+/** Saves a session at `resourcePath`; returns the value written (secrets as `$var:` references). */
+export async function saveCredentialsResource(resourcePath: string, creds: SessionCredentials, mint: MintParams): Promise<AwsStsCredentials> {
   const generation = newGeneration();
   const secretKeyVar = generationVariable(resourcePath, SECRET_KEY_VAR, generation);
   const sessionTokenVar = generationVariable(resourcePath, SESSION_TOKEN_VAR, generation);
   const describe = `STS session ${creds.assumedRoleArn} until ${creds.expiration.toISOString()} (written by f/aws_oidc/assume_role for ${resourcePath})`;
   await wmill.setVariable(secretKeyVar, creds.secretAccessKey, true, describe);
   await wmill.setVariable(sessionTokenVar, creds.sessionToken, true, describe);
-  const value = {
+  const value: AwsStsCredentials = {
     region: creds.region,
     awsAccessKeyId: creds.accessKeyId,
     awsSecretAccessKey: `$var:${secretKeyVar}`,
@@ -68,6 +72,21 @@ export async function saveCredentialsResource(resourcePath: string, creds: Sessi
   };
   await writeResource(resourcePath, value);
   await deleteStaleGenerations(resourcePath);
+  return value;
+}
+
+/** The session a resolved resource holds. */
+export function sessionFromResource(value: AwsStsCredentials): SessionCredentials {
+  return {
+    accessKeyId: value.awsAccessKeyId,
+    secretAccessKey: value.awsSecretAccessKey,
+    sessionToken: value.awsSessionToken,
+    expiration: new Date(value.expiration),
+    roleArn: value.roleArn,
+    assumedRoleArn: value.assumedRoleArn,
+    accountId: value.accountId,
+    region: value.region,
+  };
 }
 
 /**

@@ -132,7 +132,8 @@ export class S3UploadStream extends Writable {
     this.filled = 0;
     const partNumber = ++this.partsStarted;
     if (partNumber > MAX_PARTS) {
-      this.failure = new S3Error("TooManyParts", `s3://${this.target.bucket}/${this.target.key}: the data needs more than ${MAX_PARTS} parts of ${UPLOAD_PART_SIZE / 1024 / 1024} MiB (S3's limit).\nFix: split the export into several objects (e.g. one query per key range).`);
+      this.failure = new S3Error("UploadPart", "TooManyParts", `s3://${this.target.bucket}/${this.target.key}: the data needs more than ${MAX_PARTS} parts of ${UPLOAD_PART_SIZE / 1024 / 1024} MiB (S3's limit).`,
+        "split the export into several objects (e.g. one query per key range).");
       this.destroy(this.failure);
       return false;
     }

@@ -3,9 +3,9 @@
 // the server certificate unless a weaker mode is asked for by name.
 import { Signer } from "@aws-sdk/rds-signer";
 import postgres, { type Sql } from "postgres";
-import type { CredentialsProvider } from "./credentialsProvider.ts";
-import { S3Error } from "./s3Errors.ts";
-import { StsError } from "./stsErrors.ts";
+import { AwsCallError } from "./awsError.ts";
+import { awsClientConfig, type CredentialsProvider } from "./credentialsProvider.ts";
+import type { AwsStsCredentials } from "./credentialsResource.ts";
 import { InputError } from "./validate.ts";
 
 /** The resource type of an IAM-auth PostgreSQL connection (no password field, by design). */
@@ -71,7 +71,7 @@ function tlsOptions(db: ReturnType<typeof checkDatabase>, warnings: string[]): o
  * Opens a pool on the database. `max` connections at most; each new one gets its own
  * IAM token from the shared credentials provider.
  */
-export function connectRds(database: unknown, credentials: CredentialsProvider, defaultRegion: string, max = 1): RdsConnection {
+function connectRds(database: unknown, credentials: CredentialsProvider, defaultRegion: string, max = 1): RdsConnection {
   const db = checkDatabase(database);
   const warnings: string[] = [];
   const signer = new Signer({ hostname: db.host, port: db.port, username: db.user, region: db.region ?? defaultRegion, credentials });
@@ -90,6 +90,29 @@ export function connectRds(database: unknown, credentials: CredentialsProvider, 
     connection: { application_name: "windmill-aws-oidc" },
   });
   return { sql, warnings, describe: `${db.user}@${db.host}:${db.port}/${db.database}` };
+}
+
+/**
+ * Runs `fn` on a pool opened with the credentials' shared provider and region (as every
+ * AWS client of the job gets them), logs the TLS warnings, turns a failure into one that
+ * says what to fix (`explain`), and always ends the pool.
+ */
+export async function withRds<T>(
+  credentials: AwsStsCredentials | string,
+  database: unknown,
+  fn: (rds: RdsConnection) => Promise<T>,
+  explain: (err: unknown, describe: string) => Error = explainPgError,
+): Promise<T> {
+  const config = await awsClientConfig(credentials);
+  const rds = connectRds(database, config.credentials, config.region);
+  rds.warnings.forEach((w) => console.warn(`WARNING: ${w}`));
+  try {
+    return await fn(rds);
+  } catch (err) {
+    throw explain(err, rds.describe);
+  } finally {
+    await rds.sql.end({ timeout: 5 });
+  }
 }
 
 /** Splits `schema.table` and quotes each part, so names never become SQL. */
@@ -111,7 +134,7 @@ export function quoteLiteral(value: string): string {
 
 /** Turns a postgres error into one that names what to fix; auth failures explain IAM's side. */
 export function explainPgError(err: unknown, where: string): Error {
-  if (err instanceof InputError || err instanceof S3Error || err instanceof StsError) return err;
+  if (err instanceof InputError || err instanceof AwsCallError) return err;
   const e = err as { code?: string; message?: string; detail?: string; hint?: string; position?: string };
   const message = `PostgreSQL (${where}) failed${e.code ? ` with ${e.code}` : ""}: ${e.message ?? String(err)}${e.detail ? `\n${e.detail}` : ""}${e.hint ? `\nHint: ${e.hint}` : ""}`;
   return new Error(`${message}\n${pgHint(e.code, e.message ?? "")}`);

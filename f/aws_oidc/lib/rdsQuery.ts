@@ -1,7 +1,6 @@
 // A parameterised query on RDS with a row limit and a statement timeout.
 import type { AwsStsCredentials } from "./credentialsResource.ts";
-import { awsClientConfig } from "./credentialsProvider.ts";
-import { connectRds, explainPgError } from "./rds.ts";
+import { withRds } from "./rds.ts";
 import { InputError, parseDuration } from "./validate.ts";
 
 /** Rows fetched per round trip while filling the row limit. */
@@ -27,11 +26,8 @@ export async function runQuery(
     throw new InputError("row_limit", `${options.rowLimit} is not a positive count`, "Use e.g. 1000");
   }
   const timeoutMs = parseDuration("statement_timeout", options.statementTimeout, 1, 12 * 3600) * 1000;
-  const config = await awsClientConfig(credentials);
-  const { sql, warnings, describe } = connectRds(database, config.credentials, config.region);
-  warnings.forEach((w) => console.warn(`WARNING: ${w}`));
-  try {
-    return await sql.begin(async (tx) => {
+  return withRds(credentials, database, ({ sql, warnings }) =>
+    sql.begin(async (tx) => {
       await tx.unsafe(`set local statement_timeout = ${timeoutMs}`);
       const rows: Record<string, unknown>[] = [];
       let truncated = false;
@@ -47,12 +43,8 @@ export async function runQuery(
         if (truncated) break;
       }
       return { rows, row_count: rows.length, truncated, command: firstWord(options.sql), warnings };
-    });
-  } catch (err) {
-    throw explainPgError(err, describe);
-  } finally {
-    await sql.end({ timeout: 5 });
-  }
+    }),
+  );
 }
 
 /** Values the Windmill table renders as text: bytea as base64, bigint as string. */

@@ -301,9 +301,9 @@ export async function presignUrl(
   const key = checkKey("key", options.key);
   const asked = parseDuration("expires_in", options.expiresIn, 1, PRESIGN_MAX_SECONDS);
   const creds = await config.credentials();
-  const sessionLeft = Math.floor(((creds.expiration?.getTime() ?? Infinity) - Date.now()) / 1000);
+  const sessionLeft = Math.floor((creds.expiration.getTime() - Date.now()) / 1000);
   const seconds = Math.min(asked, sessionLeft);
-  const limitedBy = seconds < asked ? `the credentials expire at ${creds.expiration?.toISOString()}; run assume_role with a longer duration for longer links` : null;
+  const limitedBy = seconds < asked ? `the credentials expire at ${creds.expiration.toISOString()}; run assume_role with a longer duration for longer links` : null;
   const command = options.method === "PUT"
     ? new PutObjectCommand({ Bucket: bucket, Key: key, ContentType: options.contentType || undefined })
     : new GetObjectCommand({ Bucket: bucket, Key: key });

@@ -1,4 +1,5 @@
 // Bucket/key checks and S3 errors turned into messages that say what to fix.
+import { AwsCallError } from "./awsError.ts";
 import { InputError } from "./validate.ts";
 
 /** Bucket naming rules: 3–63 chars, lowercase letters, digits, dots and hyphens, not an IP. */
@@ -42,13 +43,10 @@ export interface S3CallContext {
   source?: string;
 }
 
-export class S3Error extends Error {
+export class S3Error extends AwsCallError {
   override name = "S3Error";
-  constructor(
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
+  constructor(operation: string, code: string, problem: string, fix: string) {
+    super("S3", operation, code, problem, fix);
   }
 }
 
@@ -59,31 +57,31 @@ export function explainS3Error(err: unknown, ctx: S3CallContext): Error {
   const where = ctx.key ? `s3://${ctx.bucket}/${ctx.key}` : `s3://${ctx.bucket}`;
   const status = e.$metadata?.httpStatusCode;
   const head = `S3 ${ctx.operation} on ${where} failed with ${code}${status ? ` (HTTP ${status})` : ""}: ${(e.message ?? String(err)).trim()}`;
-  return new S3Error(code, `${head}\n${s3Hint(code, ctx)}`);
+  return new S3Error(ctx.operation, code, head, s3Fix(code, ctx));
 }
 
-function s3Hint(code: string, ctx: S3CallContext): string {
+function s3Fix(code: string, ctx: S3CallContext): string {
   switch (code) {
     case "AccessDenied":
-      return `Fix: the role's permission policy (and the session policy, if assume_role set one) must allow s3:${ctx.operation === "ListObjectsV2" ? "ListBucket on arn:aws:s3:::" + ctx.bucket : ctx.operation + " on arn:aws:s3:::" + ctx.bucket + "/" + (ctx.key ?? "*")}${ctx.source ? ` and s3:GetObject on arn:aws:s3:::${ctx.source}` : ""}; an explicit Deny anywhere wins.`;
+      return `the role's permission policy (and the session policy, if assume_role set one) must allow s3:${ctx.operation === "ListObjectsV2" ? "ListBucket on arn:aws:s3:::" + ctx.bucket : ctx.operation + " on arn:aws:s3:::" + ctx.bucket + "/" + (ctx.key ?? "*")}${ctx.source ? ` and s3:GetObject on arn:aws:s3:::${ctx.source}` : ""}; an explicit Deny anywhere wins.`;
     case "NoSuchBucket":
-      return `Fix: bucket ${ctx.bucket} does not exist in this account/region: check the name and the region of the credentials resource.`;
+      return `bucket ${ctx.bucket} does not exist in this account/region: check the name and the region of the credentials resource.`;
     case "NoSuchKey":
     case "NotFound":
-      return `Fix: no object at ${ctx.key ?? ""} in ${ctx.bucket}: list the prefix with s3_list_objects to find the key (keys are case-sensitive).`;
+      return `no object at ${ctx.key ?? ""} in ${ctx.bucket}: list the prefix with s3_list_objects to find the key (keys are case-sensitive).`;
     case "ExpiredToken":
     case "ExpiredTokenException":
-      return "Fix: the session expired: run f/aws_oidc/assume_role again (or let the step refresh it: pass the resource as $res:<path>).";
+      return "the session expired: run f/aws_oidc/assume_role again (or let the step refresh it: pass the resource as $res:<path>).";
     case "InvalidAccessKeyId":
     case "InvalidToken":
     case "SignatureDoesNotMatch":
-      return "Fix: the credentials are not a live STS session: run f/aws_oidc/assume_role with force = true to mint a fresh one.";
+      return "the credentials are not a live STS session: run f/aws_oidc/assume_role with force = true to mint a fresh one.";
     case "InvalidRange":
-      return "Fix: the range starts past the end of the object: check its size with s3_head_object.";
+      return "the range starts past the end of the object: check its size with s3_head_object.";
     case "PermanentRedirect":
     case "AuthorizationHeaderMalformed":
-      return "Fix: the bucket is in another region than the credentials resource: save credentials for the bucket's region.";
+      return "the bucket is in another region than the credentials resource: save credentials for the bucket's region.";
     default:
-      return `Fix: see the S3 documentation for ${code}.`;
+      return `see the S3 documentation for ${code}.`;
   }
 }

@@ -10,7 +10,7 @@ import type { AwsStsCredentials } from "./credentialsResource.ts";
 import { CsvRecordCounter, CsvRecordScanner } from "./csvRecords.ts";
 import { parseSliceRange, SliceEdges } from "./csvSlices.ts";
 import { alreadyLoaded, ledgerDdl, ledgerKey, recordLoad } from "./loadLedger.ts";
-import { connectRds, explainPgError, quoteIdentifier, quoteLiteral, quoteTableName } from "./rds.ts";
+import { explainPgError, quoteIdentifier, quoteLiteral, quoteTableName, withRds } from "./rds.ts";
 import { S3UploadStream } from "./multipartUpload.ts";
 import { checkBucket, checkKey, explainS3Error } from "./s3Errors.ts";
 import { s3Client } from "./s3.ts";
@@ -91,56 +91,53 @@ export async function loadCsvFromS3(
   const range = parseSliceRange(options.range, format.header);
   const columns = options.columns.length ? ` (${options.columns.map(checkColumn).join(", ")})` : "";
   if (options.ledgerTable) quoteTableName("ledger_table", options.ledgerTable);
-  const { s3, config } = await s3Client(credentials);
-  const { sql, warnings, describe } = connectRds(database, config.credentials, config.region);
-  warnings.forEach((w) => console.warn(`WARNING: ${w}`));
-  // Destroyed however the load ends: an unread body would hold its HTTP connection open.
-  let body: Readable | undefined;
-  try {
-    // A slice is read from one byte early: that byte must end a line, which proves the slice starts a record.
-    const from = range && range.first > 0 ? range.first - 1 : range?.first;
-    const object = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key, Range: range ? `bytes=${from}-${range.last}` : undefined })).catch((err: unknown) => {
-      throw explainS3Error(err, { operation: "GetObject", bucket, key });
-    });
-    const source = (body = object.Body as Readable);
-    if (options.etag && object.ETag !== options.etag) {
-      throw new InputError("etag", `s3://${bucket}/${key} changed since its slices were planned (ETag ${object.ETag}, planned ${options.etag})`,
-        "Run the flow again: it plans the slices of the object as it is now");
-    }
-    const gzip = options.gzip === "yes" || (options.gzip === "auto" && (key.endsWith(".gz") || object.ContentEncoding === "gzip"));
-    if (range && gzip) throw new InputError("range", "a gzip object cannot be read from the middle", "Load gzip objects whole: clear range");
-    const raw = new ByteCounter();
-    const records = new CsvRecordCounter(format.quote.charCodeAt(0));
-    const report = progressReporter(object.ContentLength ?? 0);
-    raw.on("data", () => report(raw.bytes));
-    const slice = range ? `bytes=${range.first}-${range.last}` : null;
-    console.log(`Loading s3://${bucket}/${key}${slice ? ` ${slice}` : ""} (${object.ContentLength ?? "?"} bytes${gzip ? ", gzip" : ""}) into ${options.table} on ${describe}`);
-    const entry = { bucket, key, etag: object.ETag ?? "", table: options.table };
-    const previous = await sql.begin(async (tx) => {
-      if (options.ledgerTable && !options.force) {
-        const done = await alreadyLoaded(tx, options.ledgerTable, entry, range);
-        if (done) return done;
+  const { s3 } = await s3Client(credentials);
+  return withRds(credentials, database, async ({ sql, warnings, describe }) => {
+    // Destroyed however the load ends: an unread body would hold its HTTP connection open.
+    let body: Readable | undefined;
+    try {
+      // A slice is read from one byte early: that byte must end a line, which proves the slice starts a record.
+      const from = range && range.first > 0 ? range.first - 1 : range?.first;
+      const object = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key, Range: range ? `bytes=${from}-${range.last}` : undefined })).catch((err: unknown) => {
+        throw explainS3Error(err, { operation: "GetObject", bucket, key });
+      });
+      const source = (body = object.Body as Readable);
+      if (options.etag && object.ETag !== options.etag) {
+        throw new InputError("etag", `s3://${bucket}/${key} changed since its slices were planned (ETag ${object.ETag}, planned ${options.etag})`,
+          "Run the flow again: it plans the slices of the object as it is now");
       }
-      const copy = await copyInStream(tx.unsafe(`copy ${table}${columns} from stdin with (${copyOptions(format)})`));
-      const stages = [...(range ? [new SliceEdges(range, object.ContentRange, `s3://${bucket}/${key}`)] : []), raw, ...(gzip ? [createGunzip()] : []), records];
-      await pipeline([source, ...stages, copy]);
-      if (options.ledgerTable) await recordLoad(tx, options.ledgerTable, { ...entry, key: ledgerKey(key, range) }, Math.max(0, records.records - (format.header ? 1 : 0)));
-      return undefined;
-    });
-    const base = { bucket, key, range: slice, etag: object.ETag ?? null, table: options.table, gzip, warnings };
-    if (previous) {
-      console.log(`Skipped: the ledger ${options.ledgerTable} shows this object (ETag ${object.ETag}) loaded into ${options.table} at ${previous.loaded_at.toISOString()} (${previous.rows} rows); set force to load it again`);
-      return { ...base, skipped: true, rows_loaded: 0, bytes_read: 0, seconds: (Date.now() - started) / 1000 };
+      const gzip = options.gzip === "yes" || (options.gzip === "auto" && (key.endsWith(".gz") || object.ContentEncoding === "gzip"));
+      if (range && gzip) throw new InputError("range", "a gzip object cannot be read from the middle", "Load gzip objects whole: clear range");
+      const raw = new ByteCounter();
+      const records = new CsvRecordCounter(format.quote.charCodeAt(0));
+      const report = progressReporter(object.ContentLength ?? 0);
+      raw.on("data", () => report(raw.bytes));
+      const slice = range ? `bytes=${range.first}-${range.last}` : null;
+      console.log(`Loading s3://${bucket}/${key}${slice ? ` ${slice}` : ""} (${object.ContentLength ?? "?"} bytes${gzip ? ", gzip" : ""}) into ${options.table} on ${describe}`);
+      const entry = { bucket, key, etag: object.ETag ?? "", table: options.table };
+      const previous = await sql.begin(async (tx) => {
+        if (options.ledgerTable && !options.force) {
+          const done = await alreadyLoaded(tx, options.ledgerTable, entry, range);
+          if (done) return done;
+        }
+        const copy = await copyInStream(tx.unsafe(`copy ${table}${columns} from stdin with (${copyOptions(format)})`));
+        const stages = [...(range ? [new SliceEdges(range, object.ContentRange, `s3://${bucket}/${key}`)] : []), raw, ...(gzip ? [createGunzip()] : []), records];
+        await pipeline([source, ...stages, copy]);
+        if (options.ledgerTable) await recordLoad(tx, options.ledgerTable, { ...entry, key: ledgerKey(key, range) }, Math.max(0, records.records - (format.header ? 1 : 0)));
+        return undefined;
+      });
+      const base = { bucket, key, range: slice, etag: object.ETag ?? null, table: options.table, gzip, warnings };
+      if (previous) {
+        console.log(`Skipped: the ledger ${options.ledgerTable} shows this object (ETag ${object.ETag}) loaded into ${options.table} at ${previous.loaded_at.toISOString()} (${previous.rows} rows); set force to load it again`);
+        return { ...base, skipped: true, rows_loaded: 0, bytes_read: 0, seconds: (Date.now() - started) / 1000 };
+      }
+      const rows = Math.max(0, records.records - (format.header ? 1 : 0));
+      console.log(`Loaded ${rows} rows (${raw.bytes} bytes) in one transaction${options.ledgerTable ? `, recorded in ${options.ledgerTable}` : ""}`);
+      return { ...base, skipped: false, rows_loaded: rows, bytes_read: raw.bytes, seconds: (Date.now() - started) / 1000 };
+    } finally {
+      body?.destroy();
     }
-    const rows = Math.max(0, records.records - (format.header ? 1 : 0));
-    console.log(`Loaded ${rows} rows (${raw.bytes} bytes) in one transaction${options.ledgerTable ? `, recorded in ${options.ledgerTable}` : ""}`);
-    return { ...base, skipped: false, rows_loaded: rows, bytes_read: raw.bytes, seconds: (Date.now() - started) / 1000 };
-  } catch (err) {
-    throw explainLoadError(err, describe, options.ledgerTable);
-  } finally {
-    body?.destroy();
-    await sql.end({ timeout: 5 });
-  }
+  }, (err, describe) => explainLoadError(err, describe, options.ledgerTable));
 }
 
 /** A missing ledger table gets the DDL to create it; two runs racing on one object, a plain answer. */
@@ -212,10 +209,8 @@ export async function exportQueryToS3(
   if (!query) throw new InputError("query", "it is empty", "Write the SELECT whose rows to export");
   const bucket = checkBucket("bucket", options.bucket);
   const key = checkKey("key", options.key);
-  const { s3, config } = await s3Client(credentials);
-  const { sql, warnings, describe } = connectRds(database, config.credentials, config.region);
-  warnings.forEach((w) => console.warn(`WARNING: ${w}`));
-  try {
+  const { s3 } = await s3Client(credentials);
+  return withRds(credentials, database, async ({ sql, warnings }) => {
     const records = new CsvRecordScanner(0x22);
     const contentType = options.gzip ? "application/gzip" : "text/csv; charset=utf-8";
     const upload = new S3UploadStream(s3, { bucket, key, contentType, encryption: {} }, exportProgressLogger(records));
@@ -235,11 +230,7 @@ export async function exportQueryToS3(
       bucket, key, s3_uri: `s3://${bucket}/${key}`, rows, bytes: outcome.size, gzip: options.gzip,
       etag: outcome.etag, seconds: (Date.now() - started) / 1000, warnings,
     };
-  } catch (err) {
-    throw explainPgError(err, describe);
-  } finally {
-    await sql.end({ timeout: 5 });
-  }
+  });
 }
 
 /** The size of an export is unknown until it ends: log what is done, at most this often. */

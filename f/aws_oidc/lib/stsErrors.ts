@@ -1,5 +1,6 @@
 // What an STS error means for the person who set up the role, and whether trying again
 // can help. AWS's own messages say what failed; these add what to change.
+import { AwsCallError } from "./awsError.ts";
 import type { IdTokenClaims } from "./idToken.ts";
 
 /** Error codes STS documents as transient for AssumeRole*. */
@@ -39,13 +40,10 @@ export interface StsCallContext {
 }
 
 /** Wraps an STS failure in an error whose message says what to fix. */
-export class StsError extends Error {
+export class StsError extends AwsCallError {
   override name = "StsError";
-  constructor(
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
+  constructor(operation: StsCallContext["operation"], code: string, problem: string, fix: string) {
+    super("STS", operation, code, problem, fix);
   }
 }
 
@@ -53,44 +51,44 @@ export function explainStsError(err: unknown, ctx: StsCallContext): StsError {
   const code = stsErrorCode(err);
   const awsMessage = ((err as AwsErrorShape)?.message ?? String(err)).trim();
   const head = `STS ${ctx.operation} for ${ctx.roleArn} failed with ${code}: ${awsMessage}`;
-  return new StsError(code, `${head}\n${hintFor(code, ctx)}`);
+  return new StsError(ctx.operation, code, head, stsFix(code, ctx));
 }
 
-function hintFor(code: string, ctx: StsCallContext): string {
+function stsFix(code: string, ctx: StsCallContext): string {
   const claims = ctx.claims;
   const provider = claims ? claims.iss.replace(/^https?:\/\//, "") : "<windmill base url>/api/oidc/";
   switch (code) {
     case "AccessDenied":
       if (ctx.operation === "AssumeRole") {
-        return `Fix: the chained role's trust policy must allow the first role as Principal AWS (and sts:ExternalId must match chain_external_id if it sets one), and the first role needs sts:AssumeRole on ${ctx.roleArn}.`;
+        return `the chained role's trust policy must allow the first role as Principal AWS (and sts:ExternalId must match chain_external_id if it sets one), and the first role needs sts:AssumeRole on ${ctx.roleArn}.`;
       }
       return [
-        `Fix: the role's trust policy must allow sts:AssumeRoleWithWebIdentity for Principal Federated arn:aws:iam::<account>:oidc-provider/${provider}`,
+        `the role's trust policy must allow sts:AssumeRoleWithWebIdentity for Principal Federated arn:aws:iam::<account>:oidc-provider/${provider}`,
         `and its conditions must match this job's token. Token claims (not secret): ${JSON.stringify(claimSummary(claims))}.`,
         `Compare them with the conditions on ${provider}:aud (StringEquals) and ${provider}:sub (StringLike, e.g. "*::*::f/aws_oidc/*::${claims?.workspace ?? "<workspace>"}").`,
       ].join(" ");
     case "InvalidIdentityToken":
-      return `Fix: in IAM > Identity providers, the OIDC provider URL must be exactly ${claims?.iss ?? "<windmill base url>/api/oidc/"} and its audiences must include ${JSON.stringify(claims?.aud ?? [])} (the audience input of this script); AWS must be able to reach ${provider}.well-known/openid-configuration.`;
+      return `in IAM > Identity providers, the OIDC provider URL must be exactly ${claims?.iss ?? "<windmill base url>/api/oidc/"} and its audiences must include ${JSON.stringify(claims?.aud ?? [])} (the audience input of this script); AWS must be able to reach ${provider}.well-known/openid-configuration.`;
     case "ExpiredTokenException":
     case "ExpiredToken":
-      return "Fix: the ID token expired before STS checked it. This script asks Windmill for a fresh token on every call; if it persists, the Windmill server's clock is off: check NTP on the Windmill host.";
+      return "the ID token expired before STS checked it. This script asks Windmill for a fresh token on every call; if it persists, the Windmill server's clock is off: check NTP on the Windmill host.";
     case "IDPRejectedClaim":
-      return `Fix: the identity provider rejected a claim of this token; check the OIDC provider's configuration in IAM for ${provider}.`;
+      return `the identity provider rejected a claim of this token; check the OIDC provider's configuration in IAM for ${provider}.`;
     case "IDPCommunicationError":
-      return `Fix: AWS could not reach ${provider}.well-known/openid-configuration or its JWKS. The Windmill base URL must be public over HTTPS for AWS to fetch its keys.`;
+      return `AWS could not reach ${provider}.well-known/openid-configuration or its JWKS. The Windmill base URL must be public over HTTPS for AWS to fetch its keys.`;
     case "MalformedPolicyDocument":
-      return "Fix: the session_policy input is not a valid IAM policy (check Version, Statement, Effect, Action and Resource).";
+      return "the session_policy input is not a valid IAM policy (check Version, Statement, Effect, Action and Resource).";
     case "PackedPolicyTooLarge":
-      return "Fix: session_policy plus policy_arns are too large once packed by AWS: shorten the inline policy or pass fewer policy ARNs.";
+      return "session_policy plus policy_arns are too large once packed by AWS: shorten the inline policy or pass fewer policy ARNs.";
     case "RegionDisabledException":
-      return `Fix: STS is not activated in ${ctx.region}. Activate it in IAM > Account settings > Security Token Service, or use another region.`;
+      return `STS is not activated in ${ctx.region}. Activate it in IAM > Account settings > Security Token Service, or use another region.`;
     case "ValidationError":
-      return "Fix: check session_name (2-64 chars of [\\w+=,.@-]) and duration (900-43200 s, and at most the role's Maximum session duration in IAM; 1 h for a chained role).";
+      return "check session_name (2-64 chars of [\\w+=,.@-]) and duration (900-43200 s, and at most the role's Maximum session duration in IAM; 1 h for a chained role).";
     case "InvalidClientTokenId":
     case "SignatureDoesNotMatch":
-      return "Fix: the credentials used to sign this call are not valid: run assume_role again to mint a fresh session.";
+      return "the credentials used to sign this call are not valid: run assume_role again to mint a fresh session.";
     default:
-      return `Fix: see the AWS STS documentation for ${code}; the role is ${ctx.roleArn} in ${ctx.region}.`;
+      return `see the AWS STS documentation for ${code}; the role is ${ctx.roleArn} in ${ctx.region}.`;
   }
 }
 

@@ -27,7 +27,7 @@ export async function whoAmI(credentials: AwsStsCredentials | string, audience: 
   });
   const claims = readClaims(await getWindmillIdToken(audience));
   const current = await config.credentials();
-  const expiration = current.expiration ?? new Date(config.resource.expiration);
+  const expiration = current.expiration;
   return {
     account: identity.Account ?? "",
     arn: identity.Arn ?? "",
