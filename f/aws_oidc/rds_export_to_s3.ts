@@ -3,6 +3,7 @@
 import { exportQueryToS3 } from "./lib/s3RdsCopy.ts";
 import type { AwsStsCredentials as SavedCredentials } from "./lib/credentialsResource.ts";
 import type { AwsRdsIamPostgres as Database } from "./lib/rds.ts";
+import { withDefaults } from "./lib/optionalArgs.ts";
 
 /** Picks an aws_sts_credentials resource saved by assume_role. */
 type AwsStsCredentials = SavedCredentials;
@@ -18,5 +19,6 @@ export async function main(
   header: boolean = true,
   gzip: boolean = false,
 ) {
-  return await exportQueryToS3(credentials, database, { query, bucket, key, header, gzip });
+  const optional = withDefaults({ header, gzip }, { header: true, gzip: false });
+  return await exportQueryToS3(credentials, database, { query, bucket, key, ...optional });
 }

@@ -7,6 +7,7 @@
 import { loadCsvFromS3 } from "./lib/s3RdsCopy.ts";
 import type { AwsStsCredentials as SavedCredentials } from "./lib/credentialsResource.ts";
 import type { AwsRdsIamPostgres as Database } from "./lib/rds.ts";
+import { withDefaults } from "./lib/optionalArgs.ts";
 
 /** Picks an aws_sts_credentials resource saved by assume_role. */
 type AwsStsCredentials = SavedCredentials;
@@ -30,8 +31,12 @@ export async function main(
   ledger_table: string = "aws_oidc_load_ledger",
   force: boolean = false,
 ) {
+  const o = withDefaults(
+    { range, etag, columns, header, delimiter, quote, null_marker, gzip, ledger_table, force },
+    { range: "", etag: "", columns: [], header: true, delimiter: ",", quote: "\"", null_marker: "", gzip: "auto", ledger_table: "aws_oidc_load_ledger", force: false },
+  );
   return await loadCsvFromS3(credentials, database, {
-    bucket, key, range, etag, table, columns, gzip, ledgerTable: ledger_table, force,
-    format: { header, delimiter, quote, nullMarker: null_marker },
+    bucket, key, table, range: o.range, etag: o.etag, columns: o.columns, gzip: o.gzip, ledgerTable: o.ledger_table, force: o.force,
+    format: { header: o.header, delimiter: o.delimiter, quote: o.quote, nullMarker: o.null_marker },
   });
 }

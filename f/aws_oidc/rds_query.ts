@@ -3,6 +3,7 @@
 import { runQuery } from "./lib/rdsQuery.ts";
 import type { AwsStsCredentials as SavedCredentials } from "./lib/credentialsResource.ts";
 import type { AwsRdsIamPostgres as Database } from "./lib/rds.ts";
+import { withDefaults } from "./lib/optionalArgs.ts";
 
 /** Picks an aws_sts_credentials resource saved by assume_role. */
 type AwsStsCredentials = SavedCredentials;
@@ -17,5 +18,6 @@ export async function main(
   row_limit: number = 1000,
   statement_timeout: string = "30s",
 ) {
-  return await runQuery(credentials, database, { sql, args, rowLimit: row_limit, statementTimeout: statement_timeout });
+  const o = withDefaults({ args, row_limit, statement_timeout }, { args: [], row_limit: 1000, statement_timeout: "30s" });
+  return await runQuery(credentials, database, { sql, args: o.args, rowLimit: o.row_limit, statementTimeout: o.statement_timeout });
 }

@@ -2,6 +2,7 @@
 // larger than max_bytes (default 10 MiB) rather than filling the worker's memory.
 import { getObject, s3Client } from "./lib/s3.ts";
 import type { AwsStsCredentials as SavedCredentials } from "./lib/credentialsResource.ts";
+import { withDefaults } from "./lib/optionalArgs.ts";
 
 /** Picks an aws_sts_credentials resource saved by assume_role. */
 type AwsStsCredentials = SavedCredentials;
@@ -14,6 +15,7 @@ export async function main(
   range: string = "",
   max_bytes: number = 10485760,
 ) {
+  const o = withDefaults({ as, range, max_bytes }, { as: "text", range: "", max_bytes: 10485760 });
   const { s3 } = await s3Client(credentials);
-  return await getObject(s3, { bucket, key, as, range, maxBytes: max_bytes });
+  return await getObject(s3, { bucket, key, as: o.as, range: o.range, maxBytes: o.max_bytes });
 }

@@ -2,6 +2,7 @@
 // workspace's listed scripts/flows only), its permission policy (one bucket prefix, one
 // database user) and a CloudFormation template creating the OIDC provider and the role.
 import { setupDocuments } from "./lib/awsSetup.ts";
+import { withDefaults } from "./lib/optionalArgs.ts";
 
 export async function main(
   account_id: string,
@@ -20,17 +21,24 @@ export async function main(
   audience: string = "sts.amazonaws.com",
   max_session_hours: number = 1,
 ) {
+  const o = withDefaults(
+    { allowed_scripts, allowed_flows, allowed_emails, role_name, bucket, prefix, s3_write, rds_region, dbi_resource_id, db_user, audience, max_session_hours },
+    {
+      allowed_scripts: [], allowed_flows: ["f/aws_oidc/s3_csv_to_rds", "f/aws_oidc/rds_to_s3_export"], allowed_emails: [], role_name: "windmill-aws-oidc",
+      bucket: "", prefix: "", s3_write: false, rds_region: "", dbi_resource_id: "", db_user: "", audience: "sts.amazonaws.com", max_session_hours: 1,
+    },
+  );
   return setupDocuments({
     accountId: account_id,
     baseUrl: windmill_base_url,
     workspace,
-    scripts: allowed_scripts,
-    flows: allowed_flows,
-    emails: allowed_emails,
-    audience,
-    roleName: role_name,
-    maxSessionDuration: Math.round(max_session_hours * 3600),
-    s3: bucket ? { bucket, prefix, write: s3_write } : null,
-    rds: db_user ? { region: rds_region, dbiResourceId: dbi_resource_id, dbUser: db_user } : null,
+    scripts: o.allowed_scripts,
+    flows: o.allowed_flows,
+    emails: o.allowed_emails,
+    audience: o.audience,
+    roleName: o.role_name,
+    maxSessionDuration: Math.round(o.max_session_hours * 3600),
+    s3: o.bucket ? { bucket: o.bucket, prefix: o.prefix, write: o.s3_write } : null,
+    rds: o.db_user ? { region: o.rds_region, dbiResourceId: o.dbi_resource_id, dbUser: o.db_user } : null,
   });
 }

@@ -2,10 +2,11 @@
 // job's ID token, to check a role's trust policy against. Never shows a secret.
 import { whoAmI } from "./lib/whoAmI.ts";
 import type { AwsStsCredentials as AwsStsCredentialsValue } from "./lib/credentialsResource.ts";
+import { withDefaults } from "./lib/optionalArgs.ts";
 
 /** Picks an aws_sts_credentials resource in the run form. */
 type AwsStsCredentials = AwsStsCredentialsValue;
 
 export async function main(credentials: AwsStsCredentials, audience: string = "sts.amazonaws.com") {
-  return await whoAmI(credentials, audience);
+  return await whoAmI(credentials, withDefaults({ audience }, { audience: "sts.amazonaws.com" }).audience);
 }
