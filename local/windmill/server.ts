@@ -1,13 +1,13 @@
 // The Windmill stand-in: the slice of Windmill's HTTP API that windmill-client and the
 // bundle's scripts use (OIDC issuer, resources, variables, resource types, jobs), served
-// on loopback. Jobs run the way a worker runs them: see windmill_worker.ts.
+// on loopback. Jobs run the way a worker runs them: see worker.ts.
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { randomBytes, randomUUID } from "node:crypto";
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from "jose";
-import { closeServer, HttpError, listen, readJson, sendJson, sendText } from "./http.ts";
-import { JobEngine, jobView, type Caller, type JobRecord } from "./windmill_jobs.ts";
-import { startScheduler } from "./windmill_schedules.ts";
-import { createSyncState, dependencyJobResult, syncRoutes, type SyncState } from "./windmill_sync.ts";
+import { closeServer, HttpError, listen, readJson, sendJson, sendText } from "../http.ts";
+import { JobEngine, jobView, type Caller, type JobRecord } from "./jobs.ts";
+import { startScheduler } from "./schedules.ts";
+import { createSyncState, dependencyJobResult, syncRoutes, type SyncState } from "./sync.ts";
 
 /** Windmill's default OIDC token lifetime when the caller passes no expires_in. */
 const DEFAULT_ID_TOKEN_SECONDS = 48 * 3600;
@@ -27,7 +27,7 @@ export interface WindmillOptions {
   jobEnv?: Record<string, string>;
 }
 
-export type { JobRecord } from "./windmill_jobs.ts";
+export type { JobRecord } from "./jobs.ts";
 
 export interface TokenInfo {
   workspace: string;

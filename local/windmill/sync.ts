@@ -24,9 +24,9 @@ import type {
   ScriptLang,
 } from "windmill-client";
 import { initSync, parse_ts_imports, parse_ts_relative_imports } from "windmill-parser-wasm-ts";
-import { HttpError, readJson, sendJson, sendText } from "./http.ts";
-import { checkCron } from "./windmill_schedules.ts";
-import type { ResourceType, Route, RouteContext, TokenInfo, WorkspaceState } from "./windmill.ts";
+import { HttpError, readJson, sendJson, sendText } from "../http.ts";
+import { checkCron } from "./schedules.ts";
+import type { ResourceType, Route, RouteContext, TokenInfo, WorkspaceState } from "./server.ts";
 
 /** A script version as `GET /scripts/get/h/{hash}` returns it. */
 export type ScriptRecord = Script;

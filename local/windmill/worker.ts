@@ -12,7 +12,7 @@ import { initSync, parse_deno } from "windmill-parser-wasm-ts";
 
 /** A worker's default job timeout is 15 minutes; a stand-in job should never need more. */
 const DEFAULT_TIMEOUT_MS = 15 * 60 * 1000;
-const ENTRY = join(dirname(fileURLToPath(import.meta.url)), "windmill_job_entry.ts");
+const ENTRY = join(dirname(fileURLToPath(import.meta.url)), "job_entry.ts");
 
 export interface ScriptJob {
   scriptFile: string;
