@@ -8,7 +8,7 @@ import { loadCredentialsResource } from "../f/aws_oidc/lib/credentialsResource.t
 import { s3Client } from "../f/aws_oidc/lib/s3.ts";
 import { setUpWorkspace } from "../local/demo_data.ts";
 import { DB_USER, DEMO_ROLE_ARN, REGION, startLocalStack, type LocalStack } from "../local/stack.ts";
-import type { JobRecord } from "../local/windmill/jobs.ts";
+import type { JobRecord } from "../local/windmill/state.ts";
 import { tableDdl } from "./csv_data.ts";
 import { killJobProcesses } from "./processes.ts";
 
