@@ -12,7 +12,7 @@ import { prepareData } from "./phase_data.ts";
 import { measureExports } from "./phase_export.ts";
 import { measureLoads } from "./phase_load.ts";
 import type { BenchReport } from "./results.ts";
-import { startBenchStack } from "./stack.ts";
+import { startBenchStack } from "./benchStack.ts";
 
 export interface BenchOptions {
   sizeBytes: number;

@@ -3,7 +3,7 @@
 // turn a measured value into a met / not met target.
 import { ProcessMonitor, type ProcessUsage } from "./processes.ts";
 import type { Check, Measurement, Target } from "./results.ts";
-import { HungJobError, type BenchStack } from "./stack.ts";
+import { HungJobError, type BenchStack } from "./benchStack.ts";
 
 /** How far the slow and the repeated measurements go. */
 export interface Bounds {

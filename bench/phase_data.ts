@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { uploadObject } from "../f/aws_oidc/lib/s3.ts";
 import { MIB, type BenchContext } from "./context.ts";
 import { writeCsvOfSize, writeCsvRows, type CsvFile } from "./csv_data.ts";
-import { BENCH_BUCKET } from "./stack.ts";
+import { BENCH_BUCKET } from "./benchStack.ts";
 
 export interface S3Csv extends CsvFile {
   key: string;

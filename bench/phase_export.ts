@@ -14,7 +14,7 @@ import type { Dataset } from "./phase_data.ts";
 import { PROCESS_ROLES, type ProcessUsage } from "./processes.ts";
 import { copyToFile, gatewayEnv } from "./psql.ts";
 import type { Measurement } from "./results.ts";
-import { BENCH_BUCKET, BENCH_CREDENTIALS, BENCH_TABLE, runJobOk } from "./stack.ts";
+import { BENCH_BUCKET, BENCH_CREDENTIALS, BENCH_TABLE, runJobOk } from "./benchStack.ts";
 import type { CopyResult, S3GetResult } from "./worker_tasks.ts";
 
 /** Target from the brief: the export job against the slower of its two halves. */

@@ -8,7 +8,7 @@ import type { Dataset, S3Csv } from "./phase_data.ts";
 import { copyFromFile, directEnv, gatewayEnv, type PgEnv } from "./psql.ts";
 import type { ProcessUsage } from "./processes.ts";
 import type { Measurement } from "./results.ts";
-import { assumeRoleCalls, BENCH_BUCKET, BENCH_CREDENTIALS, BENCH_TABLE, countRows, runJobOk, stepJobs, truncate } from "./stack.ts";
+import { assumeRoleCalls, BENCH_BUCKET, BENCH_CREDENTIALS, BENCH_TABLE, countRows, runJobOk, stepJobs, truncate } from "./benchStack.ts";
 import type { InsertResult } from "./worker_tasks.ts";
 
 /** Targets from the brief: the load job against psql and against the hand-written loops. */

@@ -4,7 +4,7 @@
 // `postgres` client does the same COPY from bench/worker.ts.
 import { Signer } from "@aws-sdk/rds-signer";
 import { runChild, runWorker, type ChildOutcome } from "./children.ts";
-import type { BenchStack } from "./stack.ts";
+import type { BenchStack } from "./benchStack.ts";
 import { DB_USER, REGION } from "../local/stack.ts";
 import type { CopyResult } from "./worker_tasks.ts";
 

@@ -6,22 +6,17 @@ import { S3Client } from "@aws-sdk/client-s3";
 import { CREDENTIALS_RESOURCE, DATABASE_RESOURCE, DEMO_BUCKET, DEMO_TABLE, ROLE_RESOURCE, setUpWorkspace, uploadSampleCsvs } from "./demo_data.ts";
 import { parseArgs } from "node:util";
 import { startLocalStack, type LocalStack, type StackOptions } from "./stack.ts";
+import { interpolatedResource, runWaitResult, type RunnableKind } from "./windmill/client.ts";
 
 /** Small enough to finish in seconds, big enough to show parallel loads. */
 const DEMO_OBJECTS = 8;
 const DEMO_ROWS_PER_OBJECT = 500;
 const DEMO_PREFIX = "incoming/2026-11-22/";
 
-async function webhook(stack: LocalStack, kind: "p" | "f", path: string, args: Record<string, unknown>): Promise<unknown> {
-  const url = `${stack.windmill.url}/api/w/${stack.windmill.workspace}/jobs/run_wait_result/${kind}/${path}`;
-  const res = await fetch(url, {
-    method: "POST",
-    headers: { authorization: `Bearer ${stack.windmill.adminToken}`, "content-type": "application/json" },
-    body: JSON.stringify(args),
-  });
-  const body = await res.json();
-  if (!res.ok) throw new Error(`${path} failed (HTTP ${res.status}):\n${JSON.stringify(body, null, 2)}`);
-  return body;
+async function webhook(stack: LocalStack, kind: RunnableKind, path: string, args: Record<string, unknown>): Promise<unknown> {
+  const { status, result } = await runWaitResult(stack.windmill, kind, path, args);
+  if (status < 200 || status > 299) throw new Error(`${path} failed (HTTP ${status}):\n${JSON.stringify(result, null, 2)}`);
+  return result;
 }
 
 async function stsCalls(stack: LocalStack): Promise<Record<string, number>> {
@@ -30,10 +25,7 @@ async function stsCalls(stack: LocalStack): Promise<Record<string, number>> {
 
 /** The demo's own S3 client, with the credentials the assume_role job saved (read back as a script would). */
 async function demoS3(stack: LocalStack): Promise<S3Client> {
-  const res = await fetch(`${stack.windmill.url}/api/w/${stack.windmill.workspace}/resources/get_value_interpolated/${CREDENTIALS_RESOURCE}`, {
-    headers: { authorization: `Bearer ${stack.windmill.adminToken}` },
-  });
-  const creds = (await res.json()) as { region: string; awsAccessKeyId: string; awsSecretAccessKey: string; awsSessionToken: string };
+  const creds = (await interpolatedResource(stack.windmill, CREDENTIALS_RESOURCE)) as { region: string; awsAccessKeyId: string; awsSecretAccessKey: string; awsSessionToken: string };
   return new S3Client({
     region: creds.region,
     endpoint: stack.s3?.url,

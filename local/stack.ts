@@ -10,8 +10,8 @@ import { startRds, type RdsStandIn } from "./rds/server.ts";
 import { startS3, type S3StandIn } from "./s3.ts";
 import type { PolicyDocument, RoleConfig, StsConfig } from "./sts/config.ts";
 import { startSts, type StsStandIn } from "./sts/server.ts";
-import { startWindmill, type WindmillStandIn } from "./windmill.ts";
-import { pushWorkspace } from "./wmill_cli.ts";
+import { startWindmill, type WindmillStandIn } from "./windmill/server.ts";
+import { pushWorkspace } from "./windmill/wmill_cli.ts";
 
 export const REPO_ROOT = resolve(fileURLToPath(new URL("..", import.meta.url)));
 /** A made-up account: the stand-ins never talk to AWS. */

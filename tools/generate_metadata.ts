@@ -1,9 +1,9 @@
 // `npm run metadata`: regenerates script schemas, locks and wmill-lock.yaml with the real
 // `wmill generate-metadata`, against a throwaway Windmill stand-in (the CLI needs a server
 // for lock jobs). Run it after changing a script's code or its main signature.
-import { startWindmill } from "../local/windmill.ts";
+import { startWindmill } from "../local/windmill/server.ts";
 import { REPO_ROOT } from "../local/stack.ts";
-import { runWmill } from "../local/wmill_cli.ts";
+import { runWmill } from "../local/windmill/wmill_cli.ts";
 
 const windmill = await startWindmill({ workspaceDir: REPO_ROOT });
 try {

@@ -1,7 +1,7 @@
 // The leak audit: no secret the stand-ins issued or saw (secret keys, session tokens, ID
 // tokens, RDS IAM tokens) may appear in any job's result or logs.
 import { expect } from "bun:test";
-import type { JobRecord } from "../../local/windmill.ts";
+import type { JobRecord } from "../../local/windmill/state.ts";
 import type { Stack } from "./stack.ts";
 
 export interface Leak {

@@ -1,7 +1,7 @@
 // The local stack plus what tests need on top: running a script as a job, acting as a
 // job in this process, and the STS stand-in's inspection and fault endpoints.
-import wmill from "windmill-client";
 import { startLocalStack, type LocalStack, type StackOptions } from "../../local/stack.ts";
+import { actAsJob, runWaitResult } from "../../local/windmill/client.ts";
 
 export { ACCOUNT_ID, DB_USER, DBI_RESOURCE_ID, DEMO_ROLE, DEMO_ROLE_ARN, REGION, REPO_ROOT, trustPolicy } from "../../local/stack.ts";
 export type { PolicyDocument, RoleConfig, StsConfig } from "../../local/sts/config.ts";
@@ -28,22 +28,8 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   };
   return {
     ...local,
-    async runScript(path, args) {
-      const res = await fetch(`${windmill.url}/api/w/${windmill.workspace}/jobs/run_wait_result/p/${path}`, {
-        method: "POST",
-        headers: { authorization: `Bearer ${windmill.adminToken}`, "content-type": "application/json" },
-        body: JSON.stringify(args),
-      });
-      return { status: res.status, result: await res.json() };
-    },
-    actAsJob(path, flowPath = null) {
-      const token = windmill.createJobToken({ path, flowPath });
-      Object.assign(process.env, {
-        WM_TOKEN: token, WM_WORKSPACE: windmill.workspace, BASE_INTERNAL_URL: windmill.url,
-        WM_JOB_PATH: path ?? "", WM_JOB_ID: crypto.randomUUID(), ...local.jobEnv,
-      });
-      wmill.setClient(token, windmill.url);
-    },
+    runScript: (path, args) => runWaitResult(windmill, "p", path, args),
+    actAsJob: (path, flowPath = null) => actAsJob(windmill, local.jobEnv, path, flowPath),
     stsStats: () => stsJson("/_local/stats"),
     stsSession: (id) => stsJson(`/_local/sessions/${id}`),
     async stsFaults(body) {

@@ -1,9 +1,11 @@
 // Schedules of the Windmill stand-in: 6-field cron (seconds first) in a timezone, as
 // Windmill evaluates them, each due tick starting a job of the schedule's script or flow.
 import { Cron } from "croner";
-import { HttpError } from "./http.ts";
+import { HttpError } from "../http.ts";
+import type { JobEngine } from "./jobs.ts";
+import type { Caller, WorkspaceState } from "./state.ts";
 
-export interface ScheduleSpec {
+interface ScheduleSpec {
   workspace: string;
   /** The user the schedule runs as. */
   email: string;
@@ -35,14 +37,14 @@ export function checkCron(schedule: string, timezone: string): Cron {
   }
 }
 
-export interface ScheduleRunner {
+interface ScheduleRunner {
   /** Starts the schedule's job; resolves when it has finished. */
   run(spec: ScheduleSpec): Promise<void>;
   onError(spec: ScheduleSpec, err: unknown): void;
 }
 
 /** Ticks every enabled schedule; returns a function that stops them all. */
-export function startScheduler(list: () => ScheduleSpec[], runner: ScheduleRunner): () => void {
+function startScheduler(list: () => ScheduleSpec[], runner: ScheduleRunner): () => void {
   const running = new Set<string>();
   const nextRun = new Map<string, { key: string; at: number }>();
   const tick = () => {
@@ -67,4 +69,27 @@ export function startScheduler(list: () => ScheduleSpec[], runner: ScheduleRunne
   /** Ticks 4 times a second so a 1-second cron fires on time. */
   const timer = setInterval(tick, 250);
   return () => clearInterval(timer);
+}
+
+/** Runs the schedules `wmill sync push` stored in each workspace as jobs of `engine`; returns the stop function. */
+export function scheduleWorkspaces(workspaces: ReadonlyMap<string, WorkspaceState>, engine: JobEngine): () => void {
+  return startScheduler(
+    () => [...workspaces.values()].flatMap((ws) =>
+      [...ws.sync.schedules.values()].map((s) => ({
+        workspace: ws.id, email: s.email, path: s.path, schedule: s.schedule, timezone: s.timezone,
+        script_path: s.script_path, is_flow: s.is_flow, enabled: s.enabled ?? false,
+        args: (s.args ?? {}) as Record<string, unknown>, no_flow_overlap: s.no_flow_overlap,
+      }))),
+    {
+      async run(spec) {
+        const ws = workspaces.get(spec.workspace) as WorkspaceState;
+        const caller: Caller = { workspace: spec.workspace, email: spec.email, username: spec.email.split("@")[0] };
+        const job = engine.start(caller, ws, spec.is_flow ? "flow" : "script", spec.script_path, spec.args ?? {}, { schedulePath: spec.path });
+        await engine.wait(job.id);
+      },
+      onError(spec, err) {
+        console.error(`Windmill stand-in: schedule ${spec.path} could not start: ${(err as Error).message}`);
+      },
+    },
+  );
 }

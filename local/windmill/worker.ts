@@ -3,16 +3,15 @@
 // parameter name, stdout/stderr kept as the job's logs.
 import { spawn } from "node:child_process";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { initSync, parse_deno } from "windmill-parser-wasm-ts";
+import { windmillParser } from "./parser.ts";
 
 /** A worker's default job timeout is 15 minutes; a stand-in job should never need more. */
 const DEFAULT_TIMEOUT_MS = 15 * 60 * 1000;
-const ENTRY = join(dirname(fileURLToPath(import.meta.url)), "windmill_job_entry.ts");
+const ENTRY = join(dirname(fileURLToPath(import.meta.url)), "job_entry.ts");
 
 export interface ScriptJob {
   scriptFile: string;
@@ -29,14 +28,8 @@ export interface JobOutcome {
   logs: string;
 }
 
-let parserReady = false;
 function parameterNames(code: string): string[] {
-  if (!parserReady) {
-    const require = createRequire(import.meta.url);
-    initSync({ module: readFileSync(require.resolve("windmill-parser-wasm-ts/windmill_parser_wasm_bg.wasm")) });
-    parserReady = true;
-  }
-  const parsed = JSON.parse(parse_deno(code)) as { args: { name: string }[] };
+  const parsed = JSON.parse(windmillParser().parse_deno(code)) as { args: { name: string }[] };
   return parsed.args.map((a) => a.name);
 }
 

@@ -5,36 +5,10 @@ import { randomUUID } from "node:crypto";
 import { mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { HttpError } from "./http.ts";
-import { runFlowValue, type OpenFlowValue, type StepOutcome, type StepRunner } from "./windmill_flows.ts";
-import type { WorkspaceState } from "./windmill.ts";
-import { runScriptJob } from "./windmill_worker.ts";
-
-export interface JobRecord {
-  id: string;
-  kind: "script" | "flow" | "rawscript";
-  path: string;
-  args: Record<string, unknown>;
-  parentJobId: string | null;
-  rootJobId: string;
-  flowPath: string | null;
-  stepId: string | null;
-  schedulePath: string | null;
-  status: "running" | "success" | "failure";
-  success: boolean;
-  result: unknown;
-  logs: string;
-  progress: number | null;
-  startedAt: string;
-  durationMs: number;
-  email: string;
-}
-
-export interface Caller {
-  workspace: string;
-  email: string;
-  username: string;
-}
+import { HttpError } from "../http.ts";
+import { runFlowValue, type OpenFlowValue, type StepOutcome, type StepRunner } from "./flows.ts";
+import type { Caller, JobRecord, WorkspaceState } from "./state.ts";
+import { runScriptJob } from "./worker.ts";
 
 /** What the engine needs from the API server. */
 export interface JobHost {

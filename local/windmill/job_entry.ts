@@ -1,4 +1,4 @@
-// Entry point of a job process (see windmill_worker.ts): makes `/f/...` and `/u/...`
+// Entry point of a job process (see worker.ts): makes `/f/...` and `/u/...`
 // imports resolve inside the workspace as Windmill does, imports the script, calls main
 // with the job's args in parameter order, and writes the outcome where the worker reads it.
 import { readFile, writeFile } from "node:fs/promises";

@@ -2,13 +2,13 @@
 // acting as a Windmill job (so the product's library runs here as in a job), jobs and
 // flows started through their webhooks, STS call counts, and admin SQL on Postgres.
 import { CreateBucketCommand, type S3Client } from "@aws-sdk/client-s3";
-import wmill from "windmill-client";
 import { assumeRoleAndSave } from "../f/aws_oidc/lib/assumeRoleAndSave.ts";
 import { loadCredentialsResource } from "../f/aws_oidc/lib/credentialsResource.ts";
 import { s3Client } from "../f/aws_oidc/lib/s3.ts";
 import { setUpWorkspace } from "../local/demo_data.ts";
 import { DB_USER, DEMO_ROLE_ARN, REGION, startLocalStack, type LocalStack } from "../local/stack.ts";
-import type { JobRecord } from "../local/windmill_jobs.ts";
+import { actAsJob, pollResult, runAsync, type RunnableKind } from "../local/windmill/client.ts";
+import type { JobRecord } from "../local/windmill/state.ts";
 import { tableDdl } from "./csv_data.ts";
 import { killJobProcesses } from "./processes.ts";
 
@@ -46,22 +46,12 @@ export interface JobRun {
   seconds: number;
 }
 
-/** Points this process's windmill-client and AWS env at the stand-ins, as a job at `path` would be. */
-function actAsJob(local: LocalStack, path: string): void {
-  const token = local.windmill.createJobToken({ path });
-  Object.assign(process.env, {
-    WM_TOKEN: token, WM_WORKSPACE: local.windmill.workspace, BASE_INTERNAL_URL: local.windmill.url,
-    WM_JOB_PATH: path, WM_JOB_ID: crypto.randomUUID(), ...local.jobEnv,
-  });
-  wmill.setClient(token, local.windmill.url);
-}
-
 /** `workspaceDir`: the checkout whose f/ and u/ are pushed and run (this repo by default). */
 export async function startBenchStack(workspaceDir?: string): Promise<BenchStack> {
   const local = await startLocalStack({ s3: true, rds: true, workspaceDir });
   try {
     await setUpWorkspace(local);
-    actAsJob(local, BENCH_JOB_PATH);
+    actAsJob(local.windmill, local.jobEnv, BENCH_JOB_PATH);
     await assumeRoleAndSave({ roleArn: DEMO_ROLE_ARN, region: REGION, saveTo: BENCH_CREDENTIALS, duration: BENCH_SESSION_DURATION }, quiet);
     const { s3 } = await s3Client(BENCH_CREDENTIALS);
     await s3.send(new CreateBucketCommand({ Bucket: BENCH_BUCKET }));
@@ -84,24 +74,15 @@ export async function startBenchStack(workspaceDir?: string): Promise<BenchStack
 }
 
 /** Starts a script (`p`) or flow (`f`) through its async webhook and waits for its result. */
-export async function runJob(stack: BenchStack, kind: "p" | "f", path: string, args: Record<string, unknown>, timeoutMs: number): Promise<JobRun> {
-  const { url, workspace, adminToken } = stack.local.windmill;
-  const headers = { authorization: `Bearer ${adminToken}`, "content-type": "application/json" };
+export async function runJob(stack: BenchStack, kind: RunnableKind, path: string, args: Record<string, unknown>, timeoutMs: number): Promise<JobRun> {
   const started = performance.now();
-  const res = await fetch(`${url}/api/w/${workspace}/jobs/run/${kind}/${path}`, { method: "POST", headers, body: JSON.stringify(args) });
-  if (res.status !== 201) throw new Error(`webhook ${path}: HTTP ${res.status} ${await res.text()}`);
-  const id = await res.text();
-  const deadline = started + timeoutMs;
-  for (;;) {
-    const poll = (await (await fetch(`${url}/api/w/${workspace}/jobs_u/completed/get_result_maybe/${id}`, { headers })).json()) as
-      { completed: boolean; success?: boolean; result?: unknown };
-    if (poll.completed) return { id, success: poll.success === true, result: poll.result, seconds: (performance.now() - started) / 1000 };
-    if (performance.now() > deadline) {
-      await abandonJob(stack, id);
-      throw new HungJobError(`${path} (job ${id}) gave no result within ${timeoutMs / 1000} s; its processes were killed`);
-    }
-    await Bun.sleep(JOB_POLL_MS);
+  const id = await runAsync(stack.local.windmill, kind, path, args);
+  const done = await pollResult(stack.local.windmill, id, JOB_POLL_MS, started + timeoutMs);
+  if (!done) {
+    await abandonJob(stack, id);
+    throw new HungJobError(`${path} (job ${id}) gave no result within ${timeoutMs / 1000} s; its processes were killed`);
   }
+  return { id, success: done.success === true, result: done.result, seconds: (performance.now() - started) / 1000 };
 }
 
 /** Kills a hung job's processes (a flow may start more steps meanwhile) until its record settles. */
@@ -115,7 +96,7 @@ async function abandonJob(stack: BenchStack, id: string): Promise<void> {
 }
 
 /** Like runJob, but a failed job is an error carrying the job's own message. */
-export async function runJobOk(stack: BenchStack, kind: "p" | "f", path: string, args: Record<string, unknown>, timeoutMs: number): Promise<JobRun> {
+export async function runJobOk(stack: BenchStack, kind: RunnableKind, path: string, args: Record<string, unknown>, timeoutMs: number): Promise<JobRun> {
   const run = await runJob(stack, kind, path, args, timeoutMs);
   if (!run.success) throw new Error(`${path} (job ${run.id}) failed: ${JSON.stringify(run.result).slice(0, 2000)}`);
   return run;

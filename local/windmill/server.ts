@@ -1,0 +1,126 @@
+// The Windmill stand-in: the slice of Windmill's HTTP API that windmill-client, the `wmill`
+// CLI and the bundle's scripts use (OIDC issuer, resources, variables, resource types, jobs,
+// sync), served on loopback. This file starts it and routes requests; each area of the API
+// lives in its own module. Jobs run the way a worker runs them: see worker.ts.
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { randomUUID } from "node:crypto";
+import { closeServer, HttpError, listen, sendText } from "../http.ts";
+import { requireScope, TokenStore, userRoutes } from "./auth.ts";
+import { jobRoutes } from "./job_routes.ts";
+import { JobEngine } from "./jobs.ts";
+import { createOidcIssuer, type OidcFaults } from "./oidc.ts";
+import { interpolate, resourceRoutes } from "./resources.ts";
+import { scheduleWorkspaces } from "./schedules.ts";
+import { createWorkspaceState, HUB_RESOURCE_TYPES, type JobRecord, type Route, type TokenInfo, type WorkspaceState } from "./state.ts";
+import { syncRoutes } from "./sync.ts";
+
+export type { OidcFaults } from "./oidc.ts";
+
+/** Enough parallel jobs to exercise parallel for-loops, few enough for a 2-core machine's memory. */
+const DEFAULT_WORKERS = 8;
+
+export interface WindmillOptions {
+  /** Folder holding the workspace's scripts as `f/...ts` / `u/...ts` (usually the repo root). */
+  workspaceDir: string;
+  workspace?: string;
+  port?: number;
+  /** Script jobs running at once (a worker pool); default DEFAULT_WORKERS. */
+  workers?: number;
+  /** Extra env for every job (e.g. AWS_ENDPOINT_URL_STS pointing at the STS stand-in). */
+  jobEnv?: Record<string, string>;
+}
+
+export interface WindmillStandIn {
+  url: string;
+  workspace: string;
+  /** A token of the workspace's admin user (alice@example.com). */
+  adminToken: string;
+  issuer: string;
+  /** A token as a job at `path` would hold, for exercising the library in-process. */
+  createJobToken(job: { path: string | null; flowPath?: string | null }): string;
+  /** Signs an ID token with arbitrary claims overrides (for refusal tests). */
+  signIdToken(claims: Record<string, unknown>): Promise<string>;
+  jobs: JobRecord[];
+  faults: OidcFaults;
+  /** Every ID token issued so far: the leak audit looks for them in job outputs. */
+  issuedIdTokens: string[];
+  close(): Promise<void>;
+}
+
+export async function startWindmill(options: WindmillOptions): Promise<WindmillStandIn> {
+  const workspaceId = options.workspace ?? "demo";
+  let baseUrl = "";
+  const oidc = await createOidcIssuer(() => baseUrl);
+  const tokens = new TokenStore();
+  const workspaces = new Map<string, WorkspaceState>([[workspaceId, createWorkspaceState(workspaceId)]]);
+  const admin: TokenInfo = { workspace: workspaceId, email: "alice@example.com", username: "alice" };
+  const adminToken = tokens.issue(admin);
+
+  function createJobToken(job: { id?: string; path: string | null; flowPath?: string | null }): string {
+    return tokens.issue({ ...admin, job: { id: job.id ?? randomUUID(), path: job.path, flowPath: job.flowPath ?? null } });
+  }
+
+  function workspaceFor(info: TokenInfo, id: string): WorkspaceState {
+    const state = workspaces.get(id);
+    if (!state || info.workspace !== id) throw new HttpError(404, `Workspace ${id} not found or not visible to you`);
+    return state;
+  }
+
+  const engine = new JobEngine({
+    baseUrl: () => baseUrl,
+    jobEnv: () => options.jobEnv ?? {},
+    workspaceDir: options.workspaceDir,
+    workers: options.workers ?? DEFAULT_WORKERS,
+    issueJobToken: (caller, job) => tokens.issue({ workspace: caller.workspace, email: caller.email, username: caller.username, job }),
+    revokeToken: (token) => tokens.revoke(token),
+    resolveArgs: (state, args) => interpolate(state, args) as Record<string, unknown>,
+  });
+  const stopScheduler = scheduleWorkspaces(workspaces, engine);
+
+  const routes: Route[] = [
+    ["GET", /^\/api\/version$/, (_i, res) => sendText(res, 200, "v1.818.0-local")],
+    ...oidc.routes,
+    ...userRoutes(tokens),
+    ...resourceRoutes(),
+    ...jobRoutes(engine, workspaces),
+    ...syncRoutes({ hubResourceTypes: new Set(HUB_RESOURCE_TYPES.map((t) => t.name)), workspaceDir: options.workspaceDir }),
+  ];
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? "/", baseUrl);
+    for (const [method, pattern, fn] of routes) {
+      const match = method === req.method ? pattern.exec(url.pathname) : null;
+      if (!match) continue;
+      const decoded = match.map((m) => (m === undefined ? m : decodeURIComponent(m))) as RegExpExecArray;
+      let cached: TokenInfo | undefined;
+      const scopeAware = /\/jobs\/run(_wait_result)?\//.test(url.pathname);
+      const token = () => {
+        cached ??= tokens.authenticate(req, url);
+        if (cached.scopes && !scopeAware) requireScope(cached, `${req.method} ${url.pathname}`);
+        return cached;
+      };
+      await fn({ req, url, match: decoded, token, ws: () => workspaceFor(token(), decoded[1]) }, res);
+      return;
+    }
+    throw new HttpError(404, `No route for ${req.method} ${url.pathname}`);
+  }
+
+  const { server, url } = await listen(handle, options.port ?? 0);
+  baseUrl = url;
+  return {
+    url,
+    workspace: workspaceId,
+    adminToken,
+    issuer: oidc.issuer(),
+    createJobToken,
+    signIdToken: oidc.signIdToken,
+    jobs: engine.records,
+    faults: oidc.faults,
+    issuedIdTokens: oidc.issuedIdTokens,
+    async close() {
+      stopScheduler();
+      await closeServer(server);
+      await engine.close();
+    },
+  };
+}
