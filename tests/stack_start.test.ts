@@ -33,7 +33,7 @@ describe("a stand-in that fails to start", () => {
     const taken = await takenPort();
     try {
       const started = performance.now();
-      const demo = Bun.spawn([process.execPath, "local/demo.ts", "demo", "--rds-port", String(taken.port)], {
+      const demo = Bun.spawn([process.execPath, "local/demo/demo.ts", "demo", "--rds-port", String(taken.port)], {
         cwd: REPO_ROOT,
         env: { ...process.env, TMPDIR: privateTmp },
         stdout: "pipe",

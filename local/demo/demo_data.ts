@@ -2,9 +2,9 @@
 // sets up a real workspace: an aws_oidc resource for the role, an aws_rds_iam_postgres
 // resource for the database, a bucket with CSV files, a table the IAM user may load.
 import { CreateBucketCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
-import { DEFAULT_LEDGER_TABLE, ledgerDdl } from "../f/aws_oidc/lib/loadLedger.ts";
-import type { LocalStack } from "./stack.ts";
-import { DB_USER, DEMO_ROLE_ARN, REGION } from "./stack.ts";
+import { DEFAULT_LEDGER_TABLE, ledgerDdl } from "../../f/aws_oidc/lib/loadLedger.ts";
+import type { LocalStack } from "../stack.ts";
+import { DB_USER, DEMO_ROLE_ARN, REGION } from "../stack.ts";
 
 export const ROLE_RESOURCE = "f/aws_oidc/aws_role";
 export const DATABASE_RESOURCE = "f/aws_oidc/demo_db";

@@ -5,8 +5,8 @@
 import { S3Client } from "@aws-sdk/client-s3";
 import { CREDENTIALS_RESOURCE, DATABASE_RESOURCE, DEMO_BUCKET, DEMO_TABLE, ROLE_RESOURCE, setUpWorkspace, uploadSampleCsvs } from "./demo_data.ts";
 import { parseArgs } from "node:util";
-import { startLocalStack, type LocalStack, type StackOptions } from "./stack.ts";
-import { interpolatedResource, runWaitResult, type RunnableKind } from "./windmill/client.ts";
+import { startLocalStack, type LocalStack, type StackOptions } from "../stack.ts";
+import { interpolatedResource, runWaitResult, type RunnableKind } from "../windmill/client.ts";
 
 /** Small enough to finish in seconds, big enough to show parallel loads. */
 const DEMO_OBJECTS = 8;
@@ -113,7 +113,7 @@ ${curl("p", "f/aws_oidc/whoami", { credentials: `$res:${CREDENTIALS_RESOURCE}` }
 Running; Ctrl-C stops every stand-in.`);
 }
 
-const USAGE = "usage: bun local/demo.ts demo|dev [--windmill-port N] [--sts-port N] [--s3-port N] [--rds-port N]";
+const USAGE = "usage: bun local/demo/demo.ts demo|dev [--windmill-port N] [--sts-port N] [--s3-port N] [--rds-port N]";
 
 function parseCommandLine(): { mode: "demo" | "dev"; options: StackOptions } {
   const portFlag = { type: "string" } as const;
