@@ -16,7 +16,7 @@ import { Hash } from "@smithy/hash-node";
 import { SignatureV4 } from "@smithy/signature-v4";
 import type { HttpRequest, QueryParameterBag } from "@smithy/types";
 import { compactVerify, createLocalJWKSet, decodeJwt, errors as joseErrors, type JSONWebKeySet, type JWTPayload } from "jose";
-import { closeServer, HttpError, listen, readBody, readJson, sendJson, sendText } from "./http.ts";
+import { closeServer, HttpError, listen, readBody, readJson, sendJson, sendText } from "./shared/http.ts";
 import {
   evaluateSessionPermission,
   evaluateTrustPolicy,

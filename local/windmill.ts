@@ -4,7 +4,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { randomBytes, randomUUID } from "node:crypto";
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from "jose";
-import { closeServer, HttpError, listen, readJson, sendJson, sendText } from "./http.ts";
+import { closeServer, HttpError, listen, readJson, sendJson, sendText } from "./shared/http.ts";
 import { JobEngine, jobView, type Caller, type JobRecord } from "./windmill_jobs.ts";
 import { startScheduler } from "./windmill_schedules.ts";
 import { createSyncState, dependencyJobResult, syncRoutes, type SyncState } from "./windmill_sync.ts";

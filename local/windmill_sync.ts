@@ -24,7 +24,7 @@ import type {
   ScriptLang,
 } from "windmill-client";
 import { initSync, parse_ts_imports, parse_ts_relative_imports } from "windmill-parser-wasm-ts";
-import { HttpError, readJson, sendJson, sendText } from "./http.ts";
+import { HttpError, readJson, sendJson, sendText } from "./shared/http.ts";
 import { checkCron } from "./windmill_schedules.ts";
 import type { ResourceType, Route, RouteContext, TokenInfo, WorkspaceState } from "./windmill.ts";
 

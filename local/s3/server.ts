@@ -23,7 +23,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { Hash } from "@smithy/hash-node";
 import { SignatureV4 } from "@smithy/signature-v4";
 import type { HttpRequest, QueryParameterBag } from "@smithy/types";
-import { closeServer, HttpError, listen, readBody, readJson, sendJson } from "./http.ts";
+import { closeServer, HttpError, listen, readBody, readJson, sendJson } from "../shared/http.ts";
 
 // ---------------------------------------------------------------------------------------
 // Limits and fixed values (S3 API reference and SigV4 documentation)
