@@ -1,4 +1,4 @@
-// The S3 stand-in (local/s3.ts in front of s3rver) through the real AWS SDK, with real
+// The S3 stand-in (local/s3/ in front of s3rver) through the real AWS SDK, with real
 // STS credentials minted from a Windmill ID token: what works, and every way a request is
 // refused, with the error a user would see.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
