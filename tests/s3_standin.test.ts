@@ -326,6 +326,18 @@ describe("refusals", () => {
     }
   });
 
+  test("a session token that differs only in its last byte is InvalidToken, header-signed and presigned", async () => {
+    await put("token.txt", "only with the session's own token");
+    const last = creds.sessionToken.at(-1);
+    const sessionToken = `${creds.sessionToken.slice(0, -1)}${last === "A" ? "B" : "A"}`;
+    const c = clientFor({ ...creds, sessionToken }, once);
+    // Signed with the altered token: only comparing it with the session's token refuses it.
+    await expect(c.send(new GetObjectCommand({ Bucket: BUCKET, Key: "token.txt" }))).rejects.toMatchObject({ name: "InvalidToken", $metadata: { httpStatusCode: 400 } });
+    const url = await getSignedUrl(c, new GetObjectCommand({ Bucket: BUCKET, Key: "token.txt" }), { expiresIn: 60 });
+    const res = await fetch(url);
+    expect([res.status, codeOf(await res.text())]).toEqual([400, "InvalidToken"]);
+  });
+
   test("a request signed for another region is AuthorizationHeaderMalformed", async () => {
     const elsewhere = clientFor(creds, { ...once, region: "eu-west-1" });
     await expect(elsewhere.send(new ListObjectsV2Command({ Bucket: BUCKET }))).rejects.toMatchObject({
