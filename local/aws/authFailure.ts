@@ -24,7 +24,7 @@ export type AuthProblem =
   | { reason: "unknown-access-key"; accessKeyId: string }
   /** No session token, or not the session's. */
   | { reason: "invalid-session-token"; accessKeyId: string }
-  | { reason: "session-expired"; accessKeyId: string; expiration: string }
+  | { reason: "session-expired"; accessKeyId: string; expiredAt: Date }
   | { reason: "signature-mismatch"; accessKeyId: string };
 
 export class AuthFailure extends Error {

@@ -23,13 +23,17 @@ export async function fetchSession(stsUrl: string, accessKeyId: string, options:
   return (await res.json()) as StsSession;
 }
 
-/** Temporary credentials are valid only with their own session token, and only until the session expires. */
-export function checkSession(session: StsSession, presentedToken: string | undefined, now: Date): void {
+/**
+ * Temporary credentials are valid only with their own session token, and only until the
+ * session expires. Takes a fetched StsSession or the STS stand-in's own (expiration a Date).
+ */
+export function checkSession(session: { accessKeyId: string; sessionToken: string; expiration: string | Date }, presentedToken: string | undefined, now: Date): void {
   const { accessKeyId } = session;
   if (!presentedToken || !constantTimeEqual(presentedToken, session.sessionToken)) {
     throw new AuthFailure({ reason: "invalid-session-token", accessKeyId }, `the session token is not the one of ${accessKeyId}`);
   }
-  if (new Date(session.expiration).getTime() <= now.getTime()) {
-    throw new AuthFailure({ reason: "session-expired", accessKeyId, expiration: session.expiration }, `the session of ${accessKeyId} expired at ${session.expiration}`);
+  const expiredAt = new Date(session.expiration);
+  if (expiredAt.getTime() <= now.getTime()) {
+    throw new AuthFailure({ reason: "session-expired", accessKeyId, expiredAt }, `the session of ${accessKeyId} expired at ${expiredAt.toISOString()}`);
   }
 }
