@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { startRds, type RdsStandIn } from "./rds/server.ts";
-import { startS3, type S3StandIn } from "./s3.ts";
+import { startS3, type S3StandIn } from "./s3/server.ts";
 import type { PolicyDocument, RoleConfig, StsConfig } from "./sts/config.ts";
 import { startSts, type StsStandIn } from "./sts/server.ts";
 import { startWindmill, type WindmillStandIn } from "./windmill/server.ts";

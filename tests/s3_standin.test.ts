@@ -1,4 +1,4 @@
-// The S3 stand-in (local/s3.ts in front of s3rver) through the real AWS SDK, with real
+// The S3 stand-in (local/s3/ in front of s3rver) through the real AWS SDK, with real
 // STS credentials minted from a Windmill ID token: what works, and every way a request is
 // refused, with the error a user would see.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
@@ -29,7 +29,7 @@ import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
 import { Hash } from "@smithy/hash-node";
 import { SignatureV4 } from "@smithy/signature-v4";
 import { assumeRoleWithWindmillToken, type SessionCredentials } from "../f/aws_oidc/lib/assumeRole.ts";
-import { startS3, type S3StandIn } from "../local/s3.ts";
+import { startS3, type S3StandIn } from "../local/s3/server.ts";
 import { ACCOUNT_ID, DEMO_ROLE_ARN, REGION, startStack, trustPolicy, type Stack } from "./helpers/stack.ts";
 
 const BUCKET = "standin-bucket";
@@ -324,6 +324,18 @@ describe("refusals", () => {
       const c = clientFor({ ...creds, sessionToken }, once);
       await expect(c.send(new GetObjectCommand({ Bucket: BUCKET, Key: "range.txt" }))).rejects.toMatchObject({ name: "InvalidToken", $metadata: { httpStatusCode: 400 } });
     }
+  });
+
+  test("a session token that differs only in its last byte is InvalidToken, header-signed and presigned", async () => {
+    await put("token.txt", "only with the session's own token");
+    const last = creds.sessionToken.at(-1);
+    const sessionToken = `${creds.sessionToken.slice(0, -1)}${last === "A" ? "B" : "A"}`;
+    const c = clientFor({ ...creds, sessionToken }, once);
+    // Signed with the altered token: only comparing it with the session's token refuses it.
+    await expect(c.send(new GetObjectCommand({ Bucket: BUCKET, Key: "token.txt" }))).rejects.toMatchObject({ name: "InvalidToken", $metadata: { httpStatusCode: 400 } });
+    const url = await getSignedUrl(c, new GetObjectCommand({ Bucket: BUCKET, Key: "token.txt" }), { expiresIn: 60 });
+    const res = await fetch(url);
+    expect([res.status, codeOf(await res.text())]).toEqual([400, "InvalidToken"]);
   });
 
   test("a request signed for another region is AuthorizationHeaderMalformed", async () => {

@@ -1,6 +1,6 @@
 // Faults a test injects through POST /_local/faults: the next N calls (of one action, or
 // any) fail with a transient STS error, so retries can be exercised.
-import { HttpError } from "../http.ts";
+import { HttpError } from "../shared/http.ts";
 import { idpUnreachable, internalFailure, throttling, type StsErrorReply } from "./errors.ts";
 import { ACTION_NAMES, isActionName, type ActionName, type FaultCode, type StsState } from "./state.ts";
 

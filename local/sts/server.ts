@@ -10,7 +10,7 @@ import { randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import { closeServer, HttpError, listen, readBody, readJson, sendJson, sendText } from "../http.ts";
+import { closeServer, HttpError, listen, readBody, readJson, sendJson, sendText } from "../shared/http.ts";
 import { assumeRole, getCallerIdentity } from "./assume_role.ts";
 import { headerValue } from "./auth.ts";
 import { loadConfig } from "./config.ts";

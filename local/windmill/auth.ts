@@ -3,7 +3,7 @@
 // routes.
 import { randomBytes } from "node:crypto";
 import type { IncomingMessage } from "node:http";
-import { HttpError, readJson, sendJson, sendText } from "../http.ts";
+import { HttpError, readJson, sendJson, sendText } from "../shared/http.ts";
 import { EPOCH, type JsonObject } from "./records.ts";
 import type { Route, TokenInfo } from "./state.ts";
 

@@ -3,7 +3,7 @@
 // the repo and writes it out on pull), and the other look-ups the CLI makes around it.
 import type { ServerResponse } from "node:http";
 import type { ScriptLang } from "windmill-client";
-import { HttpError, sendJson } from "../http.ts";
+import { HttpError, sendJson } from "../shared/http.ts";
 import { dropUndefined, EPOCH, jsonb, type JsonObject } from "./records.ts";
 import type { FlowRecord, FolderRecord, ResourceType, Route, RouteContext, ScheduleRecord, ScriptRecord, SyncHost, WorkspaceState } from "./state.ts";
 import { tarArchive } from "./tar.ts";

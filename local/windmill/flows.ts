@@ -1,7 +1,7 @@
 // The OpenFlow runner of the Windmill stand-in: walks a flow's modules the way
 // Windmill's executor does and runs every script step as its own job (own process, env,
 // token and WM_FLOW_PATH), so each step's OIDC `sub` carries the flow path.
-import { HttpError } from "../http.ts";
+import { HttpError } from "../shared/http.ts";
 
 export type InputTransform = { type: "static"; value: unknown } | { type: "javascript"; expr: string };
 

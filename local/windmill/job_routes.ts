@@ -1,7 +1,7 @@
 // The job API of the Windmill stand-in: webhooks that start scripts and flows (waiting
 // for the result or not), the `jobs_u` look-ups that take the job id as capability, job
 // lists and progress.
-import { HttpError, readJson, sendJson, sendText } from "../http.ts";
+import { HttpError, readJson, sendJson, sendText } from "../shared/http.ts";
 import { requireScope } from "./auth.ts";
 import { jobView, type JobEngine } from "./jobs.ts";
 import { dependencyJobResult } from "./locks.ts";

@@ -5,7 +5,7 @@ import { randomUUID } from "node:crypto";
 import { mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { HttpError } from "../http.ts";
+import { HttpError } from "../shared/http.ts";
 import { runFlowValue, type OpenFlowValue, type StepOutcome, type StepRunner } from "./flows.ts";
 import type { Caller, JobRecord, WorkspaceState } from "./state.ts";
 import { runScriptJob } from "./worker.ts";

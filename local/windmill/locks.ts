@@ -6,7 +6,7 @@ import { readFileSync } from "node:fs";
 import { builtinModules } from "node:module";
 import { join } from "node:path";
 import type { ScriptLang } from "windmill-client";
-import { HttpError, readJson, sendJson, sendText } from "../http.ts";
+import { HttpError, readJson, sendJson, sendText } from "../shared/http.ts";
 import { windmillParser } from "./parser.ts";
 import { dropUndefined, type JsonObject } from "./records.ts";
 import type { DependencyJob, FlowRecord, Route, SyncHost, SyncState, TokenInfo } from "./state.ts";

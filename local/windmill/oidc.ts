@@ -2,7 +2,7 @@
 // document, ID tokens for jobs with Windmill's claims, and switches that make the issuer
 // misbehave the way a misconfigured instance would.
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from "jose";
-import { HttpError, sendJson, sendText } from "../http.ts";
+import { HttpError, sendJson, sendText } from "../shared/http.ts";
 import type { Route, TokenInfo } from "./state.ts";
 
 /** Windmill's default OIDC token lifetime when the caller passes no expires_in. */

@@ -1,6 +1,6 @@
 // Helpers the stand-in's sync, export and resource routes share to store and list records
 // the way Windmill does: jsonb key order, fields kept as sent, item paths and path filters.
-import { HttpError } from "../http.ts";
+import { HttpError } from "../shared/http.ts";
 
 export type JsonObject = Record<string, unknown>;
 

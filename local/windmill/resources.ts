@@ -2,7 +2,7 @@
 // through windmill-client (values, `$var:` / `$res:` references resolved) and what
 // `wmill sync push` writes.
 import type { EditResourceType } from "windmill-client";
-import { HttpError, readJson, sendJson, sendText } from "../http.ts";
+import { HttpError, readJson, sendJson, sendText } from "../shared/http.ts";
 import { jsonb } from "./records.ts";
 import type { Resource, ResourceType, Route, Variable, WorkspaceState } from "./state.ts";
 

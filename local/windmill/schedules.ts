@@ -1,7 +1,7 @@
 // Schedules of the Windmill stand-in: 6-field cron (seconds first) in a timezone, as
 // Windmill evaluates them, each due tick starting a job of the schedule's script or flow.
 import { Cron } from "croner";
-import { HttpError } from "../http.ts";
+import { HttpError } from "../shared/http.ts";
 import type { JobEngine } from "./jobs.ts";
 import type { Caller, WorkspaceState } from "./state.ts";
 

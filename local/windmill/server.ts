@@ -4,7 +4,7 @@
 // lives in its own module. Jobs run the way a worker runs them: see worker.ts.
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { randomUUID } from "node:crypto";
-import { closeServer, HttpError, listen, sendText } from "../http.ts";
+import { closeServer, HttpError, listen, sendText } from "../shared/http.ts";
 import { requireScope, TokenStore, userRoutes } from "./auth.ts";
 import { jobRoutes } from "./job_routes.ts";
 import { JobEngine } from "./jobs.ts";

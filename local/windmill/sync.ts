@@ -8,7 +8,7 @@
 // with JSON columns (schemas, flow values, args) normalised the way Postgres `jsonb` stores
 // them, so reads look like a real instance's.
 import type { EditSchedule, Flow, Folder, NewSchedule, OpenFlowWPath, Schedule } from "windmill-client";
-import { HttpError, readJson, sendJson, sendText } from "../http.ts";
+import { HttpError, readJson, sendJson, sendText } from "../shared/http.ts";
 import { exportRoutes } from "./export.ts";
 import { dependencyRoutes } from "./locks.ts";
 import { byPath, filterByPath, jsonb, pick, requireItemPath, type JsonObject } from "./records.ts";

@@ -3,7 +3,7 @@
 // being what jobs run.
 import { createHash, randomUUID } from "node:crypto";
 import type { NewScript, Script } from "windmill-client";
-import { HttpError, readJson, sendJson, sendText } from "../http.ts";
+import { HttpError, readJson, sendJson, sendText } from "../shared/http.ts";
 import { byPath, filterByPath, jsonb, pick, requireItemPath, type JsonObject } from "./records.ts";
 import type { Route, ScriptRecord, SyncState, TokenInfo } from "./state.ts";
 

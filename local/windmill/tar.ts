@@ -1,6 +1,6 @@
 // A ustar (tar) writer for the stand-in's workspace export: text files only, with the
 // headers windmill-api writes.
-import { HttpError } from "../http.ts";
+import { HttpError } from "../shared/http.ts";
 
 const TAR_BLOCK = 512;
 

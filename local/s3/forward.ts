@@ -1,0 +1,99 @@
+// Forwarding to s3rver: the client's request re-signed for s3rver's own account, minus
+// this hop's auth and framing, and s3rver's answer relayed back (or cut, as a fault).
+import { request as httpRequest, type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from "node:http";
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { Hash } from "@smithy/hash-node";
+import { SignatureV4 } from "@smithy/signature-v4";
+import { UNSIGNED_PAYLOAD } from "../aws/sigv4.ts";
+import { idHeaders, type RequestIds } from "./errors.ts";
+import { HOP_HEADERS, PRESIGN_PARAMS, RESPONSE_HOP_HEADERS, S3RVER_CREDENTIALS } from "./limits.ts";
+import type { Target } from "./request.ts";
+
+/** The hash constructor the SDK itself hands its SigV4 signer in Node. */
+const Sha256 = Hash.bind(null, "sha256");
+
+/** s3rver on loopback, and the signer for its own account. */
+export interface Upstream {
+  host: string;
+  port: number;
+  signer: SignatureV4;
+}
+
+export function s3rverUpstream(port: number, region: string): Upstream {
+  return {
+    host: "127.0.0.1",
+    port,
+    signer: new SignatureV4({ service: "s3", region, credentials: S3RVER_CREDENTIALS, sha256: Sha256, uriEscapePath: false, applyChecksum: false }),
+  };
+}
+
+/** The client's headers minus this hop's auth and framing, signed for s3rver's own account. */
+export async function s3rverHeaders(upstream: Upstream, method: string, rawPath: string, req: IncomingMessage | undefined, length: number, copySource?: { bucket: string; key: string }): Promise<OutgoingHttpHeaders> {
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(req?.headers ?? {})) {
+    if (value === undefined || HOP_HEADERS.has(name) || name.startsWith("x-amz-checksum-") || name.startsWith("proxy-")) continue;
+    headers[name] = Array.isArray(value) ? value.join(", ") : value;
+  }
+  const encodings = (headers["content-encoding"] ?? "").split(",").map((e) => e.trim()).filter((e) => e && e !== "aws-chunked");
+  if (encodings.length) headers["content-encoding"] = encodings.join(", ");
+  else delete headers["content-encoding"];
+  // s3rver decodes x-amz-copy-source with decodeURI, which leaves %2B and friends encoded.
+  if (copySource) headers["x-amz-copy-source"] = encodeURI(`/${copySource.bucket}/${copySource.key}`);
+  headers.host = `${upstream.host}:${upstream.port}`;
+  headers["x-amz-content-sha256"] = UNSIGNED_PAYLOAD;
+  headers["content-length"] = String(length);
+  const signed = await upstream.signer.sign(
+    { method, protocol: "http:", hostname: upstream.host, port: upstream.port, path: rawPath, query: {}, headers },
+    { signingDate: new Date() },
+  );
+  return signed.headers;
+}
+
+/** The query minus a presigned URL's auth parameters (s3rver would treat them as a second auth mechanism). */
+export function forwardedQuery(target: Target): string {
+  const kept = target.params.filter((p) => !PRESIGN_PARAMS.includes(p.name)).map((p) => p.raw);
+  return kept.length ? `?${kept.join("&")}` : "";
+}
+
+/** Sends one request to s3rver; resolves with its response once the status line arrives. */
+export function exchange(upstream: Upstream, method: string, path: string, headers: OutgoingHttpHeaders, body: Readable | Buffer | undefined): Promise<IncomingMessage> {
+  return new Promise((resolve, reject) => {
+    const outgoing = httpRequest({ host: upstream.host, port: upstream.port, method, path, headers }, resolve);
+    if (!(body instanceof Readable)) {
+      outgoing.on("error", reject);
+      return void outgoing.end(body);
+    }
+    // A body that fails verification is the error to report, not the hang-up it causes upstream.
+    let bodyError: unknown;
+    body.once("error", (err) => {
+      bodyError = err;
+    });
+    outgoing.on("error", (err) => reject(bodyError ?? err));
+    pipeline(body, outgoing).catch((err: unknown) => reject(bodyError ?? err));
+  });
+}
+
+/** s3rver's response to the client, under this request's ids; `drop` cuts it midway (a fault). */
+export function relay(upstream: IncomingMessage, res: ServerResponse, ids: RequestIds, drop: boolean): void {
+  const headers: OutgoingHttpHeaders = { ...idHeaders(ids) };
+  for (const [name, value] of Object.entries(upstream.headers)) {
+    if (value !== undefined && !RESPONSE_HOP_HEADERS.has(name)) headers[name] = value;
+  }
+  if (drop) return dropMidResponse(upstream, res, headers);
+  res.writeHead(upstream.statusCode ?? 502, headers);
+  pipeline(upstream, res).catch(() => res.destroy());
+}
+
+/** The fault: the response starts (status line, headers, part of the body) and the connection dies. */
+function dropMidResponse(upstream: IncomingMessage, res: ServerResponse, headers: OutgoingHttpHeaders): void {
+  const cut = () => {
+    upstream.destroy();
+    res.socket?.destroy();
+  };
+  if (Number(upstream.headers["content-length"] ?? 0) === 0 && upstream.headers["transfer-encoding"] === undefined) return cut();
+  res.writeHead(upstream.statusCode ?? 502, headers);
+  upstream.once("data", (chunk: Buffer) => {
+    res.write(chunk.subarray(0, Math.floor(chunk.length / 2)), cut);
+  });
+}

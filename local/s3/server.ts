@@ -1,0 +1,197 @@
+// The Amazon S3 stand-in: s3rver (an independent S3 implementation, run by Node in
+// local/s3/s3rver_child.mjs) behind a gate that is as strict as S3 about who may do what.
+// The gate verifies every request's SigV4 signature (header-signed or presigned) with
+// the secret the STS stand-in issued, checks the session token and its expiry, asks STS
+// whether the session's policies allow the S3 action on the resource, decodes aws-chunked
+// bodies and checks payload hashes and checksums, then streams the request to s3rver.
+// It talks to STS only over HTTP (GET /_local/sessions/<id>, POST /_local/authorize).
+//
+// Tests and tools reach it through /_local/: POST|DELETE /_local/faults, GET /_local/stats,
+// POST /_local/stats/reset (no bucket can be named `_local`, so these never shadow S3).
+//
+// Run alone: bun local/s3/server.ts --sts-url http://127.0.0.1:PORT [--port N] [--region R] [--data-dir DIR]
+import { mkdtemp, rm } from "node:fs/promises";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+import { closeServer, HttpError, listen, readJson, sendJson } from "../shared/http.ts";
+import { authenticate, authorize, type Caller } from "./auth.ts";
+import { verifiedBody } from "./body.ts";
+import { deleteObjects } from "./deleteObjects.ts";
+import { MESSAGES, newRequestIds, S3ErrorReply, sendS3Error, type RequestIds } from "./errors.ts";
+import { applyFaults, clearFaults, takeDropFault, takeErrorFault, type S3Faults } from "./faults.ts";
+import { exchange, forwardedQuery, relay, s3rverHeaders, s3rverUpstream, type Upstream } from "./forward.ts";
+import { DEFAULT_REGION } from "./limits.ts";
+import { classify, type Operation } from "./operations.ts";
+import { parseTarget, type Target } from "./request.ts";
+import { startS3rver, stopChild } from "./s3rver.ts";
+
+export type { S3Faults } from "./faults.ts";
+
+// ---------------------------------------------------------------------------------------
+// Public API
+
+export interface S3Stats {
+  /** Requests by S3 operation (PutObject, ListObjectsV2, ...), refused ones included. */
+  calls: Record<string, number>;
+  /** Error responses by S3 error code. */
+  errors: Record<string, number>;
+}
+
+export interface S3Options {
+  /** The STS stand-in that issued the credentials: sessions and policy decisions come from it. */
+  stsUrl: string;
+  /** The one region this endpoint serves; requests signed for another are refused. */
+  region?: string;
+  /** 0 (the default) picks a free port. */
+  port?: number;
+  host?: string;
+  /** Where s3rver keeps buckets; a temp dir (removed on close) when not given. */
+  dataDir?: string;
+}
+
+export interface S3StandIn {
+  url: string;
+  region: string;
+  /** Flip these to inject failures; POST /_local/faults does the same over HTTP. */
+  faults: S3Faults;
+  stats(): S3Stats;
+  close(): Promise<void>;
+}
+
+// ---------------------------------------------------------------------------------------
+// The gate
+
+interface Gate {
+  stsUrl: string;
+  region: string;
+  upstream: Upstream;
+  faults: S3Faults;
+  stats: S3Stats;
+}
+
+function increment(record: Record<string, number>, name: string): void {
+  record[name] = (record[name] ?? 0) + 1;
+}
+
+async function proxy(gate: Gate, req: IncomingMessage, res: ServerResponse, target: Target, operation: Operation, caller: Caller, ids: RequestIds): Promise<void> {
+  const { body, length } = verifiedBody(req, caller);
+  const headers = await s3rverHeaders(gate.upstream, target.method, target.rawPath, req, length, operation.copySource);
+  const upstream = await exchange(gate.upstream, target.method, `${target.rawPath}${forwardedQuery(target)}`, headers, body);
+  relay(upstream, res, ids, takeDropFault(gate.faults));
+}
+
+async function handleS3(gate: Gate, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const ids = newRequestIds();
+  try {
+    const target = parseTarget(req);
+    const operation = classify(target, req.headers);
+    increment(gate.stats.calls, operation.name);
+    const fault = takeErrorFault(gate.faults);
+    if (fault) throw fault;
+    const caller = await authenticate(gate, req, target);
+    await authorize(gate.stsUrl, caller, operation.checks);
+    if (operation.name === "DeleteObjects") await deleteObjects(gate, req, res, target, caller, ids);
+    else await proxy(gate, req, res, target, operation, caller, ids);
+  } catch (err) {
+    // A client that went away mid-request has nobody left to answer.
+    if (res.headersSent || res.destroyed) return void res.socket?.destroy();
+    const error = err instanceof S3ErrorReply ? err : unexpected(err);
+    increment(gate.stats.errors, error.code);
+    sendS3Error(req, res, error, ids);
+  }
+}
+
+function unexpected(err: unknown): S3ErrorReply {
+  // The message never carries request secrets: it is about STS or s3rver, not headers or bodies.
+  console.error("S3 stand-in: unexpected error:", err instanceof Error ? err.message : String(err));
+  return new S3ErrorReply("InternalError", MESSAGES.internal);
+}
+
+// ---------------------------------------------------------------------------------------
+// /_local/: faults and stats
+
+async function handleLocal(gate: Gate, req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
+  try {
+    switch (`${req.method} ${path}`) {
+      case "POST /_local/faults":
+        applyFaults(gate.faults, await readJson<Record<string, unknown>>(req));
+        return sendJson(res, 200, { faults: gate.faults });
+      case "DELETE /_local/faults":
+        clearFaults(gate.faults);
+        return sendJson(res, 200, { faults: gate.faults });
+      case "GET /_local/stats":
+        return sendJson(res, 200, gate.stats);
+      case "POST /_local/stats/reset":
+        gate.stats = { calls: {}, errors: {} };
+        return sendJson(res, 200, gate.stats);
+      default:
+        return sendJson(res, 404, { error: `no local endpoint ${req.method} ${path}` });
+    }
+  } catch (err) {
+    if (!(err instanceof HttpError)) throw err;
+    sendJson(res, err.status, { error: err.message });
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Start and stop
+
+export async function startS3(options: S3Options): Promise<S3StandIn> {
+  const region = options.region ?? DEFAULT_REGION;
+  const ownDataDir = options.dataDir === undefined;
+  const dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), "s3-standin-")));
+  const { child, port } = await startS3rver(dataDir);
+  const gate: Gate = {
+    stsUrl: options.stsUrl.replace(/\/+$/, ""),
+    region,
+    upstream: s3rverUpstream(port, region),
+    faults: { status: 500, count: 0, dropConnections: 0 },
+    stats: { calls: {}, errors: {} },
+  };
+  const { server, url } = await listen((req, res) => {
+    const path = (req.url ?? "/").split("?")[0]!;
+    return path.startsWith("/_local/") ? handleLocal(gate, req, res, path) : handleS3(gate, req, res);
+  }, options.port ?? 0, options.host ?? "127.0.0.1");
+  return {
+    url,
+    region,
+    faults: gate.faults,
+    stats: () => structuredClone(gate.stats),
+    async close() {
+      await closeServer(server);
+      await stopChild(child);
+      if (ownDataDir) await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------
+// CLI
+
+function parseArgs(argv: string[]): S3Options {
+  const value = (flag: string) => {
+    const i = argv.indexOf(flag);
+    return i >= 0 ? argv[i + 1] : undefined;
+  };
+  const stsUrl = value("--sts-url");
+  if (!stsUrl) throw new Error("usage: bun local/s3/server.ts --sts-url <url> [--port N] [--region us-east-1] [--data-dir DIR] [--host 127.0.0.1]");
+  const port = value("--port");
+  return { stsUrl, port: port === undefined ? undefined : Number(port), region: value("--region"), dataDir: value("--data-dir"), host: value("--host") };
+}
+
+function isMainModule(): boolean {
+  const script = process.argv[1];
+  return script !== undefined && import.meta.url === pathToFileURL(resolve(script)).href;
+}
+
+async function main(): Promise<void> {
+  const s3 = await startS3(parseArgs(process.argv.slice(2)));
+  console.log(s3.url);
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    process.once(signal, () => void s3.close().then(() => process.exit(0)));
+  }
+}
+
+if (isMainModule()) await main();
