@@ -85,8 +85,8 @@ export class StandInStartError extends Error {
 function causeAndFix(standIn: StandInName | "push", cause: unknown, ports: StackOptions["ports"] = {}): string {
   const err = cause as NodeJS.ErrnoException & { fix?: string };
   const message = err instanceof Error ? err.message : String(cause);
-  // An error that already says what to fix (the Postgres set-up's) keeps its own Fix line.
-  if (typeof err.fix === "string") return message;
+  // An error that already says what to fix (the Postgres set-up's, s3rver's) keeps its own Fix line.
+  if (typeof err.fix === "string" || message.includes("\nFix: ")) return message;
   const port = standIn === "push" ? undefined : ports[standIn];
   if (err.code === "EADDRINUSE" || /address already in use|EADDRINUSE/i.test(message)) {
     return `${message}\nFix: port ${port ?? "(the one asked for)"} is taken; stop what listens on it (\`ss -ltnp | grep ${port ?? "PORT"}\`) or choose another port`;

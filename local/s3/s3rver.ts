@@ -15,7 +15,7 @@ export async function startS3rver(dataDir: string): Promise<{ child: ChildProces
   try {
     const port = await new Promise<number>((resolvePort, reject) => {
       timer = setTimeout(() => reject(new Error(`s3rver did not start within ${CHILD_START_TIMEOUT_MS} ms`)), CHILD_START_TIMEOUT_MS);
-      child.once("error", (err) => reject(new Error(`could not start node for s3rver: ${err.message}. Fix: install Node.js >= 20 and put it on PATH`)));
+      child.once("error", (err) => reject(new Error(`could not start node for s3rver: ${err.message}\nFix: install Node.js >= 20 and put it on PATH`)));
       child.once("exit", (code) => reject(new Error(`s3rver exited with code ${code} before listening`)));
       lines.once("line", (line) => resolvePort((JSON.parse(line) as { port: number }).port));
     });
