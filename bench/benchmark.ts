@@ -1,7 +1,7 @@
 // One benchmark run, start to finish: the stand-ins, the data, then the load, export and
 // credentials measurements in that order (the export reads what the flow loaded), all on
 // the same Postgres behind the same TLS IAM gateway. bench/run.ts is the CLI around it;
-// tests/bench_quick.test.ts runs it with --quick bounds and checks its correctness checks.
+// tests/system/bench_quick.test.ts runs it with --quick bounds and checks its correctness checks.
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";

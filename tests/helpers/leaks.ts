@@ -2,7 +2,7 @@
 // tokens, RDS IAM tokens) may appear in any job's result or logs.
 import { expect } from "bun:test";
 import type { JobRecord } from "../../local/windmill/state.ts";
-import type { Stack } from "./stack.ts";
+import type { Stack } from "./testStack.ts";
 
 export interface Leak {
   jobId: string;

@@ -12,9 +12,9 @@ import postgres, { type Sql } from "postgres";
 import { Signer } from "@aws-sdk/rds-signer";
 import { SignatureV4 } from "@smithy/signature-v4";
 import { Hash } from "@smithy/hash-node";
-import { startRds, type RdsStandIn } from "../local/rds/server.ts";
-import { assumeRoleWithWindmillToken, type SessionCredentials } from "../f/aws_oidc/lib/assumeRole.ts";
-import { ACCOUNT_ID, REGION, startStack, trustPolicy, type Stack } from "./helpers/stack.ts";
+import { startRds, type RdsStandIn } from "../../local/rds/server.ts";
+import { assumeRoleWithWindmillToken, type SessionCredentials } from "../../f/aws_oidc/lib/assumeRole.ts";
+import { ACCOUNT_ID, REGION, startStack, trustPolicy, type Stack } from "../helpers/testStack.ts";
 
 /** Has rds_iam and the role may connect as it: the happy path. */
 const IAM_USER = "app_user";

@@ -6,11 +6,11 @@ import { createHash } from "node:crypto";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { CreateBucketCommand, GetObjectCommand, HeadObjectCommand, type S3Client } from "@aws-sdk/client-s3";
-import { assumeRoleAndSave } from "../f/aws_oidc/lib/assumeRoleAndSave.ts";
-import { S3UploadStream, UPLOAD_PART_SIZE } from "../f/aws_oidc/lib/multipartUpload.ts";
-import { s3Client } from "../f/aws_oidc/lib/s3.ts";
-import { expectNoLeaks } from "./helpers/leaks.ts";
-import { DEMO_ROLE_ARN, REGION, startStack, type Stack } from "./helpers/stack.ts";
+import { assumeRoleAndSave } from "../../f/aws_oidc/lib/assumeRoleAndSave.ts";
+import { S3UploadStream, UPLOAD_PART_SIZE } from "../../f/aws_oidc/lib/multipartUpload.ts";
+import { s3Client } from "../../f/aws_oidc/lib/s3.ts";
+import { expectNoLeaks } from "../helpers/leaks.ts";
+import { DEMO_ROLE_ARN, REGION, startStack, type Stack } from "../helpers/testStack.ts";
 
 const CREDS = "f/aws_oidc/upload_test_creds";
 const BUCKET = "upload-bucket";

@@ -2,7 +2,7 @@
 // users write: rawscript, script, subflow, branchone, branchall, identity, for-loops with
 // skip_failures, javascript transforms, retry, stop_after_if, failure_module.
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { startStack, type Stack } from "./helpers/stack.ts";
+import { startStack, type Stack } from "../helpers/testStack.ts";
 
 let stack: Stack;
 beforeAll(async () => {

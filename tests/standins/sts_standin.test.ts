@@ -19,9 +19,9 @@ import {
 import { Hash } from "@smithy/hash-node";
 import { SignatureV4 } from "@smithy/signature-v4";
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from "jose";
-import type { PolicyDocument, PolicyStatement } from "../local/sts/iam_policy.ts";
-import type { StsConfig } from "../local/sts/config.ts";
-import { startSts, type StsStandIn } from "../local/sts/server.ts";
+import type { PolicyDocument, PolicyStatement } from "../../local/sts/iam_policy.ts";
+import type { StsConfig } from "../../local/sts/config.ts";
+import { startSts, type StsStandIn } from "../../local/sts/server.ts";
 
 const ACCOUNT_ID = "123456789012";
 const REGION = "us-east-1";

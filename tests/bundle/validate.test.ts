@@ -1,7 +1,7 @@
 // Pure input checks: each bad value is refused with an error naming the input and the fix.
 import { describe, expect, test } from "bun:test";
-import { checkAssumeRoleInput, type AssumeRoleInput } from "../f/aws_oidc/lib/assumeRoleAndSave.ts";
-import { defaultSessionName, formatSeconds, InputError, parseDuration, parseRoleArn } from "../f/aws_oidc/lib/validate.ts";
+import { checkAssumeRoleInput, type AssumeRoleInput } from "../../f/aws_oidc/lib/assumeRoleAndSave.ts";
+import { defaultSessionName, formatSeconds, InputError, parseDuration, parseRoleArn } from "../../f/aws_oidc/lib/validate.ts";
 
 const GOOD: AssumeRoleInput = { roleArn: "arn:aws:iam::123456789012:role/windmill-demo", region: "us-east-1", saveTo: "f/aws_oidc/aws_credentials" };
 

@@ -6,9 +6,9 @@ import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { startPostgres } from "../local/rds/postgresProcess.ts";
-import { PostgresSetupError } from "../local/rds/postgresBinaries.ts";
-import { REPO_ROOT, StandInStartError, startLocalStack } from "../local/stack.ts";
+import { startPostgres } from "../../local/rds/postgresProcess.ts";
+import { PostgresSetupError } from "../../local/rds/postgresBinaries.ts";
+import { REPO_ROOT, StandInStartError, startLocalStack } from "../../local/stack.ts";
 
 /** The bound: a failed start must be reported well inside this. */
 const FAILED_START_LIMIT_MS = 15_000;

@@ -11,7 +11,7 @@ import {
   stringLike,
   type PolicyDocument,
   type TrustRequest,
-} from "../local/sts/iam_policy.ts";
+} from "../../local/sts/iam_policy.ts";
 
 const PROVIDER = "127.0.0.1:8123/api/oidc/";
 const PROVIDER_ARN = `arn:aws:iam::123456789012:oidc-provider/${PROVIDER}`;

@@ -1,12 +1,12 @@
 // The generated least-privilege policies, loaded into the STS stand-in: the allowed
 // script gets in, every other path, workspace and audience is refused.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { setupDocuments, type SetupInput } from "../f/aws_oidc/lib/awsSetup.ts";
-import { s3Client } from "../f/aws_oidc/lib/s3.ts";
-import { InputError } from "../f/aws_oidc/lib/validate.ts";
-import { ensureBucket } from "../local/demo/demo_data.ts";
-import { expectNoLeaks } from "./helpers/leaks.ts";
-import { ACCOUNT_ID, REGION, startStack, type PolicyDocument, type Stack } from "./helpers/stack.ts";
+import { setupDocuments, type SetupInput } from "../../f/aws_oidc/lib/awsSetup.ts";
+import { s3Client } from "../../f/aws_oidc/lib/s3.ts";
+import { InputError } from "../../f/aws_oidc/lib/validate.ts";
+import { ensureBucket } from "../../local/demo/demo_data.ts";
+import { expectNoLeaks } from "../helpers/leaks.ts";
+import { ACCOUNT_ID, REGION, startStack, type PolicyDocument, type Stack } from "../helpers/testStack.ts";
 
 const BASE: SetupInput = {
   accountId: ACCOUNT_ID, baseUrl: "https://windmill.example.com", workspace: "prod",

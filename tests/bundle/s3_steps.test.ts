@@ -3,10 +3,10 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createHash, randomBytes } from "node:crypto";
 import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
-import { assumeRoleAndSave } from "../f/aws_oidc/lib/assumeRoleAndSave.ts";
-import { s3Client, uploadObject } from "../f/aws_oidc/lib/s3.ts";
-import { expectNoLeaks } from "./helpers/leaks.ts";
-import { DEMO_ROLE_ARN, REGION, startStack, type Stack } from "./helpers/stack.ts";
+import { assumeRoleAndSave } from "../../f/aws_oidc/lib/assumeRoleAndSave.ts";
+import { s3Client, uploadObject } from "../../f/aws_oidc/lib/s3.ts";
+import { expectNoLeaks } from "../helpers/leaks.ts";
+import { DEMO_ROLE_ARN, REGION, startStack, type Stack } from "../helpers/testStack.ts";
 
 const CREDS = "f/aws_oidc/s3_test_creds";
 const REF = `$res:${CREDS}`;

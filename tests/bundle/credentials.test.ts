@@ -2,13 +2,13 @@
 // in-process as a job would (real windmill-client and STS client against the stand-ins).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import wmill from "windmill-client";
-import { assumeRoleAndSave } from "../f/aws_oidc/lib/assumeRoleAndSave.ts";
-import { awsClientConfig, windmillCredentialsProvider } from "../f/aws_oidc/lib/credentialsProvider.ts";
-import { loadCredentialsResource } from "../f/aws_oidc/lib/credentialsResource.ts";
-import type { MintParams, SessionCredentials } from "../f/aws_oidc/lib/assumeRole.ts";
-import { findLeaks } from "./helpers/leaks.ts";
-import { DEMO_ROLE_ARN, REGION, startStack, type Stack } from "./helpers/stack.ts";
-import { expectNoLeaks } from "./helpers/leaks.ts";
+import { assumeRoleAndSave } from "../../f/aws_oidc/lib/assumeRoleAndSave.ts";
+import { awsClientConfig, windmillCredentialsProvider } from "../../f/aws_oidc/lib/credentialsProvider.ts";
+import { loadCredentialsResource } from "../../f/aws_oidc/lib/credentialsResource.ts";
+import type { MintParams, SessionCredentials } from "../../f/aws_oidc/lib/assumeRole.ts";
+import { findLeaks } from "../helpers/leaks.ts";
+import { DEMO_ROLE_ARN, REGION, startStack, type Stack } from "../helpers/testStack.ts";
+import { expectNoLeaks } from "../helpers/leaks.ts";
 
 let stack: Stack;
 const quiet = () => {};

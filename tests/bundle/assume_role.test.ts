@@ -2,8 +2,8 @@
 // OIDC issuer -> STS stand-in (JWT checked through the JWKS, trust policy evaluated).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import wmill from "windmill-client";
-import { startStack, trustPolicy, ACCOUNT_ID, DEMO_ROLE_ARN, REGION, type Stack } from "./helpers/stack.ts";
-import { expectNoLeaks } from "./helpers/leaks.ts";
+import { startStack, trustPolicy, ACCOUNT_ID, DEMO_ROLE_ARN, REGION, type Stack } from "../helpers/testStack.ts";
+import { expectNoLeaks } from "../helpers/leaks.ts";
 
 let stack: Stack;
 beforeAll(async () => {

@@ -3,8 +3,8 @@
 // here: row counts, the exported bytes against psql's, STS call counts. Never a time or
 // a ratio: those depend on the machine and belong in bench/RESULTS.md.
 import { describe, expect, test } from "bun:test";
-import { runBenchmark } from "../bench/benchmark.ts";
-import type { BenchReport, Check } from "../bench/results.ts";
+import { runBenchmark } from "../../bench/benchmark.ts";
+import type { BenchReport, Check } from "../../bench/results.ts";
 
 /** Stand-ins start, ~20 jobs run, a few MB move: well under a minute here; room for a slow CI box. */
 const QUICK_RUN_TIMEOUT_MS = 180_000;

@@ -7,9 +7,9 @@ import { spawn } from "node:child_process";
 import { cp, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
-import { startWindmill, type WindmillStandIn } from "../local/windmill/server.ts";
+import { startWindmill, type WindmillStandIn } from "../../local/windmill/server.ts";
 
-const REPO = join(import.meta.dir, "..");
+const REPO = join(import.meta.dir, "..", "..");
 const WMILL = join(REPO, "node_modules", ".bin", "wmill");
 /** One CLI run takes 1-3 s here; the limit only stops a hung run. */
 const CLI_TIMEOUT_MS = 30_000;

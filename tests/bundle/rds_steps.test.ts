@@ -4,11 +4,11 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { gzipSync } from "node:zlib";
 import wmill from "windmill-client";
-import { assumeRoleAndSave } from "../f/aws_oidc/lib/assumeRoleAndSave.ts";
-import { DEFAULT_LEDGER_TABLE, ledgerDdl } from "../f/aws_oidc/lib/loadLedger.ts";
-import { s3Client } from "../f/aws_oidc/lib/s3.ts";
-import { expectNoLeaks } from "./helpers/leaks.ts";
-import { DB_USER, DEMO_ROLE_ARN, REGION, startStack, type Stack } from "./helpers/stack.ts";
+import { assumeRoleAndSave } from "../../f/aws_oidc/lib/assumeRoleAndSave.ts";
+import { DEFAULT_LEDGER_TABLE, ledgerDdl } from "../../f/aws_oidc/lib/loadLedger.ts";
+import { s3Client } from "../../f/aws_oidc/lib/s3.ts";
+import { expectNoLeaks } from "../helpers/leaks.ts";
+import { DB_USER, DEMO_ROLE_ARN, REGION, startStack, type Stack } from "../helpers/testStack.ts";
 
 const CREDS = "f/aws_oidc/rds_test_creds";
 const DB = "f/aws_oidc/rds_test_db";

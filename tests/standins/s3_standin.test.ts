@@ -28,9 +28,9 @@ import { Upload } from "@aws-sdk/lib-storage";
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
 import { Hash } from "@smithy/hash-node";
 import { SignatureV4 } from "@smithy/signature-v4";
-import { assumeRoleWithWindmillToken, type SessionCredentials } from "../f/aws_oidc/lib/assumeRole.ts";
-import { startS3, type S3StandIn } from "../local/s3/server.ts";
-import { ACCOUNT_ID, DEMO_ROLE_ARN, REGION, startStack, trustPolicy, type Stack } from "./helpers/stack.ts";
+import { assumeRoleWithWindmillToken, type SessionCredentials } from "../../f/aws_oidc/lib/assumeRole.ts";
+import { startS3, type S3StandIn } from "../../local/s3/server.ts";
+import { ACCOUNT_ID, DEMO_ROLE_ARN, REGION, startStack, trustPolicy, type Stack } from "../helpers/testStack.ts";
 
 const BUCKET = "standin-bucket";
 // Bun kills every process a test file started when any test times out, s3rver included,

@@ -5,13 +5,13 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { HeadObjectCommand, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import postgres from "postgres";
-import { assumeRoleAndSave } from "../f/aws_oidc/lib/assumeRoleAndSave.ts";
-import { CsvSplitPoints } from "../f/aws_oidc/lib/csvRecords.ts";
-import { alreadyLoaded, DEFAULT_LEDGER_TABLE, ledgerKey, recordLoad } from "../f/aws_oidc/lib/loadLedger.ts";
-import { s3Client } from "../f/aws_oidc/lib/s3.ts";
-import { DATABASE_RESOURCE, DEMO_BUCKET, ROLE_RESOURCE, ensureBucket, sampleCsv, setUpWorkspace } from "../local/demo/demo_data.ts";
-import { expectNoLeaks } from "./helpers/leaks.ts";
-import { DB_USER, DEMO_ROLE_ARN, REGION, startStack, type JobResult, type Stack } from "./helpers/stack.ts";
+import { assumeRoleAndSave } from "../../f/aws_oidc/lib/assumeRoleAndSave.ts";
+import { CsvSplitPoints } from "../../f/aws_oidc/lib/csvRecords.ts";
+import { alreadyLoaded, DEFAULT_LEDGER_TABLE, ledgerKey, recordLoad } from "../../f/aws_oidc/lib/loadLedger.ts";
+import { s3Client } from "../../f/aws_oidc/lib/s3.ts";
+import { DATABASE_RESOURCE, DEMO_BUCKET, ROLE_RESOURCE, ensureBucket, sampleCsv, setUpWorkspace } from "../../local/demo/demo_data.ts";
+import { expectNoLeaks } from "../helpers/leaks.ts";
+import { DB_USER, DEMO_ROLE_ARN, REGION, startStack, type JobResult, type Stack } from "../helpers/testStack.ts";
 
 const MIB = 1024 * 1024;
 const ROWS = 40_000;
