@@ -5,7 +5,7 @@ import { CreateBucketCommand, type S3Client } from "@aws-sdk/client-s3";
 import { assumeRoleAndSave } from "../f/aws_oidc/lib/assumeRoleAndSave.ts";
 import { loadCredentialsResource } from "../f/aws_oidc/lib/credentialsResource.ts";
 import { s3Client } from "../f/aws_oidc/lib/s3.ts";
-import { setUpWorkspace } from "../local/demo/demo_data.ts";
+import { setUpWorkspace } from "../local/demo/demoData.ts";
 import { DB_USER, DEMO_ROLE_ARN, REGION, startLocalStack, type LocalStack } from "../local/stack.ts";
 import { actAsJob, pollResult, runAsync, type RunnableKind } from "../local/windmill/client.ts";
 import type { JobRecord } from "../local/windmill/state.ts";

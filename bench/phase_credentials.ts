@@ -4,7 +4,7 @@
 // job runs them: from a fresh saved resource (no STS round trip) and from an expired one.
 import { awsClientConfig } from "../f/aws_oidc/lib/credentialsProvider.ts";
 import { loadCredentialsResource, saveCredentialsResource, sessionFromResource, type AwsStsCredentials } from "../f/aws_oidc/lib/credentialsResource.ts";
-import { DATABASE_RESOURCE, DEMO_TABLE, ROLE_RESOURCE, uploadSampleCsvs } from "../local/demo/demo_data.ts";
+import { DATABASE_RESOURCE, DEMO_TABLE, ROLE_RESOURCE, uploadSampleCsvs } from "../local/demo/demoData.ts";
 import { atMost, check, exactly, stepTimeoutMs, type BenchContext } from "./context.ts";
 import { assumeRoleCalls, BENCH_BUCKET, BENCH_CREDENTIALS, runJobOk } from "./benchStack.ts";
 

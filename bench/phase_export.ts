@@ -7,7 +7,7 @@ import { createReadStream } from "node:fs";
 import { cpus } from "node:os";
 import { join } from "node:path";
 import { UPLOAD_PART_SIZE, UPLOAD_QUEUE_SIZE } from "../f/aws_oidc/lib/multipartUpload.ts";
-import { DATABASE_RESOURCE } from "../local/demo/demo_data.ts";
+import { DATABASE_RESOURCE } from "../local/demo/demoData.ts";
 import { runWorker } from "./children.ts";
 import { atLeast, check, MIB, retryIfHung, rssTargets, stepTimeoutMs, watched, type BenchContext } from "./context.ts";
 import type { Dataset } from "./phase_data.ts";

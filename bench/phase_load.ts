@@ -1,7 +1,7 @@
 // CSV → table, every way, into the same table behind the same TLS IAM gateway: psql's
 // \copy (the limit), Postgres without the gateway (diagnostic), the hand-written INSERT
 // loops (sampled), the product's load job at ¼ and full size, and the s3_csv_to_rds flow.
-import { DATABASE_RESOURCE, ROLE_RESOURCE } from "../local/demo/demo_data.ts";
+import { DATABASE_RESOURCE, ROLE_RESOURCE } from "../local/demo/demoData.ts";
 import { runWorker } from "./children.ts";
 import { atLeast, check, exactly, MIB, retryIfHung, rssTargets, stepTimeoutMs, watched, type BenchContext } from "./context.ts";
 import type { Dataset, S3Csv } from "./phase_data.ts";

@@ -10,8 +10,8 @@ import { readdir, readFile } from "node:fs/promises";
 const TICKS_PER_SECOND = 100;
 /** Often enough to catch short jobs (a Bun job lives ≥ 300 ms); VmHWM is a high-water mark, so a sample only misses growth in its last interval. */
 const SAMPLE_INTERVAL_MS = 100;
-const JOB_ENTRY = "windmill/job_entry.ts";
-const S3RVER_ENTRY = "s3rver_child.mjs";
+const JOB_ENTRY = "windmill/jobEntry.ts";
+const S3RVER_ENTRY = "s3rverChild.mjs";
 const BENCH_WORKER = "bench/worker.ts";
 
 export type ProcessRole = "postgres" | "stand-ins" | "client" | "s3rver" | "other";

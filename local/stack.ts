@@ -11,7 +11,7 @@ import { startS3, type S3StandIn } from "./s3/server.ts";
 import type { PolicyDocument, RoleConfig, StsConfig } from "./sts/config.ts";
 import { startSts, type StsStandIn } from "./sts/server.ts";
 import { startWindmill, type WindmillStandIn } from "./windmill/server.ts";
-import { pushWorkspace } from "./windmill/wmill_cli.ts";
+import { pushWorkspace } from "./windmill/wmillCli.ts";
 
 export const REPO_ROOT = resolve(fileURLToPath(new URL("..", import.meta.url)));
 /** A made-up account: the stand-ins never talk to AWS. */

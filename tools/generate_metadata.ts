@@ -3,7 +3,7 @@
 // for lock jobs). Run it after changing a script's code or its main signature.
 import { startWindmill } from "../local/windmill/server.ts";
 import { REPO_ROOT } from "../local/stack.ts";
-import { runWmill } from "../local/windmill/wmill_cli.ts";
+import { runWmill } from "../local/windmill/wmillCli.ts";
 
 const windmill = await startWindmill({ workspaceDir: REPO_ROOT });
 try {

@@ -1,11 +1,11 @@
-// s3rver as a child process: started under Node (see s3rver_child.mjs beside this file),
+// s3rver as a child process: started under Node (see s3rverChild.mjs beside this file),
 // ready once it prints its port, stopped with SIGTERM.
 import { spawn, type ChildProcess } from "node:child_process";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { CHILD_START_TIMEOUT_MS } from "./limits.ts";
 
-const CHILD_SCRIPT = fileURLToPath(new URL("./s3rver_child.mjs", import.meta.url));
+const CHILD_SCRIPT = fileURLToPath(new URL("./s3rverChild.mjs", import.meta.url));
 
 /** Starts s3rver under Node and waits for the port it prints. */
 export async function startS3rver(dataDir: string): Promise<{ child: ChildProcess; port: number }> {

@@ -1,5 +1,5 @@
 // The Amazon S3 stand-in: s3rver (an independent S3 implementation, run by Node in
-// local/s3/s3rver_child.mjs) behind a gate that is as strict as S3 about who may do what.
+// local/s3/s3rverChild.mjs) behind a gate that is as strict as S3 about who may do what.
 // The gate verifies every request's SigV4 signature (header-signed or presigned) with
 // the secret the STS stand-in issued, checks the session token and its expiry, asks STS
 // whether the session's policies allow the S3 action on the resource, decodes aws-chunked

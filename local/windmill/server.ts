@@ -6,7 +6,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { randomUUID } from "node:crypto";
 import { closeServer, HttpError, listen, sendText } from "../shared/http.ts";
 import { requireScope, TokenStore, userRoutes } from "./auth.ts";
-import { jobRoutes } from "./job_routes.ts";
+import { jobRoutes } from "./jobRoutes.ts";
 import { JobEngine } from "./jobs.ts";
 import { createOidcIssuer, type OidcFaults } from "./oidc.ts";
 import { interpolate, resourceRoutes } from "./resources.ts";

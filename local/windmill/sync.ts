@@ -1,5 +1,5 @@
 // The part of the Windmill stand-in's API that `wmill sync push` / `wmill sync pull` use:
-// scripts (sync_scripts.ts), flows, folders and schedules of a workspace, the tarball the
+// scripts (syncScripts.ts), flows, folders and schedules of a workspace, the tarball the
 // CLI diffs against (export.ts) and the lock jobs it asks for (locks.ts). Resource types
 // (resources.ts) and the user look-ups the CLI makes on the way (auth.ts) live with the
 // rest of the API.
@@ -14,7 +14,7 @@ import { dependencyRoutes } from "./locks.ts";
 import { byPath, filterByPath, jsonb, pick, requireItemPath, type JsonObject } from "./records.ts";
 import { checkCron } from "./schedules.ts";
 import type { FlowRecord, FolderRecord, Route, ScheduleRecord, SyncHost, SyncState, TokenInfo } from "./state.ts";
-import { scriptRoutes } from "./sync_scripts.ts";
+import { scriptRoutes } from "./syncScripts.ts";
 
 export function syncRoutes(host: SyncHost): Route[] {
   return [...scriptRoutes(), ...flowRoutes(), ...folderRoutes(), ...scheduleRoutes(), ...exportRoutes(host), ...dependencyRoutes(host)];

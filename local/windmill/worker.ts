@@ -11,7 +11,7 @@ import { windmillParser } from "./parser.ts";
 
 /** A worker's default job timeout is 15 minutes; a stand-in job should never need more. */
 const DEFAULT_TIMEOUT_MS = 15 * 60 * 1000;
-const ENTRY = join(dirname(fileURLToPath(import.meta.url)), "job_entry.ts");
+const ENTRY = join(dirname(fileURLToPath(import.meta.url)), "jobEntry.ts");
 
 export interface ScriptJob {
   scriptFile: string;

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { setupDocuments, type SetupInput } from "../../f/aws_oidc/lib/awsSetup.ts";
 import { s3Client } from "../../f/aws_oidc/lib/s3.ts";
 import { InputError } from "../../f/aws_oidc/lib/validate.ts";
-import { ensureBucket } from "../../local/demo/demo_data.ts";
+import { ensureBucket } from "../../local/demo/demoData.ts";
 import { expectNoLeaks } from "../helpers/leaks.ts";
 import { ACCOUNT_ID, REGION, startStack, type PolicyDocument, type Stack } from "../helpers/testStack.ts";
 

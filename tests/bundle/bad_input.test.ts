@@ -6,7 +6,7 @@ import { CreateBucketCommand, PutObjectCommand } from "@aws-sdk/client-s3";
 import wmill from "windmill-client";
 import { assumeRoleAndSave } from "../../f/aws_oidc/lib/assumeRoleAndSave.ts";
 import { s3Client } from "../../f/aws_oidc/lib/s3.ts";
-import { DATABASE_RESOURCE, ROLE_RESOURCE, setUpWorkspace } from "../../local/demo/demo_data.ts";
+import { DATABASE_RESOURCE, ROLE_RESOURCE, setUpWorkspace } from "../../local/demo/demoData.ts";
 import { expectNoLeaks } from "../helpers/leaks.ts";
 import { DEMO_ROLE_ARN, REGION, startStack, type Stack } from "../helpers/testStack.ts";
 

@@ -9,7 +9,7 @@ import { assumeRoleAndSave } from "../../f/aws_oidc/lib/assumeRoleAndSave.ts";
 import { CsvSplitPoints } from "../../f/aws_oidc/lib/csvRecords.ts";
 import { alreadyLoaded, DEFAULT_LEDGER_TABLE, ledgerKey, recordLoad } from "../../f/aws_oidc/lib/loadLedger.ts";
 import { s3Client } from "../../f/aws_oidc/lib/s3.ts";
-import { DATABASE_RESOURCE, DEMO_BUCKET, ROLE_RESOURCE, ensureBucket, sampleCsv, setUpWorkspace } from "../../local/demo/demo_data.ts";
+import { DATABASE_RESOURCE, DEMO_BUCKET, ROLE_RESOURCE, ensureBucket, sampleCsv, setUpWorkspace } from "../../local/demo/demoData.ts";
 import { expectNoLeaks } from "../helpers/leaks.ts";
 import { DB_USER, DEMO_ROLE_ARN, REGION, startStack, type JobResult, type Stack } from "../helpers/testStack.ts";
 

@@ -9,7 +9,7 @@ import { join, relative } from "node:path";
 import { initSync, parse_deno } from "windmill-parser-wasm-ts";
 import { getValidationTargetFromFilename, WindmillYamlValidator } from "windmill-yaml-validator";
 import { parse } from "yaml";
-import { runWmill } from "../../local/windmill/wmill_cli.ts";
+import { runWmill } from "../../local/windmill/wmillCli.ts";
 import { REPO_ROOT } from "../helpers/testStack.ts";
 
 initSync({ module: readFileSync(createRequire(import.meta.url).resolve("windmill-parser-wasm-ts/windmill_parser_wasm_bg.wasm")) });

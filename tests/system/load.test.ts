@@ -5,7 +5,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { PutObjectCommand } from "@aws-sdk/client-s3";
 import { assumeRoleAndSave } from "../../f/aws_oidc/lib/assumeRoleAndSave.ts";
 import { s3Client } from "../../f/aws_oidc/lib/s3.ts";
-import { DATABASE_RESOURCE, DEMO_BUCKET, ensureBucket, ROLE_RESOURCE, sampleCsv, setUpWorkspace } from "../../local/demo/demo_data.ts";
+import { DATABASE_RESOURCE, DEMO_BUCKET, ensureBucket, ROLE_RESOURCE, sampleCsv, setUpWorkspace } from "../../local/demo/demoData.ts";
 import { expectNoLeaks } from "../helpers/leaks.ts";
 import { DB_USER, DEMO_ROLE_ARN, REGION, startStack, type Stack } from "../helpers/testStack.ts";
 

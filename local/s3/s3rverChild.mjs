@@ -3,7 +3,7 @@
 // because s3rver misbehaves under Bun (list order) and needs --openssl-legacy-provider on
 // Node 17+ (its ListObjectsV2 continuation tokens use DES):
 //
-//   node --openssl-legacy-provider local/s3/s3rver_child.mjs <port|0> <dataDir>
+//   node --openssl-legacy-provider local/s3/s3rverChild.mjs <port|0> <dataDir>
 //
 // Prints {"port": N} as one JSON line on stdout once listening; exits when stdin closes
 // (so it dies with its parent) or on SIGTERM/SIGINT.
@@ -111,7 +111,7 @@ async function main() {
   const [portArg, directory] = process.argv.slice(2);
   const port = Number(portArg);
   if (!directory || !Number.isInteger(port)) {
-    console.error("usage: node --openssl-legacy-provider local/s3/s3rver_child.mjs <port|0> <dataDir>");
+    console.error("usage: node --openssl-legacy-provider local/s3/s3rverChild.mjs <port|0> <dataDir>");
     process.exit(2);
   }
   await mkdir(directory, { recursive: true });
