@@ -2,6 +2,7 @@
 // script gets in, every other path, workspace and audience is refused.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { setupDocuments, type SetupInput } from "../../f/aws_oidc/lib/awsSetup.ts";
+import { assumeRoleWithWindmillToken } from "../../f/aws_oidc/lib/assumeRole.ts";
 import { s3Client } from "../../f/aws_oidc/lib/s3.ts";
 import { InputError } from "../../f/aws_oidc/lib/validate.ts";
 import { ensureBucket } from "../../local/demo/demoData.ts";
@@ -26,7 +27,12 @@ describe("generated documents", () => {
       "windmill.example.com/api/oidc/:email": ["ops@example.com"],
     });
     const subs = statement.Condition.StringLike["windmill.example.com/api/oidc/:sub"] as string[];
-    expect(subs).toEqual(["*::f/aws_oidc/whoami::no_flow::prod", "*::*::f/aws_oidc/s3_csv_to_rds::prod"]);
+    expect(subs).toEqual([
+      "*::f/aws_oidc/whoami::no_flow::prod",
+      "*::*::f/aws_oidc/s3_csv_to_rds::prod",
+      "*::*::f/aws_oidc/s3_csv_to_rds/forloop-*::prod",
+      "*::*::f/aws_oidc/s3_csv_to_rds/loop-*::prod",
+    ]);
     for (const s of subs) expect(s.endsWith("::prod")).toBe(true);
   });
 
@@ -116,6 +122,25 @@ describe("the generated trust policy in the STS stand-in", () => {
     expect(status).toBe(500);
     expect(result.error.message).toContain("AccessDenied");
     expect(result.error.message).toContain("::f/aws_oidc/assume_role::no_flow::");
+  });
+
+  // Whether Windmill's OIDC flow_path claim carries a loop iteration's suffix is enterprise
+  // code (worker_flow.rs names the iteration job <flow>/forloop-<i>): both must get in.
+  test.each([
+    ["f/aws_oidc/s3_csv_to_rds", true],
+    ["f/aws_oidc/s3_csv_to_rds/forloop-3", true],
+    ["f/aws_oidc/s3_csv_to_rds/loop-0", true],
+    ["f/aws_oidc/s3_csv_to_rds_evil", false],
+    ["f/aws_oidc/s3_csv_to_rds2", false],
+    ["f/aws_oidc/s3_csv_to_rds/other", false],
+    ["f/aws_oidc/other_flow", false],
+  ] as const)("a flow step with flow_path %s: allowed %p", async (flowPath, allowed) => {
+    const role = await roleFor("allow-flow-steps", { scripts: [], flows: ["f/aws_oidc/s3_csv_to_rds"] });
+    stack.actAsJob("f/aws_oidc/rds_load_csv_from_s3", flowPath);
+    const outcome = await assumeRoleWithWindmillToken({ roleArn: role, region: REGION, audience: "sts.amazonaws.com", sessionName: "loop-step", durationSeconds: 900 }, () => {})
+      .then(() => "allowed", (err: Error) => err.message);
+    if (allowed) expect(outcome).toBe("allowed");
+    else expect(outcome).toContain("AccessDenied");
   });
 
   test("another workspace is refused", async () => {

@@ -74,14 +74,25 @@ export function checkSetupInput(input: SetupInput): SetupInput {
 }
 
 /**
+ * How Windmill names the flow jobs of loop iterations: parallel iterations run at
+ * `<flow>/forloop-<i>`, sequential ones at `<flow>/loop-<i>`
+ * (windmill-worker/src/worker_flow.rs, where the iterations are pushed). A step inside an
+ * iteration has that job as its parent; whether its OIDC `flow_path` claim keeps the suffix
+ * is decided in Windmill's enterprise code, so both forms are allowed, and nothing else.
+ */
+const LOOP_ITERATION_SUFFIXES = ["/forloop-*", "/loop-*"];
+
+/**
  * `sub` = `<email>::<script path>::<flow path>::<workspace>`. A script alone runs as
- * `*::<script>::no_flow::<ws>`; any step of a flow as `*::*::<flow>::<ws>`. Each pattern
- * ends with the workspace, so no other workspace of the instance can match.
+ * `*::<script>::no_flow::<ws>`; any step of a flow as `*::*::<flow>::<ws>`, or inside a loop
+ * iteration as `*::*::<flow>/forloop-<i>::<ws>`. Each pattern ends with the workspace, so no
+ * other workspace of the instance can match, and the flow path is followed by `::` or the
+ * iteration suffix, so `<flow>2` or `<flow>_x` cannot.
  */
 export function subPatterns(input: SetupInput): string[] {
   return [
     ...input.scripts.map((s) => `*::${s}::no_flow::${input.workspace}`),
-    ...input.flows.map((f) => `*::*::${f}::${input.workspace}`),
+    ...input.flows.flatMap((f) => [f, ...LOOP_ITERATION_SUFFIXES.map((suffix) => f + suffix)].map((path) => `*::*::${path}::${input.workspace}`)),
   ];
 }
 
