@@ -1,7 +1,9 @@
 // assume_role and whoami end to end: Windmill job runner -> windmill-client -> Windmill
 // OIDC issuer -> STS stand-in (JWT checked through the JWKS, trust policy evaluated).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { decodeJwt } from "jose";
 import wmill from "windmill-client";
+import { ID_TOKEN_LIFETIME_SECONDS } from "../../f/aws_oidc/lib/idToken.ts";
 import { startStack, trustPolicy, ACCOUNT_ID, DEMO_ROLE_ARN, REGION, type Stack } from "../helpers/testStack.ts";
 import { expectNoLeaks } from "../helpers/leaks.ts";
 
@@ -52,6 +54,18 @@ describe("assume_role", () => {
     const session = await stack.stsSession(resolved.awsAccessKeyId);
     expect(resolved.awsSecretAccessKey).toBe(session!.secretAccessKey);
     expect(resolved.awsSessionToken).toBe(session!.sessionToken);
+  });
+
+  test("asks Windmill for a short-lived ID token: the one sent to STS lives at most ID_TOKEN_LIFETIME_SECONDS", async () => {
+    const before = stack.windmill.issuedIdTokens.length;
+    const { status } = await assumeRole({ save_to: "f/aws_oidc/creds_short_token" });
+    expect(status).toBe(200);
+    const issued = stack.windmill.issuedIdTokens.slice(before);
+    expect(issued.length).toBe(1);
+    const { iat, exp } = decodeJwt(issued[0]);
+    // Windmill's default would be 48 h: a leaked token must not be replayable for days.
+    expect(exp! - iat!).toBe(ID_TOKEN_LIFETIME_SECONDS);
+    expect(ID_TOKEN_LIFETIME_SECONDS).toBeLessThanOrEqual(300);
   });
 
   test("takes the role from an aws_oidc resource and whoami reads the saved one", async () => {

@@ -19,6 +19,15 @@ export interface IdTokenClaims {
   workspace?: string;
 }
 
+/**
+ * How long the ID tokens we ask Windmill for live. Windmill's default is 48 h, so a token
+ * that leaks (a log, a proxy, a core dump) could be replayed at STS for two days. The
+ * exchange happens within seconds of the request, and STS allows 5 minutes of clock skew
+ * either way (AWS STS API reference, AssumeRoleWithWebIdentity), so 5 minutes is enough
+ * for a slow worker and short enough to make a leaked token nearly worthless.
+ */
+export const ID_TOKEN_LIFETIME_SECONDS = 300;
+
 /** Windmill could not issue a token: not an STS problem, so never retried or explained as one. */
 export class WindmillOidcError extends Error {
   override name = "WindmillOidcError";
@@ -29,7 +38,7 @@ export async function getWindmillIdToken(audience: string): Promise<string> {
     throw new WindmillOidcError("No Windmill job context (WM_TOKEN/WM_WORKSPACE unset): run this as a Windmill script or flow step");
   }
   try {
-    return await wmill.getIdToken(audience);
+    return await wmill.getIdToken(audience, ID_TOKEN_LIFETIME_SECONDS);
   } catch (err) {
     const status = (err as { status?: number }).status;
     const body = (err as { body?: unknown }).body;
