@@ -14,7 +14,7 @@ const { values } = parseArgs({
     script: { type: "string", multiple: true, default: [] },
     flow: { type: "string", multiple: true, default: [] },
     email: { type: "string", multiple: true, default: [] },
-    "role-name": { type: "string", default: "windmill-aws-oidc" },
+    "role-name": { type: "string", default: "" },
     bucket: { type: "string", default: "" },
     prefix: { type: "string", default: "" },
     "s3-write": { type: "boolean", default: false },

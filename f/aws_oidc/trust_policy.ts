@@ -1,6 +1,7 @@
 // Writes the least-privilege AWS side of this bundle: the role's trust policy (this
 // workspace's listed scripts/flows only), its permission policy (one bucket prefix, one
-// database user) and a CloudFormation template creating the OIDC provider and the role.
+// database user) and a CloudFormation template creating the role, and the OIDC provider
+// unless the account has it already (a second workspace of the instance).
 import { setupDocuments } from "./lib/awsSetup.ts";
 import { withDefaults } from "./lib/optionalArgs.ts";
 
@@ -11,7 +12,7 @@ export async function main(
   allowed_scripts: string[] = [],
   allowed_flows: string[] = ["f/aws_oidc/s3_csv_to_rds", "f/aws_oidc/rds_to_s3_export"],
   allowed_emails: string[] = [],
-  role_name: string = "windmill-aws-oidc",
+  role_name: string = "",
   bucket: string = "",
   prefix: string = "",
   s3_write: boolean = false,
@@ -24,7 +25,7 @@ export async function main(
   const o = withDefaults(
     { allowed_scripts, allowed_flows, allowed_emails, role_name, bucket, prefix, s3_write, rds_region, dbi_resource_id, db_user, audience, max_session_hours },
     {
-      allowed_scripts: [], allowed_flows: ["f/aws_oidc/s3_csv_to_rds", "f/aws_oidc/rds_to_s3_export"], allowed_emails: [], role_name: "windmill-aws-oidc",
+      allowed_scripts: [], allowed_flows: ["f/aws_oidc/s3_csv_to_rds", "f/aws_oidc/rds_to_s3_export"], allowed_emails: [], role_name: "",
       bucket: "", prefix: "", s3_write: false, rds_region: "", dbi_resource_id: "", db_user: "", audience: "sts.amazonaws.com", max_session_hours: 1,
     },
   );

@@ -17,6 +17,39 @@ const BASE: SetupInput = {
   rds: { region: "us-east-1", dbiResourceId: "db-ABCDEFGHIJKL", dbUser: "app_user" },
 };
 
+type DeployedResource = { Type: string; Properties: Record<string, unknown> };
+
+/**
+ * What CloudFormation would create from the template given these parameters: resources whose
+ * Condition is false are left out, and Fn::If picks its branch (Ref of a parameter is its value).
+ */
+function deployTemplate(template: Record<string, unknown>, parameters: Record<string, string>): Record<string, DeployedResource> {
+  const params = template.Parameters as Record<string, { Default: string }>;
+  const value = (name: string) => parameters[name] ?? params[name].Default;
+  const conditions = Object.fromEntries(Object.entries(template.Conditions as Record<string, { "Fn::Equals": [{ Ref: string }, string] }>)
+    .map(([name, c]) => [name, value(c["Fn::Equals"][0].Ref) === c["Fn::Equals"][1]]));
+  const resolve = (node: unknown): unknown => {
+    if (Array.isArray(node)) return node.map(resolve);
+    if (node === null || typeof node !== "object") return node;
+    const record = node as Record<string, unknown>;
+    if ("Fn::If" in record) {
+      const [condition, whenTrue, whenFalse] = record["Fn::If"] as [string, unknown, unknown];
+      return resolve(conditions[condition] ? whenTrue : whenFalse);
+    }
+    if ("Ref" in record && typeof record.Ref === "string" && record.Ref in params) return value(record.Ref);
+    return Object.fromEntries(Object.entries(record).map(([k, v]) => [k, resolve(v)]));
+  };
+  const resources = template.Resources as Record<string, DeployedResource & { Condition?: string }>;
+  return Object.fromEntries(Object.entries(resources)
+    .filter(([, r]) => r.Condition === undefined || conditions[r.Condition])
+    .map(([name, { Condition: _, ...r }]) => [name, resolve(r) as DeployedResource]));
+}
+
+function trustPrincipal(deployed: Record<string, DeployedResource>): unknown {
+  const trust = deployed.WindmillRole.Properties.AssumeRolePolicyDocument as { Statement: { Principal: { Federated: unknown } }[] };
+  return trust.Statement[0].Principal.Federated;
+}
+
 describe("generated documents", () => {
   test("pin aud exactly and sub to the workspace, never a bare *", () => {
     const docs = setupDocuments({ ...BASE, scripts: ["f/aws_oidc/whoami"], emails: ["ops@example.com"] });
@@ -47,10 +80,47 @@ describe("generated documents", () => {
 
   test("the CloudFormation template creates the provider and the role", () => {
     const { cloudformation } = setupDocuments(BASE);
-    const resources = cloudformation.Resources as Record<string, { Type: string; Properties: Record<string, unknown> }>;
-    expect(resources.WindmillOidcProvider.Properties).toEqual({ Url: "https://windmill.example.com/api/oidc/", ClientIdList: ["sts.amazonaws.com"] });
-    expect(resources.WindmillRole.Type).toBe("AWS::IAM::Role");
-    expect(resources.WindmillRole.Properties.MaxSessionDuration).toBe(3600);
+    const deployed = deployTemplate(cloudformation, {});
+    expect(deployed.WindmillOidcProvider.Properties).toEqual({ Url: "https://windmill.example.com/api/oidc/", ClientIdList: ["sts.amazonaws.com"] });
+    expect(deployed.WindmillRole.Type).toBe("AWS::IAM::Role");
+    expect(deployed.WindmillRole.Properties.MaxSessionDuration).toBe(3600);
+    expect(trustPrincipal(deployed)).toEqual({ Ref: "WindmillOidcProvider" });
+  });
+
+  // IAM holds each provider URL once per account: the second workspace of an instance
+  // must reuse the provider and get a stack and a role of its own.
+  test("two workspaces of one instance: the second reuses the provider, neither replaces the other", () => {
+    const prod = setupDocuments({ ...BASE, workspace: "prod", roleName: "" });
+    const staging = setupDocuments({ ...BASE, workspace: "staging", roleName: "" });
+    const stackName = (docs: typeof prod) => /--stack-name (\S+)/.exec(docs.next_steps[0])![1];
+    expect(stackName(prod)).toBe("windmill-oidc-prod");
+    expect(stackName(staging)).toBe("windmill-oidc-staging");
+    const providerArn = "arn:aws:iam::123456789012:oidc-provider/windmill.example.com/api/oidc/";
+    expect(staging.next_steps[1]).toContain(`--parameter-overrides OidcProviderArn=${providerArn}`);
+
+    const first = deployTemplate(prod.cloudformation, {});
+    const second = deployTemplate(staging.cloudformation, { OidcProviderArn: providerArn });
+    expect(Object.keys(first).sort()).toEqual(["WindmillOidcProvider", "WindmillRole"]);
+    expect(Object.keys(second)).toEqual(["WindmillRole"]);
+    expect(first.WindmillRole.Properties.RoleName).toBe("windmill-prod");
+    expect(second.WindmillRole.Properties.RoleName).toBe("windmill-staging");
+    expect(trustPrincipal(second)).toBe(providerArn);
+    const subs = (docs: typeof prod) => JSON.stringify(docs.sub_patterns);
+    expect(subs(prod)).not.toContain("::staging");
+    expect(subs(staging)).not.toContain("::prod");
+  });
+
+  test("a provider URL with a port is refused with IAM's reason and the fix", () => {
+    let error: unknown;
+    try {
+      setupDocuments({ ...BASE, baseUrl: "https://windmill.example.com:8443" });
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(InputError);
+    expect((error as InputError).input).toBe("base_url");
+    expect((error as Error).message).toContain("IAM refuses an OIDC provider URL with a port number");
+    expect((error as Error).message).toContain("443");
   });
 
   test.each([

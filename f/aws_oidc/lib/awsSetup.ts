@@ -15,6 +15,7 @@ export interface SetupInput {
   /** Optional: only jobs run by these users. */
   emails: string[];
   audience: string;
+  /** The IAM role's name; empty: `windmill-<workspace>`, so each workspace gets its own role. */
   roleName: string;
   /** Session length the role allows (seconds, 3600-43200). */
   maxSessionDuration: number;
@@ -30,6 +31,11 @@ const WORKSPACE_PATTERN = /^[a-z0-9_-]+$/;
 const PATH_PATTERN = /^(u|f)\/[\w-]+\/[\w\-/*]+$/;
 const DBI_PATTERN = /^db-[A-Z0-9]+$/;
 
+/** The local stand-ins serve plain http on a port; AWS itself can never reach these hosts. */
+const LOOPBACK_HOSTS = ["127.0.0.1", "localhost"];
+/** IAM role names: 1-64 characters of [\w+=,.@-] (IAM API reference, CreateRole). */
+const ROLE_NAME_PATTERN = /^[\w+=,.@-]{1,64}$/;
+
 /** The provider as IAM writes it in ARNs and condition keys: host + path, no scheme. */
 export function providerId(baseUrl: string): string {
   let url: URL;
@@ -38,10 +44,26 @@ export function providerId(baseUrl: string): string {
   } catch {
     throw new InputError("base_url", `${JSON.stringify(baseUrl)} is not a URL`, "Use Windmill's public URL, e.g. https://windmill.example.com");
   }
-  if (url.protocol !== "https:" && !["127.0.0.1", "localhost"].includes(url.hostname)) {
+  const loopback = LOOPBACK_HOSTS.includes(url.hostname);
+  if (url.protocol !== "https:" && !loopback) {
     throw new InputError("base_url", "it is not https", "AWS fetches the OIDC keys over HTTPS only: use Windmill's public https URL");
   }
+  // IAM CreateOpenIDConnectProvider: "The URL should not contain a port number."
+  if (url.port && !loopback) {
+    throw new InputError("base_url", `it has a port (:${url.port}), and IAM refuses an OIDC provider URL with a port number`,
+      "Serve Windmill on the default https port 443 (e.g. behind a reverse proxy or load balancer) and give that URL, without a port");
+  }
   return `${url.host}${url.pathname.replace(/\/+$/, "")}/api/oidc/`;
+}
+
+/** The role's name: the one given, or one per workspace so two workspaces never share a role. */
+export function roleNameFor(input: Pick<SetupInput, "roleName" | "workspace">): string {
+  return input.roleName || `windmill-${input.workspace}`;
+}
+
+/** The CloudFormation stack's name, one per workspace: deploying a second never replaces the first. */
+export function stackNameFor(input: Pick<SetupInput, "workspace">): string {
+  return `windmill-oidc-${input.workspace.replace(/_/g, "-")}`;
 }
 
 export function checkSetupInput(input: SetupInput): SetupInput {
@@ -64,6 +86,9 @@ export function checkSetupInput(input: SetupInput): SetupInput {
   }
   if (!Number.isInteger(input.maxSessionDuration) || input.maxSessionDuration < 3600 || input.maxSessionDuration > 43_200) {
     throw new InputError("max_session_hours", `${input.maxSessionDuration / 3600} h is out of range`, "IAM roles allow 1 to 12 hours");
+  }
+  if (!ROLE_NAME_PATTERN.test(roleNameFor(input))) {
+    throw new InputError("role_name", `${JSON.stringify(roleNameFor(input))} is not an IAM role name`, "Use 1 to 64 letters, digits and +=,.@_- (or leave it empty for windmill-<workspace>)");
   }
   if (input.rds) checkRegion("rds_region", input.rds.region);
   if (input.rds && !DBI_PATTERN.test(input.rds.dbiResourceId)) {
@@ -144,24 +169,40 @@ export function permissionPolicy(input: SetupInput): PolicyDocument {
   return { Version: "2012-10-17", Statement: statements };
 }
 
-/** A template creating the OIDC provider and the role, for `aws cloudformation deploy`. */
+/**
+ * A template creating the role, and the OIDC provider unless one exists. IAM holds each
+ * provider URL once per account (CreateOpenIDConnectProvider fails for a second), so the
+ * second workspace of an instance passes the existing provider's ARN as OidcProviderArn.
+ */
 export function cloudFormationTemplate(input: SetupInput): Record<string, unknown> {
+  const roleName = roleNameFor(input);
+  const trust = trustPolicy(input);
+  const [statement] = trust.Statement;
+  const federated = { "Fn::If": ["CreateOidcProvider", { Ref: "WindmillOidcProvider" }, { Ref: "OidcProviderArn" }] };
   return {
     AWSTemplateFormatVersion: "2010-09-09",
-    Description: `Windmill OIDC provider and role ${input.roleName} for workspace ${input.workspace} (no stored AWS keys)`,
+    Description: `Windmill OIDC role ${roleName} for workspace ${input.workspace} (no stored AWS keys)`,
+    Parameters: {
+      OidcProviderArn: {
+        Type: "String",
+        Default: "",
+        Description: `The ARN of the account's existing IAM OIDC provider for https://${providerId(input.baseUrl)} (another workspace of this instance made it); empty creates it`,
+      },
+    },
+    Conditions: { CreateOidcProvider: { "Fn::Equals": [{ Ref: "OidcProviderArn" }, ""] } },
     Resources: {
       WindmillOidcProvider: {
         Type: "AWS::IAM::OIDCProvider",
+        Condition: "CreateOidcProvider",
         Properties: { Url: `https://${providerId(input.baseUrl)}`, ClientIdList: [input.audience] },
       },
       WindmillRole: {
         Type: "AWS::IAM::Role",
-        DependsOn: "WindmillOidcProvider",
         Properties: {
-          RoleName: input.roleName,
+          RoleName: roleName,
           MaxSessionDuration: input.maxSessionDuration,
-          AssumeRolePolicyDocument: trustPolicy(input),
-          Policies: [{ PolicyName: `${input.roleName}-permissions`, PolicyDocument: permissionPolicy(input) }],
+          AssumeRolePolicyDocument: { ...trust, Statement: [{ ...statement, Principal: { Federated: federated } }] },
+          Policies: [{ PolicyName: `${roleName}-permissions`, PolicyDocument: permissionPolicy(input) }],
         },
       },
     },
@@ -187,9 +228,10 @@ export function setupDocuments(raw: SetupInput): SetupDocuments {
     permission_policy: permissionPolicy(input),
     cloudformation: cloudFormationTemplate(input),
     next_steps: [
-      "Deploy: aws cloudformation deploy --template-file windmill-oidc.json --stack-name windmill-oidc --capabilities CAPABILITY_NAMED_IAM",
+      `Deploy: aws cloudformation deploy --template-file windmill-oidc.json --stack-name ${stackNameFor(input)} --capabilities CAPABILITY_NAMED_IAM`,
+      `  If the account already has the OIDC provider https://${providerId(input.baseUrl)} (another workspace of this instance created it), add --parameter-overrides OidcProviderArn=arn:aws:iam::${input.accountId}:oidc-provider/${providerId(input.baseUrl)}`,
       ...(input.rds ? [`In the database: CREATE USER ${input.rds.dbUser}; GRANT rds_iam TO ${input.rds.dbUser};`] : []),
-      `In Windmill: create an aws_oidc resource {roleArn: "arn:aws:iam::${input.accountId}:role/${input.roleName}", region}, then run f/aws_oidc/whoami`,
+      `In Windmill: create an aws_oidc resource {roleArn: "arn:aws:iam::${input.accountId}:role/${roleNameFor(input)}", region}, then run f/aws_oidc/whoami`,
     ],
   };
 }
