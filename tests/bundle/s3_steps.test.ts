@@ -162,9 +162,21 @@ describe("presigned URLs", () => {
 
   test("a PUT URL uploads", async () => {
     const { result } = await run("s3_presign_url", { key: "share/upload.txt", method: "PUT", content_type: "text/plain" });
+    expect(result.required_headers).toEqual({ "Content-Type": "text/plain" });
     const put = await fetch(result.url, { method: "PUT", body: "uploaded", headers: { "content-type": "text/plain" } });
     expect(put.status).toBe(200);
     expect((await run("s3_get_object", { key: "share/upload.txt" })).result.body).toBe("uploaded");
+  });
+
+  test("content_type binds a PUT URL: another type, or none, is refused", async () => {
+    const { result } = await run("s3_presign_url", { key: "share/typed.csv", method: "PUT", content_type: "text/csv" });
+    const other = await fetch(result.url, { method: "PUT", body: "<x/>", headers: { "content-type": "application/xml" } });
+    expect(other.status).toBe(403);
+    expect(await other.text()).toContain("SignatureDoesNotMatch");
+    const none = await fetch(result.url, { method: "PUT", body: new Blob(["a,b\n"]) });
+    expect(none.status).toBe(403);
+    const right = await fetch(result.url, { method: "PUT", body: "a,b\n", headers: { "content-type": "text/csv" } });
+    expect(right.status).toBe(200);
   });
 
   test("the link never outlives the session, and the result says so", async () => {

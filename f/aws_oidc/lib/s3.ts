@@ -286,6 +286,8 @@ export interface PresignedUrl {
   expires_in: string;
   /** Why the URL lives less long than asked, if it does. */
   limited_by: string | null;
+  /** Headers the uploader must send exactly as given: they are part of the signature. */
+  required_headers: Record<string, string>;
 }
 
 /**
@@ -307,12 +309,16 @@ export async function presignUrl(
   const command = options.method === "PUT"
     ? new PutObjectCommand({ Bucket: bucket, Key: key, ContentType: options.contentType || undefined })
     : new GetObjectCommand({ Bucket: bucket, Key: key });
-  const url = await getSignedUrl(s3, command, { expiresIn: seconds });
+  // The presigner leaves Content-Type out of the signed headers, so on its own content_type
+  // would only be a hint; signing it makes S3 refuse a PUT of any other type.
+  const bindContentType = options.method === "PUT" && options.contentType !== "";
+  const url = await getSignedUrl(s3, command, { expiresIn: seconds, ...(bindContentType ? { signableHeaders: new Set(["content-type"]) } : {}) });
   return {
     url,
     method: options.method,
     expires_at: new Date(Date.now() + seconds * 1000).toISOString(),
     expires_in: formatSeconds(seconds),
     limited_by: limitedBy,
+    required_headers: bindContentType ? { "Content-Type": options.contentType } : {},
   };
 }

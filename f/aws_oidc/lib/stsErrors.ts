@@ -8,6 +8,15 @@ const TRANSIENT_CODES = new Set(["IDPCommunicationError", "Throttling", "Throttl
 /** Node/undici network failures worth one more try (connection refused or reset mid-call). */
 const NETWORK_CODES = new Set(["ECONNRESET", "ECONNREFUSED", "EPIPE", "ETIMEDOUT", "EAI_AGAIN", "UND_ERR_SOCKET", "ConnectionRefused"]);
 
+/**
+ * What STS answers when it could not fetch the issuer's JWKS (a network blip, a 5xx from
+ * Windmill): an InvalidIdentityToken, not an IDPCommunicationError. aws-sdk-go-v2
+ * (credentials/stscreds/web_identity_provider.go) retries every InvalidIdentityToken as
+ * "a temporary error"; we retry only this one, because the others (audience, issuer,
+ * signature) are set-up mistakes that no retry fixes.
+ */
+const KEY_FETCH_FAILED = "Couldn't retrieve verification key from your identity provider";
+
 interface AwsErrorShape {
   name?: string;
   code?: string;
@@ -24,10 +33,15 @@ export function stsErrorCode(err: unknown): string {
   return raw.endsWith("Exception") && raw !== "ExpiredTokenException" ? raw.slice(0, -"Exception".length) : raw;
 }
 
+/** STS could not fetch the issuer's keys: transient, unlike every other InvalidIdentityToken. */
+export function isKeyFetchFailure(err: unknown): boolean {
+  return stsErrorCode(err) === "InvalidIdentityToken" && ((err as AwsErrorShape)?.message ?? "").includes(KEY_FETCH_FAILED);
+}
+
 export function isTransientStsError(err: unknown): boolean {
   const e = (err ?? {}) as AwsErrorShape & { cause?: { code?: string } };
   const status = e.$metadata?.httpStatusCode ?? 0;
-  if (status >= 500) return true;
+  if (status >= 500 || isKeyFetchFailure(err)) return true;
   const code = stsErrorCode(err);
   return TRANSIENT_CODES.has(code) || NETWORK_CODES.has(e.code ?? "") || NETWORK_CODES.has(e.cause?.code ?? "") || NETWORK_CODES.has(code);
 }
@@ -51,7 +65,12 @@ export function explainStsError(err: unknown, ctx: StsCallContext): StsError {
   const code = stsErrorCode(err);
   const awsMessage = ((err as AwsErrorShape)?.message ?? String(err)).trim();
   const head = `STS ${ctx.operation} for ${ctx.roleArn} failed with ${code}: ${awsMessage}`;
-  return new StsError(ctx.operation, code, head, stsFix(code, ctx));
+  return new StsError(ctx.operation, code, head, isKeyFetchFailure(err) ? keyFetchFix(ctx) : stsFix(code, ctx));
+}
+
+function keyFetchFix(ctx: StsCallContext): string {
+  const issuer = ctx.claims?.iss ?? "<windmill base url>/api/oidc/";
+  return `AWS could not reach ${issuer}jwks (it was retried). The Windmill base URL must be reachable from the internet over HTTPS with a publicly trusted certificate, and ${issuer}jwks must answer 200 with the keys.`;
 }
 
 function stsFix(code: string, ctx: StsCallContext): string {
