@@ -16,7 +16,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { closeServer, HttpError, listen, readJson, sendJson } from "../shared/http.ts";
-import { authenticate, authorize, type Caller } from "./auth.ts";
+import { authenticate, authorize, isAllowed, type Caller } from "./auth.ts";
 import { verifiedBody } from "./body.ts";
 import { deleteObjects } from "./deleteObjects.ts";
 import { MESSAGES, newRequestIds, S3ErrorReply, sendS3Error, type RequestIds } from "./errors.ts";
@@ -79,7 +79,25 @@ async function proxy(gate: Gate, req: IncomingMessage, res: ServerResponse, targ
   const { body, length } = verifiedBody(req, caller);
   const headers = await s3rverHeaders(gate.upstream, target.method, target.rawPath, req, length, operation.copySource);
   const upstream = await exchange(gate.upstream, target.method, `${target.rawPath}${forwardedQuery(target)}`, headers, body);
+  if (upstream.statusCode === 404 && KEY_READS.has(operation.name)) await hideMissingKeyWithoutList(gate, caller, target, upstream);
   relay(upstream, res, ids, takeDropFault(gate.faults));
+}
+
+/** Object reads whose "no such key" S3 tells only to callers who may list the bucket. */
+const KEY_READS = new Set(["GetObject", "HeadObject"]);
+
+/**
+ * S3 answers a missing key with 404 only to a caller allowed s3:ListBucket on the bucket;
+ * anyone else gets 403 AccessDenied, so keys cannot be probed (S3 API reference,
+ * GetObject and HeadObject, "Permissions": without s3:ListBucket, "Amazon S3 returns an
+ * HTTP status code 403 Access Denied error"). The key is the s3:prefix of that check: the
+ * reference does not say, and it is what a list that would reveal the key carries.
+ */
+async function hideMissingKeyWithoutList(gate: Gate, caller: Caller, target: Target, upstream: IncomingMessage): Promise<void> {
+  const check = { action: "s3:ListBucket", resource: `arn:aws:s3:::${target.bucket}`, context: { "s3:prefix": target.key ?? "" } };
+  if ((await isAllowed(gate.stsUrl, caller.session, check)).allowed) return;
+  upstream.resume();
+  throw new S3ErrorReply("AccessDenied", "Access Denied");
 }
 
 async function handleS3(gate: Gate, req: IncomingMessage, res: ServerResponse): Promise<void> {

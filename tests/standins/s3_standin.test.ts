@@ -388,6 +388,25 @@ describe("refusals", () => {
   });
 });
 
+describe("a missing key", () => {
+  // S3 API reference, GetObject / HeadObject "Permissions": 404 only with s3:ListBucket.
+  test("is 404 NoSuchKey with s3:ListBucket on the bucket, 403 AccessDenied without it", async () => {
+    const roleArn = await stack.addRole({
+      roleName: "s3-get-only",
+      maxSessionDuration: 3600,
+      assumeRolePolicyDocument: trustPolicy(stack.provider, ACCOUNT_ID, `*::*::*::${stack.windmill.workspace}`),
+      permissionPolicies: [{ Version: "2012-10-17", Statement: [{ Effect: "Allow", Action: "s3:GetObject", Resource: `arn:aws:s3:::${BUCKET}/*` }] }],
+    });
+    await put("present.txt", "here");
+    const getOnly = clientFor(await mint(roleArn), once);
+    expect(await text("present.txt", getOnly)).toBe("here");
+    await expect(getOnly.send(new GetObjectCommand({ Bucket: BUCKET, Key: "absent.txt" }))).rejects.toMatchObject({ name: "AccessDenied", $metadata: { httpStatusCode: 403 } });
+    await expect(getOnly.send(new HeadObjectCommand({ Bucket: BUCKET, Key: "absent.txt" }))).rejects.toMatchObject({ $metadata: { httpStatusCode: 403 } });
+    await expect(client.send(new GetObjectCommand({ Bucket: BUCKET, Key: "absent.txt" }))).rejects.toMatchObject({ name: "NoSuchKey", $metadata: { httpStatusCode: 404 } });
+    await expect(client.send(new HeadObjectCommand({ Bucket: BUCKET, Key: "absent.txt" }))).rejects.toMatchObject({ $metadata: { httpStatusCode: 404 } });
+  });
+});
+
 describe("faults", () => {
   test("500 and 503 answers are retried by the SDK until it succeeds", async () => {
     const errorsBefore = s3.stats().errors;

@@ -60,10 +60,37 @@ export function explainS3Error(err: unknown, ctx: S3CallContext): Error {
   return new S3Error(ctx.operation, code, head, s3Fix(code, ctx));
 }
 
+/** The IAM action an S3 operation needs, where its name is not one (S3 User Guide, actions for object operations). */
+const IAM_ACTION: Record<string, string> = {
+  HeadObject: "GetObject",
+  ListObjectsV2: "ListBucket",
+  HeadBucket: "ListBucket",
+  CopyObject: "PutObject",
+  CreateMultipartUpload: "PutObject",
+  UploadPart: "PutObject",
+  CompleteMultipartUpload: "PutObject",
+  DeleteObjects: "DeleteObject",
+};
+
+function accessDeniedFix(ctx: S3CallContext): string {
+  const action = IAM_ACTION[ctx.operation] ?? ctx.operation;
+  const resource = action === "ListBucket" ? `arn:aws:s3:::${ctx.bucket}` : `arn:aws:s3:::${ctx.bucket}/${ctx.key ?? "*"}`;
+  const source = ctx.source ? ` and s3:GetObject on arn:aws:s3:::${ctx.source}` : "";
+  return `the role's permission policy (and the session policy, if assume_role set one) must allow s3:${action} on ${resource}${source}; an explicit Deny anywhere wins.`;
+}
+
+/** Reads for which S3 hides a missing key behind a 403 unless the caller may list the bucket. */
+const KEY_READS = new Set(["GetObject", "HeadObject"]);
+
 function s3Fix(code: string, ctx: S3CallContext): string {
+  // A HEAD response has no body: the SDK names the error after the status.
+  if (code === "Forbidden") code = "AccessDenied";
+  const mayNotExist = KEY_READS.has(ctx.operation)
+    ? ` The key may also not exist: S3 answers 403 instead of 404 for a missing key when the role lacks s3:ListBucket on arn:aws:s3:::${ctx.bucket} (allow it, or list the prefix, to tell the two apart).`
+    : "";
   switch (code) {
     case "AccessDenied":
-      return `the role's permission policy (and the session policy, if assume_role set one) must allow s3:${ctx.operation === "ListObjectsV2" ? "ListBucket on arn:aws:s3:::" + ctx.bucket : ctx.operation + " on arn:aws:s3:::" + ctx.bucket + "/" + (ctx.key ?? "*")}${ctx.source ? ` and s3:GetObject on arn:aws:s3:::${ctx.source}` : ""}; an explicit Deny anywhere wins.`;
+      return `${accessDeniedFix(ctx)}${mayNotExist}`;
     case "NoSuchBucket":
       return `bucket ${ctx.bucket} does not exist in this account/region: check the name and the region of the credentials resource.`;
     case "NoSuchKey":
