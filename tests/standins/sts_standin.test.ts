@@ -535,6 +535,15 @@ describe("signed calls", () => {
     await expectRefused(client({ ...c, SessionToken: other.SessionToken }).send(new GetCallerIdentityCommand({})), "InvalidClientTokenId", "security token");
   });
 
+  test("a session token that differs only in its last byte is InvalidClientTokenId", async () => {
+    const c = await demoCredentials();
+    const last = c.SessionToken!.at(-1);
+    const altered = { ...c, SessionToken: `${c.SessionToken!.slice(0, -1)}${last === "A" ? "B" : "A"}` };
+    // Signed with the altered token: only comparing it with the session's token refuses it.
+    const err = await expectRefused(client(altered).send(new GetCallerIdentityCommand({})), "InvalidClientTokenId", "The security token included in the request is invalid.");
+    expect(err.$metadata?.httpStatusCode).toBe(403);
+  });
+
   test("the SDK's signer is accepted; a changed body, a skewed clock or another service's scope are not", async () => {
     const c = await demoCredentials();
     const whoami = "Action=GetCallerIdentity&Version=2011-06-15";
