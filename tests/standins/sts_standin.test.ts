@@ -19,7 +19,7 @@ import {
 import { Hash } from "@smithy/hash-node";
 import { SignatureV4 } from "@smithy/signature-v4";
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from "jose";
-import type { PolicyDocument, PolicyStatement } from "../../local/sts/iam_policy.ts";
+import type { PolicyDocument, PolicyStatement } from "../../local/sts/iamPolicy.ts";
 import type { StsConfig } from "../../local/sts/config.ts";
 import { startSts, type StsStandIn } from "../../local/sts/server.ts";
 
