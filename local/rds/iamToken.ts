@@ -1,10 +1,14 @@
-// The RDS IAM auth token check, as RDS does it: a SigV4 presigned `connect` URL for this instance and user.
+// The RDS IAM auth token check, as RDS does it: a SigV4 presigned `connect` URL for this
+// instance and user, verified with local/aws against the STS session its access key names.
 import type { Sql } from "postgres";
-import { SignatureV4 } from "@smithy/signature-v4";
-import { Hash } from "@smithy/hash-node";
-import { timingSafeEqual } from "node:crypto";
-import { MAX_CLOCK_SKEW_SECONDS, MAX_TOKEN_LIFETIME_SECONDS, RDS_DB_SERVICE, RDS_IAM_ROLE, SIGV4_ALGORITHM, STS_TIMEOUT_MS } from "./limits.ts";
+import { parseAmzDate } from "../aws/amzDate.ts";
+import { AuthFailure } from "../aws/authFailure.ts";
+import { checkScope, checkTime, EMPTY_SHA256, parseQuerySignature, sessionSigner, SIGV4_ALGORITHM, verifySignature, type SignedRequest } from "../aws/sigv4.ts";
+import { checkSession, fetchSession, type StsSession } from "../aws/stsSession.ts";
+import { MAX_CLOCK_SKEW_SECONDS, MAX_TOKEN_LIFETIME_SECONDS, RDS_DB_SERVICE, RDS_IAM_ROLE, STS_TIMEOUT_MS } from "./limits.ts";
 
+/** What STS issues as access key ids; anything else is refused before STS is asked. */
+const ACCESS_KEY_ID = /^[A-Z0-9]{16,128}$/;
 
 /** A refusal with its real reason; the client only ever sees the PAM message. */
 export class IamAuthError extends Error {}
@@ -19,41 +23,75 @@ export interface TokenCheckContext {
   admin: Sql;
 }
 
-export interface IamToken {
+interface IamToken {
   authority: string;
   /** Every query parameter, decoded. */
   params: Map<string, string>;
-  accessKeyId: string;
-  scope: { date: string; region: string; service: string };
-  signedAt: Date;
-  expiresSeconds: number;
-  securityToken: string;
-  signature: string;
-}
-
-/** What the STS stand-in returns from GET /_local/sessions/<accessKeyId>. */
-export interface StsSession {
-  accessKeyId: string;
-  secretAccessKey: string;
-  sessionToken: string;
-  expiration: string;
-  roleArn: string;
-  assumedRoleArn: string;
-  accountId: string;
+  signed: SignedRequest;
 }
 
 export async function verifyIamToken(tokenText: string, ctx: TokenCheckContext): Promise<void> {
-  const token = parseIamToken(tokenText);
-  checkTokenClaims(token, ctx, new Date());
-  const session = await fetchSession(ctx.stsUrl, token.accessKeyId);
-  checkSession(token, session);
-  await checkSignature(token, session, ctx.region);
+  let session: StsSession | undefined;
+  try {
+    const token = parseIamToken(tokenText);
+    checkTokenClaims(token, ctx, new Date());
+    session = await sessionOf(ctx.stsUrl, token.signed.scope.accessKeyId);
+    checkSession(session, token.signed.sessionToken, new Date());
+    await checkSignature(token, session, ctx.region);
+  } catch (err) {
+    throw err instanceof AuthFailure ? new IamAuthError(reasonOf(err, session)) : err;
+  }
   await checkConnectPermission(ctx, session);
   await checkDatabaseUser(ctx.admin, ctx.user);
 }
 
+const lifetimeRefusal = (expiresSeconds: number) => `X-Amz-Expires is ${expiresSeconds} s; RDS tokens live 1 to ${MAX_TOKEN_LIFETIME_SECONDS} s`;
+
+/** Why local/aws refused the token, in the words lastAuthFailures reports. */
+function reasonOf(failure: AuthFailure, session: StsSession | undefined): string {
+  const problem = failure.problem;
+  switch (problem.reason) {
+    case "unsupported-algorithm":
+      return `X-Amz-Algorithm is not ${SIGV4_ALGORITHM}`;
+    case "missing-query-parameter":
+      return `the token has no ${problem.parameter}`;
+    case "malformed-expires":
+      return `X-Amz-Expires "${problem.expires}" is not a number of seconds`;
+    case "expires-too-long":
+      return lifetimeRefusal(problem.expiresSeconds);
+    case "malformed-credential":
+    case "wrong-terminal":
+      return "X-Amz-Credential is not AKID/date/region/service/aws4_request";
+    case "malformed-amz-date":
+      return `X-Amz-Date "${problem.amzDate}" is not YYYYMMDDTHHMMSSZ`;
+    case "wrong-region":
+      return `the token is signed for region "${problem.region}", but this instance is in "${problem.expected}"`;
+    case "wrong-service":
+      return `the token is signed for service "${problem.service}", not "${problem.expected}"`;
+    case "scope-date-mismatch":
+      return "the credential scope's date is not X-Amz-Date's date";
+    case "presign-expired": {
+      const signedAt = new Date(problem.expiresAt.getTime() - problem.expiresSeconds * 1000);
+      return `the token expired at ${problem.expiresAt.toISOString()} (signed ${signedAt.toISOString()})`;
+    }
+    case "request-in-future":
+      return `the token is dated ${parseAmzDate(problem.amzDate)?.toISOString() ?? problem.amzDate}, in the future: check the client's clock`;
+    case "unknown-access-key":
+      return `access key ${problem.accessKeyId} belongs to no STS session (unknown or wrong key)`;
+    case "invalid-session-token":
+      return `X-Amz-Security-Token is not the session token of ${problem.accessKeyId}`;
+    case "session-expired":
+      return `the session ${session?.assumedRoleArn ?? problem.accessKeyId} expired at ${problem.expiredAt.toISOString()}`;
+    case "signature-mismatch":
+      return "the signature does not match (signed with another secret key, or the token was altered)";
+    default:
+      // Header-signed requests' problems: a token is always presigned.
+      return failure.message;
+  }
+}
+
 /** `host:port/?Action=connect&DBUser=...&X-Amz-...`: a presigned URL without its scheme. */
-export function parseIamToken(text: string): IamToken {
+function parseIamToken(text: string): IamToken {
   if (text.length === 0) throw new IamAuthError("empty password: expected an RDS IAM auth token");
   if (/^[a-z]+:\/\//i.test(text)) throw new IamAuthError("the token starts with a URL scheme; RDS tokens start with host:port");
   const split = text.indexOf("/?");
@@ -63,98 +101,37 @@ export function parseIamToken(text: string): IamToken {
     if (params.has(key)) throw new IamAuthError(`query parameter ${key} appears twice`);
     params.set(key, value);
   }
-  const required = (name: string) => {
-    const value = params.get(name);
-    if (!value) throw new IamAuthError(`the token has no ${name}`);
-    return value;
-  };
-  const [accessKeyId = "", date = "", region = "", service = "", terminator = "", ...extra] = required("X-Amz-Credential").split("/");
-  if (terminator !== "aws4_request" || extra.length > 0) throw new IamAuthError("X-Amz-Credential is not AKID/date/region/service/aws4_request");
-  const expires = required("X-Amz-Expires");
-  if (!/^\d+$/.test(expires)) throw new IamAuthError(`X-Amz-Expires "${expires}" is not a number of seconds`);
-  return {
-    authority: text.slice(0, split),
-    params,
-    accessKeyId,
-    scope: { date, region, service },
-    signedAt: parseAmzDate(required("X-Amz-Date")),
-    expiresSeconds: Number(expires),
-    securityToken: required("X-Amz-Security-Token"),
-    signature: required("X-Amz-Signature"),
-  };
-}
-
-export function parseAmzDate(value: string): Date {
-  const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(value);
-  if (!m) throw new IamAuthError(`X-Amz-Date "${value}" is not YYYYMMDDTHHMMSSZ`);
-  const [, y, mo, d, h, mi, s] = m.map(Number) as number[];
-  return new Date(Date.UTC(y!, mo! - 1, d!, h!, mi!, s!));
+  const signed = parseQuerySignature([...params]);
+  if (!signed.sessionToken) throw new IamAuthError("the token has no X-Amz-Security-Token");
+  return { authority: text.slice(0, split), params, signed };
 }
 
 /** Everything that can be checked without asking STS or Postgres. */
-export function checkTokenClaims(token: IamToken, ctx: TokenCheckContext, now: Date): void {
-  const { params, scope } = token;
+function checkTokenClaims(token: IamToken, ctx: TokenCheckContext, now: Date): void {
+  const { params, signed } = token;
   if (params.get("Action") !== "connect") throw new IamAuthError(`Action is "${params.get("Action")}", not "connect"`);
-  if (params.get("X-Amz-Algorithm") !== SIGV4_ALGORITHM) throw new IamAuthError(`X-Amz-Algorithm is not ${SIGV4_ALGORITHM}`);
   if (params.get("X-Amz-SignedHeaders") !== "host") throw new IamAuthError(`X-Amz-SignedHeaders is "${params.get("X-Amz-SignedHeaders")}", not "host"`);
   if (token.authority.toLowerCase() !== ctx.authority.toLowerCase()) {
     throw new IamAuthError(`the token was signed for ${token.authority}, but the client connected to ${ctx.authority} (Signer hostname/port)`);
   }
   if (params.get("DBUser") !== ctx.user) throw new IamAuthError(`the token's DBUser is "${params.get("DBUser")}", but the client logs in as "${ctx.user}"`);
-  if (scope.service !== RDS_DB_SERVICE) throw new IamAuthError(`the token is signed for service "${scope.service}", not "${RDS_DB_SERVICE}"`);
-  if (scope.region !== ctx.region) throw new IamAuthError(`the token is signed for region "${scope.region}", but this instance is in "${ctx.region}"`);
-  if (params.get("X-Amz-Date")?.slice(0, 8) !== scope.date) throw new IamAuthError("the credential scope's date is not X-Amz-Date's date");
-  if (token.expiresSeconds < 1 || token.expiresSeconds > MAX_TOKEN_LIFETIME_SECONDS) {
-    throw new IamAuthError(`X-Amz-Expires is ${token.expiresSeconds} s; RDS tokens live 1 to ${MAX_TOKEN_LIFETIME_SECONDS} s`);
-  }
-  const expiresAt = token.signedAt.getTime() + token.expiresSeconds * 1000;
-  if (now.getTime() >= expiresAt) throw new IamAuthError(`the token expired at ${new Date(expiresAt).toISOString()} (signed ${token.signedAt.toISOString()})`);
-  if (token.signedAt.getTime() > now.getTime() + MAX_CLOCK_SKEW_SECONDS * 1000) {
-    throw new IamAuthError(`the token is dated ${token.signedAt.toISOString()}, in the future: check the client's clock`);
-  }
+  checkScope(signed, { service: RDS_DB_SERVICE, region: ctx.region });
+  const expiresSeconds = signed.expiresSeconds ?? 0;
+  if (expiresSeconds < 1 || expiresSeconds > MAX_TOKEN_LIFETIME_SECONDS) throw new IamAuthError(lifetimeRefusal(expiresSeconds));
+  checkTime(signed, now, MAX_CLOCK_SKEW_SECONDS * 1000);
 }
 
-export async function fetchSession(stsUrl: string, accessKeyId: string): Promise<StsSession> {
-  if (!/^[A-Z0-9]{16,128}$/.test(accessKeyId)) throw new IamAuthError(`"${accessKeyId}" is not an access key id`);
-  const res = await fetch(`${stsUrl}/_local/sessions/${accessKeyId}`, { signal: AbortSignal.timeout(STS_TIMEOUT_MS) });
-  if (res.status === 404) throw new IamAuthError(`access key ${accessKeyId} belongs to no STS session (unknown or wrong key)`);
-  if (!res.ok) throw new Error(`STS stand-in answered ${res.status} for session ${accessKeyId}`);
-  return (await res.json()) as StsSession;
+/** The STS session the token's access key belongs to. */
+async function sessionOf(stsUrl: string, accessKeyId: string): Promise<StsSession> {
+  if (!ACCESS_KEY_ID.test(accessKeyId)) throw new IamAuthError(`"${accessKeyId}" is not an access key id`);
+  return fetchSession(stsUrl, accessKeyId, { signal: AbortSignal.timeout(STS_TIMEOUT_MS) });
 }
 
-export function checkSession(token: IamToken, session: StsSession): void {
-  if (token.securityToken !== session.sessionToken) throw new IamAuthError(`X-Amz-Security-Token is not the session token of ${session.accessKeyId}`);
-  if (new Date(session.expiration).getTime() <= Date.now()) throw new IamAuthError(`the session ${session.assumedRoleArn} expired at ${session.expiration}`);
-}
-
-/** Recomputes the presigned URL with the session's secret, as the SDK's Signer built it. */
-export async function checkSignature(token: IamToken, session: StsSession, region: string): Promise<void> {
-  const signer = new SignatureV4({
-    service: RDS_DB_SERVICE,
-    region,
-    credentials: { accessKeyId: session.accessKeyId, secretAccessKey: session.secretAccessKey, sessionToken: session.sessionToken },
-    sha256: Hash.bind(null, "sha256"),
-  });
-  const portAt = token.authority.lastIndexOf(":");
-  // presign() adds the X-Amz-* parameters itself; everything else was signed as it stands.
-  const query = Object.fromEntries([...token.params].filter(([name]) => !name.startsWith("X-Amz-")));
-  const presigned = await signer.presign(
-    {
-      method: "GET",
-      protocol: "https:",
-      hostname: token.authority.slice(0, portAt),
-      port: Number(token.authority.slice(portAt + 1)),
-      path: "/",
-      query,
-      headers: { host: token.authority },
-    },
-    { signingDate: token.signedAt, expiresIn: token.expiresSeconds },
-  );
-  const expected = Buffer.from(String(presigned.query?.["X-Amz-Signature"]));
-  const actual = Buffer.from(token.signature);
-  if (expected.length !== actual.length || !timingSafeEqual(expected, actual)) {
-    throw new IamAuthError("the signature does not match (signed with another secret key, or the token was altered)");
-  }
+/** Recomputes the presigned URL with the session's secret, as the SDK's Signer built it: a GET of / whose one signed header is host. */
+async function checkSignature(token: IamToken, session: StsSession, region: string): Promise<void> {
+  const signer = sessionSigner(session, token.signed, { service: RDS_DB_SERVICE, region });
+  const header = (name: string) => (name === "host" ? token.authority : undefined);
+  await verifySignature({ method: "GET", path: "/", query: [...token.params], header, payloadHash: EMPTY_SHA256 }, token.signed, signer);
 }
 
 export async function checkConnectPermission(ctx: TokenCheckContext, session: StsSession): Promise<void> {

@@ -9,7 +9,6 @@ export const SUPERUSER = "postgres";
 export const ADMIN_DATABASE = "postgres";
 /** The SigV4 service name RDS IAM tokens are signed for. */
 export const RDS_DB_SERVICE = "rds-db";
-export const SIGV4_ALGORITHM = "AWS4-HMAC-SHA256";
 /** RDS IAM tokens are good for 15 minutes at most; the SDK's Signer always asks for 900 s. */
 export const MAX_TOKEN_LIFETIME_SECONDS = 900;
 /** AWS accepts SigV4 dates up to 5 minutes ahead of its clock before calling it skew. */

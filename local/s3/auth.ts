@@ -5,11 +5,12 @@
 import type { IncomingMessage } from "node:http";
 import type { SignatureV4 } from "@smithy/signature-v4";
 import { AuthFailure, type AuthProblem } from "../aws/authFailure.ts";
+import { headerValue } from "../aws/headers.ts";
 import { checkScope, checkTime, EMPTY_SHA256, parseHeaderSignature, parseQuerySignature, sessionSigner, UNSIGNED_PAYLOAD, verifySignature, type SignedRequest } from "../aws/sigv4.ts";
 import { checkSession, fetchSession, type StsSession } from "../aws/stsSession.ts";
 import { MESSAGES, S3ErrorReply } from "./errors.ts";
 import type { PermissionCheck } from "./operations.ts";
-import { headerValue, param, type Target } from "./request.ts";
+import { param, type Target } from "./request.ts";
 
 /** An authenticated request: its signature, the STS session it belongs to, and that session's signer. */
 export interface Caller {

@@ -10,7 +10,7 @@ import { AwsChunkedDecoder, chunkVerifier } from "./awsChunked.ts";
 import { checksumOf, type Checksum } from "./checksums.ts";
 import { MESSAGES, notImplemented, S3ErrorReply } from "./errors.ts";
 import { STREAMING_SIGNED, STREAMING_UNSIGNED_TRAILER, STREAMING_UNVERIFIED } from "./limits.ts";
-import { headerValue } from "./request.ts";
+import { headerValue } from "../aws/headers.ts";
 
 type Payload =
   | { encoding: "plain"; sha256?: string }

@@ -2,7 +2,7 @@
 // trailers): which one a request declares, and the hashers that verify it.
 import { createHash } from "node:crypto";
 import type { IncomingMessage } from "node:http";
-import { headerValue } from "./request.ts";
+import { headerValue } from "../aws/headers.ts";
 
 const CRC32_TABLE = (() => {
   const table = new Int32Array(256);

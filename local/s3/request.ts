@@ -1,5 +1,4 @@
-// The request target as S3 reads it (path-style only): bucket, key, query, and header
-// values the way SigV4 reads them.
+// The request target as S3 reads it (path-style only): bucket, key and query.
 import type { IncomingMessage } from "node:http";
 import { S3ErrorReply } from "./errors.ts";
 
@@ -62,13 +61,4 @@ export function parseTarget(req: IncomingMessage): Target {
 
 export function param(target: Target, name: string): string | undefined {
   return target.params.find((p) => p.name === name)?.value;
-}
-
-/** A header's values as SigV4 reads them: every occurrence, trimmed, joined by commas. */
-export function headerValue(req: IncomingMessage, name: string): string | undefined {
-  const values: string[] = [];
-  for (let i = 0; i < req.rawHeaders.length; i += 2) {
-    if (req.rawHeaders[i]!.toLowerCase() === name) values.push(req.rawHeaders[i + 1]!.trim());
-  }
-  return values.length ? values.join(",") : undefined;
 }

@@ -1,130 +1,101 @@
 // SigV4 authentication of the STS calls signed with a session's credentials (AssumeRole,
-// GetCallerIdentity): the request is re-signed as received with the secret STS issued,
-// using the SDK's own signer, and the signatures are compared in constant time.
-import { createHash, timingSafeEqual } from "node:crypto";
+// GetCallerIdentity), with local/aws: the request is re-signed as received with the secret
+// STS issued, using the SDK's own signer, and each failure is answered with STS's error.
+import { createHash } from "node:crypto";
 import type { IncomingMessage } from "node:http";
-import { Hash } from "@smithy/hash-node";
-import { SignatureV4 } from "@smithy/signature-v4";
-import type { HttpRequest, QueryParameterBag } from "@smithy/types";
+import { AuthFailure } from "../aws/authFailure.ts";
+import { headerValue } from "../aws/headers.ts";
+import { checkScope, checkTime, parseHeaderSignature, sessionSigner, verifySignature, type SignedRequest } from "../aws/sigv4.ts";
+import { checkSession } from "../aws/stsSession.ts";
 import { invalidClientToken, signatureMismatch, StsErrorReply } from "./errors.ts";
-import { MAX_SIGNATURE_SKEW_MS } from "./limits.ts";
 import type { Session } from "./sessions.ts";
 import type { StsCall } from "./state.ts";
 import { isoSeconds } from "./xml.ts";
 
-/** The hash constructor the SDK itself hands its SigV4 signer in Node. */
-const Sha256 = Hash.bind(null, "sha256");
+/** What the SDK sends as Signature: a hex SHA-256 HMAC. STS calls anything else an incomplete signature. */
+const SIGNATURE = /^[0-9a-f]{64}$/;
 
-interface Authorization {
-  accessKeyId: string;
-  scopeDate: string;
-  region: string;
-  service: string;
-  signedHeaders: string[];
-  signature: string;
-}
-
-export function headerValue(req: IncomingMessage, name: string): string | undefined {
-  const value = req.headers[name];
-  return Array.isArray(value) ? value.join(",") : value;
-}
-
-/** Length is not secret (both sides are fixed-format); content is compared in constant time. */
-function constantTimeEqual(a: string, b: string): boolean {
-  const left = Buffer.from(a, "utf8");
-  const right = Buffer.from(b, "utf8");
-  return left.length === right.length && timingSafeEqual(left, right);
-}
-
-function parseAuthorization(header: string): Authorization {
-  const match = /^AWS4-HMAC-SHA256 Credential=([^,\s]+),\s*SignedHeaders=([^,\s]+),\s*Signature=([0-9a-f]{64})$/.exec(header);
-  if (!match) {
-    throw new StsErrorReply("IncompleteSignature", "Authorization header requires 'Credential', 'SignedHeaders' and 'Signature' parameters (AWS4-HMAC-SHA256).");
-  }
-  const scope = match[1]!.split("/");
-  if (scope.length !== 5 || scope[4] !== "aws4_request") {
-    throw new StsErrorReply("IncompleteSignature", "Credential must have the form <access key id>/<YYYYMMDD>/<region>/<service>/aws4_request.");
-  }
-  const [accessKeyId, scopeDate, region, service] = scope as [string, string, string, string];
-  return { accessKeyId, scopeDate, region, service, signedHeaders: match[2]!.split(";"), signature: match[3]! };
-}
+const incompleteAuthorization = () =>
+  new StsErrorReply("IncompleteSignature", "Authorization header requires 'Credential', 'SignedHeaders' and 'Signature' parameters (AWS4-HMAC-SHA256).");
+const incompleteCredential = () =>
+  new StsErrorReply("IncompleteSignature", "Credential must have the form <access key id>/<YYYYMMDD>/<region>/<service>/aws4_request.");
+const incompleteAmzDate = () => new StsErrorReply("IncompleteSignature", "Authorization header requires existence of a signed 'X-Amz-Date' header.");
 
 function amzDateOf(date: Date): string {
   return isoSeconds(date).replace(/[-:]/g, "");
 }
 
-function checkRequestDate(req: IncomingMessage, auth: Authorization, now: Date): Date {
-  const amzDate = headerValue(req, "x-amz-date");
-  const match = amzDate ? /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(amzDate) : null;
-  if (!amzDate || !match || !auth.signedHeaders.includes("x-amz-date")) {
-    throw new StsErrorReply("IncompleteSignature", "Authorization header requires existence of a signed 'X-Amz-Date' header.");
+/** The error STS answers for each way a header-signed call fails authentication. */
+function stsErrorOf(failure: AuthFailure): StsErrorReply {
+  const problem = failure.problem;
+  switch (problem.reason) {
+    case "unsupported-algorithm":
+    case "malformed-authorization":
+      return incompleteAuthorization();
+    case "malformed-credential":
+    case "wrong-terminal":
+      return incompleteCredential();
+    case "malformed-amz-date":
+      return incompleteAmzDate();
+    case "wrong-service":
+      return signatureMismatch("Credential should be scoped to correct service: 'sts'.");
+    case "scope-date-mismatch":
+      return signatureMismatch(`Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '${problem.scopeDate}' != '${problem.amzDate.slice(0, 8)}', from '${problem.amzDate}'.`);
+    case "request-too-old": {
+      const { amzDate, now, maxSkewMs } = problem;
+      return signatureMismatch(`Signature expired: ${amzDate} is now earlier than ${amzDateOf(new Date(now.getTime() - maxSkewMs))} (${amzDateOf(now)} - 15 min.)`);
+    }
+    case "request-in-future": {
+      const { amzDate, now, maxSkewMs } = problem;
+      return signatureMismatch(`Signature not yet current: ${amzDate} is still later than ${amzDateOf(new Date(now.getTime() + maxSkewMs))} (${amzDateOf(now)} + 15 min.)`);
+    }
+    case "invalid-session-token":
+      return invalidClientToken();
+    case "session-expired":
+      return new StsErrorReply("ExpiredToken", "The security token included in the request is expired", 403);
+    case "signature-mismatch":
+      return signatureMismatch();
+    default:
+      // The rest are presigned requests' and the other gates' problems: none can arise here.
+      throw failure;
   }
-  const [, y, mo, d, h, mi, s] = match;
-  const signingDate = new Date(`${y}-${mo}-${d}T${h}:${mi}:${s}Z`);
-  if (auth.scopeDate !== amzDate.slice(0, 8)) {
-    throw signatureMismatch(`Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '${auth.scopeDate}' != '${amzDate.slice(0, 8)}', from '${amzDate}'.`);
-  }
-  if (signingDate.getTime() < now.getTime() - MAX_SIGNATURE_SKEW_MS) {
-    throw signatureMismatch(`Signature expired: ${amzDate} is now earlier than ${amzDateOf(new Date(now.getTime() - MAX_SIGNATURE_SKEW_MS))} (${amzDateOf(now)} - 15 min.)`);
-  }
-  if (signingDate.getTime() > now.getTime() + MAX_SIGNATURE_SKEW_MS) {
-    throw signatureMismatch(`Signature not yet current: ${amzDate} is still later than ${amzDateOf(new Date(now.getTime() + MAX_SIGNATURE_SKEW_MS))} (${amzDateOf(now)} + 15 min.)`);
-  }
-  return signingDate;
+}
+
+/** Host and x-amz-date must be signed; every signed header must have been sent. */
+function checkSignedHeaders(signed: SignedRequest, header: (name: string) => string | undefined): void {
+  if (!signed.signedHeaders.includes("host")) throw new StsErrorReply("IncompleteSignature", "'Host' must be a 'SignedHeader' in the AWS Authorization.");
+  if (!signed.signedHeaders.includes("x-amz-date")) throw incompleteAmzDate();
+  if (signed.signedHeaders.some((name) => header(name) === undefined)) throw signatureMismatch();
 }
 
 /** The signer trusts x-amz-content-sha256 as the body's hash, so hold the header to the body actually received. */
-function checkPayloadHash(req: IncomingMessage, body: Buffer): void {
+function checkPayloadHash(req: IncomingMessage, bodyHash: string): void {
   const declared = headerValue(req, "x-amz-content-sha256");
-  if (declared !== undefined && declared !== createHash("sha256").update(body).digest("hex")) throw signatureMismatch();
-}
-
-function queryBag(url: URL): QueryParameterBag {
-  const bag: QueryParameterBag = {};
-  for (const key of new Set(url.searchParams.keys())) {
-    const values = url.searchParams.getAll(key);
-    bag[key] = values.length === 1 ? values[0]! : values;
-  }
-  return bag;
-}
-
-/** Re-signs the request as received, with the secret STS issued, using the SDK's own signer. */
-async function expectedSignature(req: IncomingMessage, url: URL, body: Buffer, auth: Authorization, session: Session, signingDate: Date): Promise<string> {
-  const headers: Record<string, string> = {};
-  for (const name of auth.signedHeaders) {
-    const value = headerValue(req, name);
-    if (value === undefined) throw signatureMismatch();
-    headers[name] = value;
-  }
-  const request: HttpRequest = { method: req.method ?? "POST", protocol: "http:", hostname: "", path: url.pathname, query: queryBag(url), headers, body };
-  const signer = new SignatureV4({
-    service: auth.service,
-    region: auth.region,
-    credentials: { accessKeyId: session.accessKeyId, secretAccessKey: session.secretAccessKey, sessionToken: session.sessionToken },
-    sha256: Sha256,
-    applyChecksum: false,
-  });
-  const signed = await signer.sign(request, { signingDate, signableHeaders: new Set(auth.signedHeaders) });
-  return /Signature=([0-9a-f]{64})/.exec(String(signed.headers.authorization))?.[1] ?? "";
+  if (declared !== undefined && declared !== bodyHash) throw signatureMismatch();
 }
 
 /** The session whose credentials signed this call; throws STS's error when the signature or token does not hold. */
 export async function authenticate(call: StsCall): Promise<Session> {
   const { req, url, body, now, state } = call;
-  const header = headerValue(req, "authorization");
-  if (!header) throw new StsErrorReply("MissingAuthenticationToken", "Request is missing Authentication Token", 403);
-  const auth = parseAuthorization(header);
-  if (auth.service !== "sts") throw signatureMismatch("Credential should be scoped to correct service: 'sts'.");
-  if (!auth.signedHeaders.includes("host")) throw new StsErrorReply("IncompleteSignature", "'Host' must be a 'SignedHeader' in the AWS Authorization.");
-  const session = state.sessions.get(auth.accessKeyId);
-  const token = headerValue(req, "x-amz-security-token");
-  // Temporary credentials are valid only with their own session token, signed.
-  if (!session || !token || !auth.signedHeaders.includes("x-amz-security-token") || !constantTimeEqual(token, session.sessionToken)) {
-    throw invalidClientToken();
+  const header = (name: string) => headerValue(req, name);
+  const authorization = header("authorization");
+  if (!authorization) throw new StsErrorReply("MissingAuthenticationToken", "Request is missing Authentication Token", 403);
+  try {
+    const signed = parseHeaderSignature(authorization, header);
+    if (!SIGNATURE.test(signed.signature)) throw incompleteAuthorization();
+    checkScope(signed, { service: "sts" });
+    checkSignedHeaders(signed, header);
+    const session = state.sessions.get(signed.scope.accessKeyId);
+    // Temporary credentials are valid only with their own session token, signed.
+    if (!session || !signed.signedHeaders.includes("x-amz-security-token")) throw invalidClientToken();
+    checkSession(session, signed.sessionToken, now);
+    checkTime(signed, now);
+    const bodyHash = createHash("sha256").update(body).digest("hex");
+    checkPayloadHash(req, bodyHash);
+    const signer = sessionSigner(session, signed, { service: "sts", region: signed.scope.region });
+    await verifySignature({ method: req.method ?? "POST", path: url.pathname, query: [...url.searchParams], header, payloadHash: bodyHash }, signed, signer);
+    return session;
+  } catch (err) {
+    throw err instanceof AuthFailure ? stsErrorOf(err) : err;
   }
-  if (session.expiration.getTime() <= now.getTime()) throw new StsErrorReply("ExpiredToken", "The security token included in the request is expired", 403);
-  const signingDate = checkRequestDate(req, auth, now);
-  checkPayloadHash(req, body);
-  if (!constantTimeEqual(await expectedSignature(req, url, body, auth, session, signingDate), auth.signature)) throw signatureMismatch();
-  return session;
 }

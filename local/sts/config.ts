@@ -3,11 +3,11 @@
 // Its types are declared here once; the launcher and the tests write files of this shape.
 import { readFile } from "node:fs/promises";
 import { StsErrorReply } from "./errors.ts";
-import { policyProblems, type PolicyDocument } from "./iam_policy.ts";
+import { policyProblems, type PolicyDocument } from "./iamPolicy.ts";
 import { isRecord, isStringList } from "./json.ts";
 import { ROLE_MAX_SESSION_BOUNDS } from "./limits.ts";
 
-export type { PolicyDocument } from "./iam_policy.ts";
+export type { PolicyDocument } from "./iamPolicy.ts";
 
 export interface OidcProviderConfig {
   /** The issuer URL exactly as ID tokens carry it in `iss` (Windmill: `<base>/api/oidc/`). */

@@ -22,8 +22,6 @@ export const MAX_POLICY_ARNS = 10;
  * behaves alike: small policies use a few percent, large high-entropy ones exceed 100 %.
  */
 export const PACKED_POLICY_BUDGET_BYTES = 1024;
-/** SigV4 refuses requests dated more than 15 minutes away from the server's clock. */
-export const MAX_SIGNATURE_SKEW_MS = 15 * 60 * 1000;
 /** How long STS waits for an identity provider's discovery document or JWKS. */
 export const IDP_TIMEOUT_MS = 5000;
 /** The signing algorithms AWS accepts for OIDC ID tokens. */

@@ -10,18 +10,18 @@ import { randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
+import { headerValue } from "../aws/headers.ts";
 import { closeServer, HttpError, listen, readBody, readJson, sendJson, sendText } from "../shared/http.ts";
-import { assumeRole, getCallerIdentity } from "./assume_role.ts";
-import { headerValue } from "./auth.ts";
 import { loadConfig } from "./config.ts";
 import { errorXml, internalFailure, StsErrorReply } from "./errors.ts";
 import { addFault, takeFault } from "./faults.ts";
-import { evaluateSessionPermission, type ConditionContext } from "./iam_policy.ts";
+import { evaluateSessionPermission, type ConditionContext } from "./iamPolicy.ts";
 import { isRecord, isStringList } from "./json.ts";
 import { STS_API_VERSION } from "./limits.ts";
 import type { Session } from "./sessions.ts";
+import { assumeRole, getCallerIdentity } from "./signedActions.ts";
 import { isActionName, zeroCounts, type ActionName, type StsCall, type StsState } from "./state.ts";
-import { assumeRoleWithWebIdentity } from "./web_identity.ts";
+import { assumeRoleWithWebIdentity } from "./webIdentity.ts";
 import { successXml, type XmlFields } from "./xml.ts";
 
 // ---------------------------------------------------------------------------------------

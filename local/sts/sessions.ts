@@ -4,7 +4,7 @@
 import { createHash, randomBytes, randomInt } from "node:crypto";
 import { roleArnOf, type RoleConfig } from "./config.ts";
 import { validationError } from "./errors.ts";
-import type { PolicyDocument } from "./iam_policy.ts";
+import type { PolicyDocument } from "./iamPolicy.ts";
 import { DEFAULT_DURATION_SECONDS, ROLE_CHAINING_MAX_SECONDS } from "./limits.ts";
 import { isoSeconds, type XmlFields } from "./xml.ts";
 

@@ -1,4 +1,4 @@
-// Unit tests of the IAM policy rules the STS stand-in enforces (local/sts/iam_policy.ts).
+// Unit tests of the IAM policy rules the STS stand-in enforces (local/sts/iamPolicy.ts).
 import { describe, expect, test } from "bun:test";
 import {
   arnLike,
@@ -11,7 +11,7 @@ import {
   stringLike,
   type PolicyDocument,
   type TrustRequest,
-} from "../../local/sts/iam_policy.ts";
+} from "../../local/sts/iamPolicy.ts";
 
 const PROVIDER = "127.0.0.1:8123/api/oidc/";
 const PROVIDER_ARN = `arn:aws:iam::123456789012:oidc-provider/${PROVIDER}`;

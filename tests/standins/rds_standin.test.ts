@@ -214,6 +214,13 @@ describe("RDS stand-in: refusals", () => {
     await expectRefused(connect({ password: () => signer({ creds: forged }).getAuthToken() }), IAM_USER, /belongs to no STS session/);
   });
 
+  test("a session token that differs only in its last byte", async () => {
+    const last = credentials.sessionToken.at(-1);
+    const altered = { ...credentials, sessionToken: `${credentials.sessionToken.slice(0, -1)}${last === "A" ? "B" : "A"}` };
+    // Signed with the altered token: the token comparison names it, before the signature check.
+    await expectRefused(connect({ password: () => signer({ creds: altered }).getAuthToken() }), IAM_USER, /X-Amz-Security-Token is not the session token of ASIA/);
+  });
+
   test("a tampered signature", async () => {
     const tamper = async () => {
       const token = await signer().getAuthToken();

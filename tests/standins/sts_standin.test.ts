@@ -19,7 +19,7 @@ import {
 import { Hash } from "@smithy/hash-node";
 import { SignatureV4 } from "@smithy/signature-v4";
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from "jose";
-import type { PolicyDocument, PolicyStatement } from "../../local/sts/iam_policy.ts";
+import type { PolicyDocument, PolicyStatement } from "../../local/sts/iamPolicy.ts";
 import type { StsConfig } from "../../local/sts/config.ts";
 import { startSts, type StsStandIn } from "../../local/sts/server.ts";
 
@@ -533,6 +533,15 @@ describe("signed calls", () => {
     await expectRefused(client({ ...c, AccessKeyId: "ASIAAAAAAAAAAAAAAAAA" }).send(new GetCallerIdentityCommand({})), "InvalidClientTokenId",
       "The security token included in the request is invalid.");
     await expectRefused(client({ ...c, SessionToken: other.SessionToken }).send(new GetCallerIdentityCommand({})), "InvalidClientTokenId", "security token");
+  });
+
+  test("a session token that differs only in its last byte is InvalidClientTokenId", async () => {
+    const c = await demoCredentials();
+    const last = c.SessionToken!.at(-1);
+    const altered = { ...c, SessionToken: `${c.SessionToken!.slice(0, -1)}${last === "A" ? "B" : "A"}` };
+    // Signed with the altered token: only comparing it with the session's token refuses it.
+    const err = await expectRefused(client(altered).send(new GetCallerIdentityCommand({})), "InvalidClientTokenId", "The security token included in the request is invalid.");
+    expect(err.$metadata?.httpStatusCode).toBe(403);
   });
 
   test("the SDK's signer is accepted; a changed body, a skewed clock or another service's scope are not", async () => {

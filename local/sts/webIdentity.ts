@@ -4,11 +4,11 @@
 import { compactVerify, createLocalJWKSet, decodeJwt, errors as joseErrors, type JSONWebKeySet, type JWTPayload } from "jose";
 import { findRole, providerArnOf, providerKeyOf, type StsConfig } from "./config.ts";
 import { accessDenied, idpUnreachable, invalidIdentityToken, StsErrorReply, verificationKeyUnavailable } from "./errors.ts";
-import { evaluateTrustPolicy, type ConditionContext } from "./iam_policy.ts";
+import { evaluateTrustPolicy, type ConditionContext } from "./iamPolicy.ts";
 import { isRecord } from "./json.ts";
 import { ID_TOKEN_ALGORITHMS, IDP_TIMEOUT_MS } from "./limits.ts";
 import { readAssumeRoleInput, readString, WEB_IDENTITY_TOKEN_RULE } from "./params.ts";
-import { resolveSessionPolicies } from "./session_policies.ts";
+import { resolveSessionPolicies } from "./sessionPolicies.ts";
 import { assumedRoleUserXml, credentialsXml, mintSession, sessionDuration } from "./sessions.ts";
 import type { StsCall } from "./state.ts";
 import type { XmlFields } from "./xml.ts";

@@ -4,9 +4,9 @@
 import { authenticate } from "./auth.ts";
 import { findRole } from "./config.ts";
 import { accessDenied } from "./errors.ts";
-import { evaluateSessionPermission, evaluateTrustPolicy } from "./iam_policy.ts";
+import { evaluateSessionPermission, evaluateTrustPolicy } from "./iamPolicy.ts";
 import { EXTERNAL_ID_RULE, readAssumeRoleInput, readString } from "./params.ts";
-import { resolveSessionPolicies } from "./session_policies.ts";
+import { resolveSessionPolicies } from "./sessionPolicies.ts";
 import { assumedRoleUserXml, credentialsXml, mintSession, sessionDuration } from "./sessions.ts";
 import type { StsCall } from "./state.ts";
 import type { XmlFields } from "./xml.ts";

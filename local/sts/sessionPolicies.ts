@@ -3,7 +3,7 @@
 import { deflateRawSync } from "node:zlib";
 import type { StsConfig } from "./config.ts";
 import { malformedPolicy, StsErrorReply } from "./errors.ts";
-import { parsePolicyDocument, type PolicyDocument } from "./iam_policy.ts";
+import { parsePolicyDocument, type PolicyDocument } from "./iamPolicy.ts";
 import { PACKED_POLICY_BUDGET_BYTES } from "./limits.ts";
 import type { AssumeRoleInput } from "./params.ts";
 
