@@ -14,6 +14,7 @@ import { mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { closeOnSignals, isEntryModule } from "../shared/cli.ts";
 import { ADMIN_DATABASE, AUTH_FAILURES_KEPT, DEFAULT_COPY_KILL_AFTER_BYTES, DEFAULT_REGION, RDS_HOST, RDS_IAM_ROLE, SUPERUSER } from "./limits.ts";
 import { createTlsMaterial } from "./tls.ts";
 import { killNextCopy, startCluster } from "./cluster.ts";
@@ -173,13 +174,8 @@ async function main(): Promise<void> {
   IAM users       CREATE USER x; GRANT ${RDS_IAM_ROLE} TO x;  (policy: rds-db:connect on arn:aws:rds-db:${rds.region}:<account>:dbuser:${rds.dbiResourceId}/x)
   psql            PGPASSWORD="$TOKEN" psql "host=${rds.host} port=${rds.port} sslmode=verify-full sslrootcert=${rds.caCertPath} user=x dbname=${ADMIN_DATABASE}"
   backend         postgres://${b.user}:${b.password}@${b.host}:${b.port}/${b.database}  (superuser, no TLS, bypasses IAM)`);
-  const stop = async () => {
-    await rds.close();
-    process.exit(0);
-  };
-  process.once("SIGINT", stop);
-  process.once("SIGTERM", stop);
+  closeOnSignals(() => rds.close());
 }
 
-if (import.meta.main) await main();
+if (isEntryModule(import.meta.url)) await main();
 

@@ -13,8 +13,8 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
-import { pathToFileURL } from "node:url";
+import { join } from "node:path";
+import { closeOnSignals, isEntryModule } from "../shared/cli.ts";
 import { closeServer, HttpError, listen, readJson, sendJson } from "../shared/http.ts";
 import { authenticate, authorize, isAllowed, type Caller } from "./auth.ts";
 import { verifiedBody } from "./body.ts";
@@ -199,17 +199,10 @@ function parseArgs(argv: string[]): S3Options {
   return { stsUrl, port: port === undefined ? undefined : Number(port), region: value("--region"), dataDir: value("--data-dir"), host: value("--host") };
 }
 
-function isMainModule(): boolean {
-  const script = process.argv[1];
-  return script !== undefined && import.meta.url === pathToFileURL(resolve(script)).href;
-}
-
 async function main(): Promise<void> {
   const s3 = await startS3(parseArgs(process.argv.slice(2)));
   console.log(s3.url);
-  for (const signal of ["SIGINT", "SIGTERM"] as const) {
-    process.once(signal, () => void s3.close().then(() => process.exit(0)));
-  }
+  closeOnSignals(() => s3.close());
 }
 
-if (isMainModule()) await main();
+if (isEntryModule(import.meta.url)) await main();

@@ -8,9 +8,8 @@
 // Run alone: bun local/sts/server.ts --config path/to/sts.json [--port N] [--host 127.0.0.1]
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { resolve } from "node:path";
-import { pathToFileURL } from "node:url";
 import { headerValue } from "../aws/headers.ts";
+import { closeOnSignals, isEntryModule } from "../shared/cli.ts";
 import { closeServer, HttpError, listen, readBody, readJson, sendJson, sendText } from "../shared/http.ts";
 import { loadConfig } from "./config.ts";
 import { errorXml, internalFailure, StsErrorReply } from "./errors.ts";
@@ -213,20 +212,13 @@ function parseArgs(argv: string[]): StsOptions {
   return { configPath, host: value("--host"), port: port === undefined ? undefined : Number(port) };
 }
 
-function isMainModule(): boolean {
-  const script = process.argv[1];
-  return script !== undefined && import.meta.url === pathToFileURL(resolve(script)).href;
-}
-
 async function main(): Promise<void> {
   const sts = await startSts(parseArgs(process.argv.slice(2)));
   console.log(sts.url);
-  for (const signal of ["SIGINT", "SIGTERM"] as const) {
-    process.once(signal, () => void sts.close().then(() => process.exit(0)));
-  }
+  closeOnSignals(() => sts.close());
 }
 
-if (isMainModule()) {
+if (isEntryModule(import.meta.url)) {
   await main().catch((err: unknown) => {
     console.error(err instanceof Error ? err.message : err);
     process.exit(2);
