@@ -24,6 +24,8 @@ export const MAX_POLICY_ARNS = 10;
 export const PACKED_POLICY_BUDGET_BYTES = 1024;
 /** How long STS waits for an identity provider's discovery document or JWKS. */
 export const IDP_TIMEOUT_MS = 5000;
+/** How far ahead of STS's clock a token's iat or nbf may be: the 5 minutes AWS allows SigV4 dates too. */
+export const ID_TOKEN_MAX_CLOCK_SKEW_SECONDS = 300;
 /** The signing algorithms AWS accepts for OIDC ID tokens. */
 export const ID_TOKEN_ALGORITHMS = ["RS256", "RS384", "RS512", "ES256", "ES384", "ES512"];
 /** Echoed parameter values longer than this are cut, so a 3 KB policy does not flood a message. */

@@ -3,10 +3,10 @@
 // decides with the token's claims as condition keys.
 import { compactVerify, createLocalJWKSet, decodeJwt, errors as joseErrors, type JSONWebKeySet, type JWTPayload } from "jose";
 import { findRole, providerArnOf, providerKeyOf, type StsConfig } from "./config.ts";
-import { accessDenied, idpUnreachable, invalidIdentityToken, StsErrorReply, verificationKeyUnavailable } from "./errors.ts";
+import { accessDenied, invalidIdentityToken, StsErrorReply, verificationKeyUnavailable } from "./errors.ts";
 import { evaluateTrustPolicy, type ConditionContext } from "./iamPolicy.ts";
 import { isRecord } from "./json.ts";
-import { ID_TOKEN_ALGORITHMS, IDP_TIMEOUT_MS } from "./limits.ts";
+import { ID_TOKEN_ALGORITHMS, ID_TOKEN_MAX_CLOCK_SKEW_SECONDS, IDP_TIMEOUT_MS } from "./limits.ts";
 import { readAssumeRoleInput, readString, WEB_IDENTITY_TOKEN_RULE } from "./params.ts";
 import { resolveSessionPolicies } from "./sessionPolicies.ts";
 import { assumedRoleUserXml, credentialsXml, mintSession, sessionDuration } from "./sessions.ts";
@@ -28,15 +28,20 @@ function decodeClaims(token: string): JWTPayload {
   }
 }
 
-/** Connection failures and 5xx are transient (IDPCommunicationError); anything else means the keys cannot be had. */
+/**
+ * Whatever stops STS from getting the keys (no connection, a 5xx, a 404, a body that is not
+ * JSON) comes back as InvalidIdentityToken "Couldn't retrieve verification key…", HTTP 400:
+ * that is what AWS answers when it cannot fetch an issuer's JWKS (GitLab's and AWS re:Post's
+ * reports of unreachable issuers; aws-sdk-go-v2's web identity provider retries it), not the
+ * IDPCommunicationError its API reference suggests.
+ */
 async function fetchIdpJson(url: string): Promise<unknown> {
   let response: Response;
   try {
     response = await fetch(url, { signal: AbortSignal.timeout(IDP_TIMEOUT_MS), redirect: "error" });
   } catch {
-    throw idpUnreachable();
+    throw verificationKeyUnavailable();
   }
-  if (response.status >= 500) throw idpUnreachable();
   if (!response.ok) throw verificationKeyUnavailable();
   try {
     return await response.json();
@@ -77,6 +82,21 @@ function checkExpiry(claims: JWTPayload, now: Date): void {
   }
 }
 
+/**
+ * A token stamped in the future (iat or nbf past now + the skew AWS tolerates) is refused: a
+ * clock that runs ahead would otherwise stretch a token's life. AWS's exact wording for this
+ * case is not published; the code is the one it uses for tokens it cannot accept.
+ */
+function checkNotInFuture(claims: JWTPayload, now: Date): void {
+  const latest = Math.floor(now.getTime() / 1000) + ID_TOKEN_MAX_CLOCK_SKEW_SECONDS;
+  for (const claim of ["iat", "nbf"] as const) {
+    const value = claims[claim];
+    if (typeof value === "number" && value > latest) {
+      throw invalidIdentityToken(`The token's ${claim} (${value}) lies in the future: it is not valid before then. Check the identity provider's clock`);
+    }
+  }
+}
+
 /** Windmill sends `aud` as an array of one string; other issuers send a string. */
 function matchAudience(aud: JWTPayload["aud"], clientIds: string[]): string {
   const audiences = typeof aud === "string" ? [aud] : Array.isArray(aud) ? aud : [];
@@ -91,6 +111,7 @@ async function verifyWebIdentityToken(token: string, config: StsConfig, now: Dat
   if (!provider) throw invalidIdentityToken(`No OpenIDConnect provider found in your account for ${claims.iss ?? "a token without iss"}`);
   await verifySignature(token, await fetchIssuerKeys(provider.url));
   checkExpiry(claims, now);
+  checkNotInFuture(claims, now);
   const audience = matchAudience(claims.aud, provider.clientIdList);
   if (typeof claims.sub !== "string" || claims.sub.length === 0) throw invalidIdentityToken("The token has no sub claim");
   return { providerUrl: provider.url, audience, subject: claims.sub, claims };

@@ -394,6 +394,14 @@ describe("AssumeRoleWithWebIdentity", () => {
     await expectRefused(assumeWithToken({}, "not.a.jwt"), "InvalidIdentityTokenException", "not a valid JWT");
   });
 
+  test("a token whose iat or nbf lies beyond the 5-minute skew is an InvalidIdentityToken; within it, accepted", async () => {
+    const now = Math.floor(Date.now() / 1000);
+    await expectRefused(assumeWithToken({}, await issuer.sign({ iat: now + 600, exp: now + 1200 })), "InvalidIdentityTokenException", "iat");
+    await expectRefused(assumeWithToken({}, await issuer.sign({ iat: now, nbf: now + 600, exp: now + 1200 })), "InvalidIdentityTokenException", "nbf");
+    const slightlyAhead = await assumeWithToken({}, await issuer.sign({ iat: now + 60, nbf: now + 60, exp: now + 900 }));
+    expect(slightlyAhead.Credentials?.AccessKeyId).toBeTruthy();
+  });
+
   test("an expired token is an ExpiredTokenException giving both times", async () => {
     const exp = Math.floor(Date.now() / 1000) - 60;
     const err = await expectRefused(assumeWithToken({}, await issuer.sign({ iat: exp - 3600, exp })), "ExpiredTokenException", "Token expired: current date/time");
@@ -407,12 +415,13 @@ describe("AssumeRoleWithWebIdentity", () => {
     await expectRefused(assumeWithToken({}, await issuer.sign({ iss: issuer.url.slice(0, -1) })), "InvalidIdentityTokenException", "No OpenIDConnect provider found");
   });
 
-  test("an identity provider STS cannot reach is an IDPCommunicationError (retryable)", async () => {
+  // AWS answers an issuer whose keys it cannot fetch with InvalidIdentityToken, not IDPCommunicationError.
+  test("an identity provider STS cannot reach is an InvalidIdentityToken \"Couldn't retrieve verification key\"", async () => {
     const token = await issuer.sign({ iss: unreachableUrl });
     const err = await expectRefused(
       assumeWithToken({ RoleArn: `arn:aws:iam::${ACCOUNT_ID}:role/other-providers` }, token),
-      "IDPCommunicationErrorException",
-      "Couldn't retrieve verification key from your identity provider",
+      "InvalidIdentityTokenException",
+      "Couldn't retrieve verification key from your identity provider, please reference AssumeRoleWithWebIdentity documentation for requirements",
     );
     expect(err.$metadata?.httpStatusCode).toBe(400);
   });

@@ -4,6 +4,7 @@
 // mid-flow are refreshed without failing the flow.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { S3Client } from "@aws-sdk/client-s3";
+import { STS_RETRY } from "../../f/aws_oidc/lib/assumeRole.ts";
 import { assumeRoleAndSave } from "../../f/aws_oidc/lib/assumeRoleAndSave.ts";
 import { s3Client } from "../../f/aws_oidc/lib/s3.ts";
 import { DATABASE_RESOURCE, DEMO_BUCKET, ROLE_RESOURCE, setUpWorkspace, uploadSampleCsvs } from "../../local/demo/demoData.ts";
@@ -45,15 +46,24 @@ describe("STS", () => {
     expect(await stsCalls()).toBe(before + 1);
   });
 
-  test("an unreachable JWKS is reported as the provider's problem, with the URL to check", async () => {
+  test("an unreachable JWKS is retried (STS's InvalidIdentityToken for it is transient), then reported with the JWKS URL", async () => {
     stack.windmill.faults.jwksUnavailable = true;
     try {
+      const before = await stsCalls();
       const { result } = await stack.runScript("f/aws_oidc/assume_role", { aws_oidc: `$res:${ROLE_RESOURCE}`, save_to: "f/aws_oidc/jwks_creds", force: true });
-      expect(result.error.message).toMatch(/InvalidIdentityToken|IDPCommunicationError/);
-      expect(result.error.message).toContain(".well-known/openid-configuration");
+      expect(result.error.message).toContain("failed with InvalidIdentityToken: Couldn't retrieve verification key");
+      expect(result.error.message).toContain(`Fix: AWS could not reach ${stack.windmill.issuer}jwks`);
+      expect(await stsCalls()).toBe(before + STS_RETRY.attempts);
     } finally {
       stack.windmill.faults.jwksUnavailable = false;
     }
+  });
+
+  test("any other InvalidIdentityToken is not retried", async () => {
+    const before = await stsCalls();
+    const { result } = await stack.runScript("f/aws_oidc/assume_role", { aws_oidc: `$res:${ROLE_RESOURCE}`, audience: "not-an-audience", save_to: "f/aws_oidc/aud_creds", force: true });
+    expect(result.error.message).toContain("InvalidIdentityToken");
+    expect(await stsCalls()).toBe(before + 1);
   });
 });
 

@@ -16,7 +16,7 @@ export const CHAINED_SESSION_MAX_SECONDS = 3600;
  * Retry budget for transient STS errors: 4 attempts with full-jitter backoff from 200 ms
  * up to 2 s keeps a throttled burst of jobs under ~4 s of waiting each.
  */
-const STS_RETRY = { attempts: 4, baseDelayMs: 200, maxDelayMs: 2000 };
+export const STS_RETRY = { attempts: 4, baseDelayMs: 200, maxDelayMs: 2000 };
 
 /** Everything needed to mint a session again; nothing here is secret. */
 export interface MintParams {
