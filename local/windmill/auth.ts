@@ -1,18 +1,42 @@
 // Who is calling the Windmill stand-in: the tokens it issued (user, job and scoped webhook
-// tokens), where a request carries one, what a scoped token may do, and the user and token
+// tokens), where a request carries one, what a scoped token may do, and the whoami and token
 // routes.
-import { randomBytes } from "node:crypto";
+import { createHmac, randomBytes } from "node:crypto";
 import type { IncomingMessage } from "node:http";
 import { HttpError, readJson, sendJson, sendText } from "../shared/http.ts";
+import { authedAs, type Authed } from "./permissions.ts";
 import { EPOCH, type JsonObject } from "./records.ts";
 import type { Route, TokenInfo } from "./state.ts";
 
+/** A job token's lifetime: Windmill gives it the job's timeout; the stand-in revokes it when the job ends. */
+const JOB_TOKEN_SECONDS = 12 * 3600;
+
 export class TokenStore {
   private readonly tokens = new Map<string, TokenInfo>();
+  private readonly jwtSecret = randomBytes(32);
 
   /** A new token for `info`. */
   issue(info: TokenInfo): string {
     const token = randomBytes(24).toString("base64url");
+    this.tokens.set(token, info);
+    return token;
+  }
+
+  /**
+   * A job's token, shaped as Windmill's: `"jwt_" + JWT` whose claims are the permissioned-as
+   * user's (windmill-common/src/auth.rs `create_jwt_token`, `JWTAuthClaims`: email, username,
+   * is_admin, is_operator, groups, folders as (name, write, owner), workspace_id, job_id, exp).
+   */
+  issueJobToken(info: TokenInfo & { job: NonNullable<TokenInfo["job"]> }, who: Authed): string {
+    const now = Math.floor(Date.now() / 1000);
+    const claims = {
+      email: who.email, username: who.username, is_admin: who.isAdmin, is_operator: who.operator, groups: who.groups,
+      folders: who.folders.map((f) => [f.name, f.write, f.owner]), label: null, workspace_id: info.workspace, workspace_ids: null,
+      exp: now + JOB_TOKEN_SECONDS, job_id: info.job.id, scopes: info.scopes ?? null, audit_span: null,
+    };
+    const part = (v: unknown) => Buffer.from(JSON.stringify(v)).toString("base64url");
+    const unsigned = `${part({ alg: "HS256", typ: "JWT" })}.${part(claims)}`;
+    const token = `jwt_${unsigned}.${createHmac("sha256", this.jwtSecret).update(unsigned).digest("base64url")}`;
     this.tokens.set(token, info);
     return token;
   }
@@ -46,9 +70,10 @@ export function requireScope(info: TokenInfo, needed: string): void {
 /** Who the caller is, as the CLI and windmill-client ask it, and the tokens a user may create. */
 export function userRoutes(tokens: TokenStore): Route[] {
   return [
+    // windmill-api/src/users.rs `whoami` (UserInfo): folders_read = every folder it can read, folders = writable ones.
     ["GET", /^\/api\/w\/([^/]+)\/users\/whoami$/, (c, res) => {
       const t = c.token();
-      sendJson(res, 200, { email: t.email, username: t.username, is_admin: true, operator: false, groups: [], folders: [] });
+      sendJson(res, 200, { workspace_id: t.workspace, ...workspaceUser(authedAs(c.ws(), t.username, t.email)) });
     }],
     ["GET", /^\/api\/users\/whoami$/, (c, res) => {
       const t = c.token();
@@ -70,9 +95,9 @@ export function userRoutes(tokens: TokenStore): Route[] {
       sendJson(res, 200, body.id === c.token().workspace);
     }],
     ["GET", /^\/api\/w\/([^/]+)\/users\/list$/, (c, res) => {
-      c.ws();
-      const t = c.token();
-      sendJson(res, 200, [workspaceUser(t)]);
+      const ws = c.ws();
+      c.token();
+      sendJson(res, 200, [...ws.users.values()].map((u) => workspaceUser(authedAs(ws, u.username, u.email))));
     }],
     ["POST", /^\/api\/users\/tokens\/create$/, async (c, res) => {
       const body = await readJson<{ label?: string; expiration?: string; scopes?: string[] }>(c.req);
@@ -84,9 +109,10 @@ export function userRoutes(tokens: TokenStore): Route[] {
   ];
 }
 
-function workspaceUser(t: TokenInfo): JsonObject {
+function workspaceUser(a: Authed): JsonObject {
   return {
-    email: t.email, username: t.username, is_admin: true, is_super_admin: false, operator: false, disabled: false,
-    created_at: EPOCH, groups: [], folders: [], folders_read: [], folders_owners: [],
+    email: a.email, username: a.username, is_admin: a.isAdmin, is_super_admin: false, operator: a.operator, disabled: false,
+    created_at: EPOCH, groups: a.groups, folders: a.folders.filter((f) => f.write).map((f) => f.name),
+    folders_read: a.folders.map((f) => f.name), folders_owners: a.folders.filter((f) => f.owner).map((f) => f.name),
   };
 }

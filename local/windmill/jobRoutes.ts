@@ -16,10 +16,25 @@ export function jobRoutes(engine: JobEngine, workspaces: ReadonlyMap<string, Wor
   }
 
   function startJob(c: RouteContext, kind: "script" | "flow", path: string, args: Record<string, unknown>): JobRecord {
+    // The job runs as the caller: a webhook token's owner, or the user whose token calls jobs/run.
     const info = c.token();
     requireScope(info, `jobs:run:${kind === "flow" ? "flows" : "scripts"}:${path}`);
     const caller: Caller = { workspace: info.workspace, email: info.email, username: info.username };
     return engine.start(caller, c.ws(), kind, path, args ?? {});
+  }
+
+  /**
+   * OptAuthed: a request with no token (or one the stand-in did not issue) is unauthenticated;
+   * a scoped webhook token is a token (its scope refusal, 403, does not apply to this look-up).
+   */
+  function hasToken(c: RouteContext): boolean {
+    try {
+      c.token();
+      return true;
+    } catch (err) {
+      if (err instanceof HttpError && (err.status === 401 || err.status === 403)) return err.status === 403;
+      throw err;
+    }
   }
 
   return [
@@ -47,12 +62,20 @@ export function jobRoutes(engine: JobEngine, workspaces: ReadonlyMap<string, Wor
       if (job.status === "running") throw new HttpError(404, `Job ${job.id} is not completed yet`);
       sendJson(res, 200, job.result);
     }],
+    // windmill-api/src/jobs.rs `get_completed_job_result_maybe` (OptAuthed): no token needed, but a
+    // caller without one only sees jobs created by anonymous; fields in struct order, nulls kept.
     ["GET", /^\/api\/w\/([^/]+)\/jobs_u\/completed\/get_result_maybe\/([^/]+)$/, (c, res) => {
       const lockJob = dependencyJobResult(workspaces.get(c.match[1])?.sync, c.match[2]);
       if (lockJob) return sendJson(res, 200, lockJob);
       const job = visibleJob(c, c.match[2]);
-      const completed = job.status !== "running";
-      sendJson(res, 200, { completed, started: true, success: completed ? job.success : undefined, result: completed ? job.result : undefined });
+      if (job.status === "running") {
+        const started = c.url.searchParams.get("get_started") === "true" ? true : null;
+        return sendJson(res, 200, { started, success: null, completed: false, result: null });
+      }
+      if (!hasToken(c) && job.username !== "anonymous") {
+        throw new HttpError(400, "Bad request: As a non logged in user, you can only see jobs ran by anonymous users");
+      }
+      sendJson(res, 200, { started: true, success: job.success, completed: true, result: job.result });
     }],
     ["GET", /^\/api\/w\/([^/]+)\/jobs\/list$/, (c, res) => {
       c.ws();

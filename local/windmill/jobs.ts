@@ -20,8 +20,8 @@ export interface JobHost {
   workers: number;
   issueJobToken(caller: Caller, job: { id: string; path: string; flowPath: string | null }): string;
   revokeToken(token: string): void;
-  /** `$res:` / `$var:` args resolved, as Windmill does before a job starts. */
-  resolveArgs(state: WorkspaceState, args: Record<string, unknown>): Record<string, unknown>;
+  /** `$res:` / `$var:` args resolved as `caller` may read them, as Windmill does before a job starts. */
+  resolveArgs(state: WorkspaceState, args: Record<string, unknown>, caller: Caller): Record<string, unknown>;
 }
 
 interface Lineage {
@@ -109,7 +109,7 @@ export class JobEngine {
       stepId: lineage.stepId,
       schedulePath: lineage.schedulePath,
       status: "running", success: false, result: null, logs: "", progress: null,
-      startedAt: new Date().toISOString(), durationMs: 0, email: caller.email,
+      startedAt: new Date().toISOString(), durationMs: 0, username: caller.username, email: caller.email,
     };
     this.records.push(record);
     this.byId.set(id, record);
@@ -140,7 +140,7 @@ export class JobEngine {
           WM_STATE_PATH: `${record.flowPath ?? record.path}/${record.stepId ?? "main"}`,
           ...this.host.jobEnv(),
         },
-      }, this.host.resolveArgs(state, record.args));
+      }, this.host.resolveArgs(state, record.args, caller));
       Object.assign(record, outcome);
     } finally {
       this.host.revokeToken(token);
@@ -152,6 +152,8 @@ export class JobEngine {
     const lineage = (stepId: string): Lineage => ({
       parentJobId: record.id, rootJobId: record.rootJobId, flowPath: record.path, stepId, schedulePath: record.schedulePath,
     });
+    // Steps run as the flow's user: windmill-worker/src/worker_flow.rs pushes them with the
+    // flow job's permissioned_as / permissioned_as_email and forwards the root job's perms.
     const child = async (kind: JobRecord["kind"], path: string, stepId: string, args: Record<string, unknown>, run: (r: JobRecord) => Promise<void>): Promise<StepOutcome> => {
       const step = this.newRecord(caller, kind, path, args, lineage(stepId));
       this.track(step, run(step));
@@ -172,7 +174,7 @@ export class JobEngine {
       },
       log: (line) => (record.logs += `${line}\n`),
     };
-    const outcome = await runFlowValue(flow, this.host.resolveArgs(state, record.args), runner);
+    const outcome = await runFlowValue(flow, this.host.resolveArgs(state, record.args, caller), runner);
     record.success = outcome.success;
     record.result = outcome.result;
   }

@@ -3,6 +3,7 @@
 // misbehave the way a misconfigured instance would.
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from "jose";
 import { HttpError, sendJson, sendText } from "../shared/http.ts";
+import { groupsOf } from "./permissions.ts";
 import type { Route, TokenInfo } from "./state.ts";
 
 /** Windmill's default OIDC token lifetime when the caller passes no expires_in. */
@@ -50,7 +51,8 @@ export async function createOidcIssuer(baseUrl: () => string): Promise<OidcIssue
     return token;
   }
 
-  async function issueIdToken(info: TokenInfo, audience: string, expiresIn: number): Promise<string> {
+  /** `groups` are the job user's (e.g. ["all", "aws_operators"]): the claim real tokens carry (DESIGN.md §3). */
+  async function issueIdToken(info: TokenInfo, groups: string[], audience: string, expiresIn: number): Promise<string> {
     if (!info.job) throw new HttpError(400, "OIDC tokens are issued only to jobs: call getIdToken from a script or flow step");
     const now = Math.floor(Date.now() / 1000) + faults.clockSkewSeconds;
     const { path, flowPath, id } = info.job;
@@ -65,7 +67,7 @@ export async function createOidcIssuer(baseUrl: () => string): Promise<OidcIssue
       job_id: id,
       path,
       flow_path: flowPath,
-      groups: [],
+      groups,
       username: info.username,
       workspace: info.workspace,
     });
@@ -84,10 +86,10 @@ export async function createOidcIssuer(baseUrl: () => string): Promise<OidcIssue
     ["GET", /^\/api\/oidc\/jwks$/, (_i, res) =>
       faults.jwksUnavailable ? sendText(res, 503, "Service Unavailable") : sendJson(res, 200, { keys: [jwk] })],
     ["POST", /^\/api\/w\/([^/]+)\/oidc\/token\/(.+)$/, async (c, res) => {
-      c.ws();
+      const ws = c.ws();
       const expiresIn = Number(c.url.searchParams.get("expires_in") ?? DEFAULT_ID_TOKEN_SECONDS);
       if (!Number.isInteger(expiresIn) || expiresIn <= 0) throw new HttpError(400, "expires_in must be a positive number of seconds");
-      sendText(res, 200, await issueIdToken(c.token(), decodeURIComponent(c.match[2]), expiresIn));
+      sendText(res, 200, await issueIdToken(c.token(), groupsOf(ws, c.token().username), decodeURIComponent(c.match[2]), expiresIn));
     }],
   ];
 

@@ -7,7 +7,8 @@ import type { Caller, WorkspaceState } from "./state.ts";
 
 interface ScheduleSpec {
   workspace: string;
-  /** The user the schedule runs as. */
+  /** The user the schedule runs as: its last editor (whoever pushed it), with the schedule's email. */
+  username: string;
   email: string;
   path: string;
   schedule: string;
@@ -76,14 +77,16 @@ export function scheduleWorkspaces(workspaces: ReadonlyMap<string, WorkspaceStat
   return startScheduler(
     () => [...workspaces.values()].flatMap((ws) =>
       [...ws.sync.schedules.values()].map((s) => ({
-        workspace: ws.id, email: s.email, path: s.path, schedule: s.schedule, timezone: s.timezone,
+        workspace: ws.id, username: s.edited_by, email: s.email, path: s.path, schedule: s.schedule, timezone: s.timezone,
         script_path: s.script_path, is_flow: s.is_flow, enabled: s.enabled ?? false,
         args: (s.args ?? {}) as Record<string, unknown>, no_flow_overlap: s.no_flow_overlap,
       }))),
     {
       async run(spec) {
         const ws = workspaces.get(spec.workspace) as WorkspaceState;
-        const caller: Caller = { workspace: spec.workspace, email: spec.email, username: spec.email.split("@")[0] };
+        // windmill-queue/src/schedule.rs (push of a schedule's job): permissioned_as =
+        // username_to_permissioned_as(&schedule.edited_by), email = schedule.email.
+        const caller: Caller = { workspace: spec.workspace, email: spec.email, username: spec.username };
         const job = engine.start(caller, ws, spec.is_flow ? "flow" : "script", spec.script_path, spec.args ?? {}, { schedulePath: spec.path });
         await engine.wait(job.id);
       },

@@ -9,10 +9,12 @@ import { requireScope, TokenStore, userRoutes } from "./auth.ts";
 import { jobRoutes } from "./jobRoutes.ts";
 import { JobEngine } from "./jobs.ts";
 import { createOidcIssuer, type OidcFaults } from "./oidc.ts";
+import { authedAs } from "./permissions.ts";
 import { interpolate, resourceRoutes } from "./resources.ts";
 import { scheduleWorkspaces } from "./schedules.ts";
 import { createWorkspaceState, HUB_RESOURCE_TYPES, type JobRecord, type Route, type TokenInfo, type WorkspaceState } from "./state.ts";
 import { syncRoutes } from "./sync.ts";
+import { memberRoutes } from "./users.ts";
 
 export type { OidcFaults } from "./oidc.ts";
 
@@ -36,8 +38,10 @@ export interface WindmillStandIn {
   /** A token of the workspace's admin user (alice@example.com). */
   adminToken: string;
   issuer: string;
-  /** A token as a job at `path` would hold, for exercising the library in-process. */
-  createJobToken(job: { path: string | null; flowPath?: string | null }): string;
+  /** A token as a job at `path` would hold, for exercising the library in-process (the admin's, or `username`'s). */
+  createJobToken(job: { path: string | null; flowPath?: string | null; username?: string }): string;
+  /** A user token for a member of the workspace (add members with POST workspaces/add_user). */
+  createUserToken(username: string): string;
   /** Signs an ID token with arbitrary claims overrides (for refusal tests). */
   signIdToken(claims: Record<string, unknown>): Promise<string>;
   jobs: JobRecord[];
@@ -54,10 +58,22 @@ export async function startWindmill(options: WindmillOptions): Promise<WindmillS
   const tokens = new TokenStore();
   const workspaces = new Map<string, WorkspaceState>([[workspaceId, createWorkspaceState(workspaceId)]]);
   const admin: TokenInfo = { workspace: workspaceId, email: "alice@example.com", username: "alice" };
+  workspaces.get(workspaceId)?.users.set(admin.username, { username: admin.username, email: admin.email, isAdmin: true, operator: false });
   const adminToken = tokens.issue(admin);
 
-  function createJobToken(job: { id?: string; path: string | null; flowPath?: string | null }): string {
-    return tokens.issue({ ...admin, job: { id: job.id ?? randomUUID(), path: job.path, flowPath: job.flowPath ?? null } });
+  function member(username: string): TokenInfo {
+    const user = workspaces.get(workspaceId)?.users.get(username);
+    if (!user) throw new Error(`${username} is not a member of workspace ${workspaceId}: add it with POST /api/w/${workspaceId}/workspaces/add_user`);
+    return { workspace: workspaceId, email: user.email, username };
+  }
+
+  function issueJobToken(caller: TokenInfo, job: { id: string; path: string | null; flowPath: string | null }): string {
+    const ws = workspaces.get(caller.workspace) as WorkspaceState;
+    return tokens.issueJobToken({ ...caller, job }, authedAs(ws, caller.username, caller.email));
+  }
+
+  function createJobToken(job: { id?: string; path: string | null; flowPath?: string | null; username?: string }): string {
+    return issueJobToken(member(job.username ?? admin.username), { id: job.id ?? randomUUID(), path: job.path, flowPath: job.flowPath ?? null });
   }
 
   function workspaceFor(info: TokenInfo, id: string): WorkspaceState {
@@ -71,9 +87,9 @@ export async function startWindmill(options: WindmillOptions): Promise<WindmillS
     jobEnv: () => options.jobEnv ?? {},
     workspaceDir: options.workspaceDir,
     workers: options.workers ?? DEFAULT_WORKERS,
-    issueJobToken: (caller, job) => tokens.issue({ workspace: caller.workspace, email: caller.email, username: caller.username, job }),
+    issueJobToken: (caller, job) => issueJobToken({ workspace: caller.workspace, email: caller.email, username: caller.username }, job),
     revokeToken: (token) => tokens.revoke(token),
-    resolveArgs: (state, args) => interpolate(state, args) as Record<string, unknown>,
+    resolveArgs: (state, args, caller) => interpolate(state, args, authedAs(state, caller.username, caller.email)) as Record<string, unknown>,
   });
   const stopScheduler = scheduleWorkspaces(workspaces, engine);
 
@@ -82,6 +98,7 @@ export async function startWindmill(options: WindmillOptions): Promise<WindmillS
     ...oidc.routes,
     ...userRoutes(tokens),
     ...resourceRoutes(),
+    ...memberRoutes(),
     ...jobRoutes(engine, workspaces),
     ...syncRoutes({ hubResourceTypes: new Set(HUB_RESOURCE_TYPES.map((t) => t.name)), workspaceDir: options.workspaceDir }),
   ];
@@ -113,6 +130,7 @@ export async function startWindmill(options: WindmillOptions): Promise<WindmillS
     adminToken,
     issuer: oidc.issuer(),
     createJobToken,
+    createUserToken: (username) => tokens.issue(member(username)),
     signIdToken: oidc.signIdToken,
     jobs: engine.records,
     faults: oidc.faults,

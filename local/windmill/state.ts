@@ -26,12 +26,31 @@ export interface Variable {
   value: string;
   isSecret: boolean;
   description: string;
+  /** The row's own grants (`u/x` / `g/x` → true = write, false = read); absent = none. */
+  extraPerms?: Record<string, boolean>;
 }
 
 export interface Resource {
   value: unknown;
   resourceType: string;
   description: string;
+  /** The row's own grants (`u/x` / `g/x` → true = write, false = read); absent = none. */
+  extraPerms?: Record<string, boolean>;
+}
+
+/** A workspace member (Windmill's `usr` row): admins bypass row-level security; operators only run things. */
+export interface WorkspaceUser {
+  username: string;
+  email: string;
+  isAdmin: boolean;
+  operator: boolean;
+}
+
+/** A group (`group_` and its `usr_to_group` rows); paths and grants name it `g/<name>`. */
+export interface WorkspaceGroup {
+  name: string;
+  summary: string;
+  members: Set<string>;
 }
 
 export interface ResourceType {
@@ -45,6 +64,10 @@ export interface WorkspaceState {
   variables: Map<string, Variable>;
   resources: Map<string, Resource>;
   resourceTypes: Map<string, ResourceType>;
+  /** Members by username. */
+  users: Map<string, WorkspaceUser>;
+  /** Groups by name; every member is also in `all` without a row here. */
+  groups: Map<string, WorkspaceGroup>;
   /** What `wmill sync push` stores: scripts, flows, folders, schedules. */
   sync: SyncState;
 }
@@ -69,6 +92,8 @@ export function createWorkspaceState(id: string): WorkspaceState {
     variables: new Map(),
     resources: new Map(),
     resourceTypes: new Map(HUB_RESOURCE_TYPES.map((t) => [t.name, t])),
+    users: new Map(),
+    groups: new Map(),
   };
 }
 
@@ -89,6 +114,8 @@ export interface JobRecord {
   progress: number | null;
   startedAt: string;
   durationMs: number;
+  /** The user the job is permissioned as (`u/<username>`), and its email. */
+  username: string;
   email: string;
 }
 

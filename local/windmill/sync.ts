@@ -12,6 +12,7 @@ import { HttpError, readJson, sendJson, sendText } from "../shared/http.ts";
 import { exportRoutes } from "./export.ts";
 import { dependencyRoutes } from "./locks.ts";
 import { byPath, filterByPath, jsonb, pick, requireItemPath, type JsonObject } from "./records.ts";
+import { authedAs } from "./permissions.ts";
 import { checkCron } from "./schedules.ts";
 import type { FlowRecord, FolderRecord, Route, ScheduleRecord, SyncHost, SyncState, TokenInfo } from "./state.ts";
 import { scriptRoutes } from "./syncScripts.ts";
@@ -132,7 +133,16 @@ function folderRoutes(): Route[] {
       const body = await readJson<FolderWrite>(c.req);
       const sync = c.ws().sync;
       const folder = getFolder(sync, c.match[2]);
-      sync.folders.set(folder.name, updatedFolder(folder, body));
+      const t = c.token();
+      const who = authedAs(c.ws(), t.username, t.email);
+      // windmill-api-groups/src/folders.rs `update_folder`: owners (or admins) only.
+      if (!who.isAdmin && !who.folders.some((f) => f.name === folder.name && f.owner)) {
+        throw new HttpError(401, `Not authorized: You are not an owner of ${folder.name} and hence cannot modify it`);
+      }
+      const updated = updatedFolder(folder, body);
+      const unwritable = (updated.owners ?? []).find((o) => (updated.extra_perms as Record<string, boolean>)[o] !== true);
+      if (unwritable) throw new HttpError(400, `Bad request: Owner ${unwritable} would not have permission to write to folder and that is an invalid state`);
+      sync.folders.set(folder.name, updated);
       sendText(res, 200, `Updated folder ${folder.name}`);
     }],
     ["GET", /^\/api\/w\/([^/]+)\/folders\/get\/([^/]+)$/, (c, res) => sendJson(res, 200, getFolder(c.ws().sync, c.match[2]))],

@@ -102,7 +102,10 @@ describe("s3_csv_to_rds", () => {
     let result: { completed: boolean; success?: boolean; result?: { object: string }[] } = { completed: false };
     for (let i = 0; i < 120 && !result.completed; i++) {
       await Bun.sleep(250);
-      result = await (await fetch(`${stack.windmill.url}/api/w/${stack.windmill.workspace}/jobs_u/completed/get_result_maybe/${id}`)).json();
+      // jobs.rs get_completed_job_result_maybe: without a token only anonymous users' jobs are shown.
+      result = await (await fetch(`${stack.windmill.url}/api/w/${stack.windmill.workspace}/jobs_u/completed/get_result_maybe/${id}`, {
+        headers: { authorization: `Bearer ${stack.windmill.adminToken}` },
+      })).json();
     }
     expect(result.success).toBe(true);
     expect(result.result!.at(-1)!.object).toBe("TOTAL (2 of 2 loaded)");

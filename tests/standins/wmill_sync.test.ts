@@ -85,9 +85,15 @@ describe("wmill sync against the Windmill stand-in", () => {
     }
   }, CLI_TIMEOUT_MS);
 
-  // Windmill makes a folder's creator one of its owners whatever the file says, so a
-  // folder.meta.yaml that does not name the pusher is set back on the next push.
-  test("a second push finds nothing to change", async () => {
+  // windmill-api-groups/src/folders.rs: `create_folder` makes the creator an owner whatever the
+  // file says, and an admin's `update_folder` sets exactly what it is sent. The folder names the
+  // group g/aws_operators, not the pusher, so the next push sets it back once; then nothing is left.
+  test("a second push sets the folder back to its file, then nothing is left to change", async () => {
+    const folder = await apiClient(windmill)<{ owners: string[] }>("folders/get/aws_oidc");
+    expect(folder.owners).toEqual(["g/aws_operators", "u/alice"]);
+    expect(await pendingChanges(workspace)).toEqual([{ type: "edited", path: "f/aws_oidc/folder.meta.yaml" }]);
+    const setBack = await wmill(workspace, ["sync", "push", "--yes"]);
+    expect(setBack.code, setBack.output).toBe(0);
     expect(await pendingChanges(workspace)).toEqual([]);
     const push = await wmill(workspace, ["sync", "push", "--yes"]);
     expect(push.code, push.output).toBe(0);

@@ -2,7 +2,7 @@
 // it has enough time left, otherwise mint one and save it as an aws_sts_credentials resource.
 import wmill from "windmill-client";
 import { assumeRoleWithWindmillToken, type Log, type MintParams } from "./assumeRole.ts";
-import { CREDENTIALS_RESOURCE_TYPE, maskAccessKeyId, saveCredentialsResource, type AwsStsCredentials } from "./credentialsResource.ts";
+import { CREDENTIALS_RESOURCE_TYPE, maskAccessKeyId, refusedAsPermission, saveCredentialsResource, type AwsStsCredentials } from "./credentialsResource.ts";
 import { DEFAULT_AUDIENCE } from "./idToken.ts";
 import {
   checkPolicyArns,
@@ -107,7 +107,9 @@ export async function assumeRoleAndSave(input: AssumeRoleInput, log: Log = conso
 async function readSavedResource(path: string): Promise<AwsStsCredentials | undefined> {
   const workspace = wmill.getWorkspace();
   if (!(await wmill.ResourceService.existsResource({ workspace, path }))) return undefined;
-  const resource = await wmill.ResourceService.getResource({ workspace, path });
+  // exists_resource ignores permissions (resources.rs): the read is where a refusal shows, and
+  // what this user lacks is write, since it came to save here.
+  const resource = await refusedAsPermission(path, "read", () => wmill.ResourceService.getResource({ workspace, path }), "write");
   if (resource.resource_type !== CREDENTIALS_RESOURCE_TYPE) {
     throw new InputError("save_to", `${path} holds a ${resource.resource_type} resource, not ${CREDENTIALS_RESOURCE_TYPE}`,
       "Choose another path for the credentials, e.g. f/aws_oidc/aws_credentials");
