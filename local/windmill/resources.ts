@@ -47,7 +47,7 @@ export function resourceRoutes(): Route[] {
     }],
     ["GET", /^\/api\/w\/([^/]+)\/resources\/exists\/(.+)$/, (c, res) => sendJson(res, 200, c.ws().resources.has(c.match[2]))],
     ["GET", /^\/api\/w\/([^/]+)\/resources\/get_value_interpolated\/(.+)$/, (c, res) =>
-      sendJson(res, 200, interpolate(c.ws(), getResource(c.ws(), c.match[2]).value))],
+      sendJson(res, 200, interpolateResourceValue(c.ws(), getResource(c.ws(), c.match[2]).value))],
     ["GET", /^\/api\/w\/([^/]+)\/resources\/get_value\/(.+)$/, (c, res) => sendJson(res, 200, getResource(c.ws(), c.match[2]).value)],
     ["GET", /^\/api\/w\/([^/]+)\/resources\/get\/(.+)$/, (c, res) => {
       const r = getResource(c.ws(), c.match[2]);
@@ -113,17 +113,67 @@ export function resourceRoutes(): Route[] {
   ];
 }
 
-/** `$res:` / `$var:` references resolved, as Windmill does for job args and `get_value_interpolated`. */
-export function interpolate(state: WorkspaceState, value: unknown, depth = 0): unknown {
+/**
+ * A resource's value as `get_value_interpolated` gives it: `$var:` and `$res:` strings
+ * resolved, recursing into objects but not arrays (windmill-api/src/resources.rs
+ * transform_json_value has no Array arm).
+ */
+export function interpolateResourceValue(state: WorkspaceState, value: unknown, depth = 0): unknown {
   if (depth > 10) throw new HttpError(400, "Resource references nest too deeply");
   if (typeof value === "string") {
     if (value.startsWith("$var:")) return getVariable(state, value.slice(5)).value;
-    if (value.startsWith("$res:")) return interpolate(state, getResource(state, value.slice(5)).value, depth + 1);
+    if (value.startsWith("$res:")) return interpolateResourceValue(state, getResource(state, value.slice(5)).value, depth + 1);
     return value;
   }
-  if (Array.isArray(value)) return value.map((v) => interpolate(state, v, depth + 1));
+  if (value && typeof value === "object" && !Array.isArray(value)) {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, interpolateResourceValue(state, v, depth + 1)]));
+  }
+  return value;
+}
+
+/** windmill-worker/src/common.rs RE_RES_VAR: only an arg whose JSON text holds one of these is transformed. */
+const RESOLVABLE_ARG = /\$(?:var|res|encrypted):/;
+
+/**
+ * A job's args as its worker resolves them before main runs (windmill-worker/src/common.rs
+ * transform_json and transform_json_value, newest version): `$var:p` the variable's value,
+ * `$res:p` the resource's interpolated value, any other `$NAME` the reserved variable of that
+ * name (else unchanged); objects at any depth, arrays only at depth ≤ 2 and with ≤ 1000 items.
+ */
+export function resolveJobArgs(state: WorkspaceState, args: Record<string, unknown>, reserved: Record<string, string>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(args).map(([name, value]) =>
+    [name, RESOLVABLE_ARG.test(JSON.stringify(value) ?? "") ? transformJsonValue(state, name, value, reserved, 0) : value]));
+}
+
+/** Raised when an arg cannot be resolved: the job fails before main runs. */
+class ArgResolutionError extends Error {
+  override name = "ArgResolutionError";
+}
+
+function transformJsonValue(state: WorkspaceState, name: string, value: unknown, reserved: Record<string, string>, depth: number): unknown {
+  if (typeof value === "string") {
+    if (value.startsWith("$var:")) {
+      const path = value.slice(5);
+      const variable = state.variables.get(path);
+      if (!variable) throw new ArgResolutionError(`Variable ${path} not found for \`${name}\`: Variable not found at ${path}`);
+      return variable.value;
+    }
+    if (value.startsWith("$res:")) {
+      const path = value.slice(5);
+      if (path.split("/").length < 2) throw new ArgResolutionError(`Argument \`${name}\` is an invalid resource path: ${path}`);
+      const resource = state.resources.get(path);
+      if (!resource) throw new ArgResolutionError(`Resource ${path} not found for \`${name}\`: Resource not found at ${path}`);
+      return interpolateResourceValue(state, resource.value);
+    }
+    if (value.startsWith("$encrypted:")) throw new ArgResolutionError(`Argument \`${name}\`: $encrypted: values are not supported by the stand-in`);
+    if (value.startsWith("$")) return reserved[value.slice(1)] ?? value;
+    return value;
+  }
+  if (Array.isArray(value)) {
+    return depth <= 2 && value.length <= 1000 ? value.map((v) => transformJsonValue(state, name, v, reserved, depth + 1)) : value;
+  }
   if (value && typeof value === "object") {
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, interpolate(state, v, depth + 1)]));
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, transformJsonValue(state, k, v, reserved, depth + 1)]));
   }
   return value;
 }

@@ -8,13 +8,13 @@ import { closeServer, HttpError, listen, sendText } from "../shared/http.ts";
 import { requireScope, TokenStore, userRoutes } from "./auth.ts";
 import { jobRoutes } from "./jobRoutes.ts";
 import { JobEngine } from "./jobs.ts";
-import { createOidcIssuer, type OidcFaults } from "./oidc.ts";
-import { interpolate, resourceRoutes } from "./resources.ts";
+import { createOidcIssuer, type FlowPathClaim, type OidcFaults } from "./oidc.ts";
+import { resolveJobArgs, resourceRoutes } from "./resources.ts";
 import { scheduleWorkspaces } from "./schedules.ts";
 import { createWorkspaceState, HUB_RESOURCE_TYPES, type JobRecord, type Route, type TokenInfo, type WorkspaceState } from "./state.ts";
 import { syncRoutes } from "./sync.ts";
 
-export type { OidcFaults } from "./oidc.ts";
+export type { FlowPathClaim, OidcFaults } from "./oidc.ts";
 
 /** Enough parallel jobs to exercise parallel for-loops, few enough for a 2-core machine's memory. */
 const DEFAULT_WORKERS = 8;
@@ -28,6 +28,8 @@ export interface WindmillOptions {
   workers?: number;
   /** Extra env for every job (e.g. AWS_ENDPOINT_URL_STS pointing at the STS stand-in). */
   jobEnv?: Record<string, string>;
+  /** The OIDC `flow_path` of a step in a loop iteration: `<flow>/forloop-<i>` ("iteration", default) or `<flow>` ("root"). */
+  oidcFlowPathClaim?: FlowPathClaim;
 }
 
 export interface WindmillStandIn {
@@ -50,7 +52,7 @@ export interface WindmillStandIn {
 export async function startWindmill(options: WindmillOptions): Promise<WindmillStandIn> {
   const workspaceId = options.workspace ?? "demo";
   let baseUrl = "";
-  const oidc = await createOidcIssuer(() => baseUrl);
+  const oidc = await createOidcIssuer(() => baseUrl, options.oidcFlowPathClaim);
   const tokens = new TokenStore();
   const workspaces = new Map<string, WorkspaceState>([[workspaceId, createWorkspaceState(workspaceId)]]);
   const admin: TokenInfo = { workspace: workspaceId, email: "alice@example.com", username: "alice" };
@@ -73,7 +75,7 @@ export async function startWindmill(options: WindmillOptions): Promise<WindmillS
     workers: options.workers ?? DEFAULT_WORKERS,
     issueJobToken: (caller, job) => tokens.issue({ workspace: caller.workspace, email: caller.email, username: caller.username, job }),
     revokeToken: (token) => tokens.revoke(token),
-    resolveArgs: (state, args) => interpolate(state, args) as Record<string, unknown>,
+    resolveArgs: resolveJobArgs,
   });
   const stopScheduler = scheduleWorkspaces(workspaces, engine);
 
