@@ -1,6 +1,7 @@
 // The OpenFlow runner of the Windmill stand-in: walks a flow's modules the way
 // Windmill's executor does and runs every script step as its own job (own process, env,
-// token and WM_FLOW_PATH), so each step's OIDC `sub` carries the flow path.
+// token and WM_FLOW_PATH), so each step's OIDC `sub` carries the flow path. For-loop
+// iterations are flow jobs of their own, as in windmill-worker/src/worker_flow.rs.
 import { HttpError } from "../shared/http.ts";
 
 export type InputTransform = { type: "static"; value: unknown } | { type: "javascript"; expr: string };
@@ -14,13 +15,19 @@ export interface FlowModule {
   skip_if?: { expr: string };
   /** Seconds. */
   timeout?: number;
+  /** Read only to tell whether a loop is "simple" (worker_flow.rs is_simple_modules). */
+  sleep?: unknown;
+  suspend?: unknown;
+  cache_ttl?: number;
+  stop_after_all_iters_if?: unknown;
+  mock?: { enabled?: boolean };
 }
 
 export type ModuleValue =
   | { type: "script"; path: string; input_transforms?: Record<string, InputTransform> }
   | { type: "rawscript"; content: string; language: string; input_transforms?: Record<string, InputTransform> }
   | { type: "flow"; path: string; input_transforms?: Record<string, InputTransform> }
-  | { type: "forloopflow"; iterator: InputTransform; modules: FlowModule[]; skip_failures?: boolean; parallel?: boolean; parallelism?: number }
+  | { type: "forloopflow"; iterator: InputTransform; modules: FlowModule[]; skip_failures?: boolean; parallel?: boolean; parallelism?: number | InputTransform }
   | { type: "branchone"; branches: { summary?: string; expr: string; modules: FlowModule[] }[]; default: FlowModule[] }
   | { type: "branchall"; branches: { summary?: string; skip_failure?: boolean; modules: FlowModule[] }[]; parallel?: boolean }
   | { type: "identity" };
@@ -33,9 +40,32 @@ export interface OpenFlowValue {
 /** What the runner asks of the job engine: run one step as a job of the flow. */
 export interface StepRunner {
   runScript(step: { path: string; stepId: string; args: Record<string, unknown>; timeoutSeconds?: number }): Promise<StepOutcome>;
-  runRawScript(step: { content: string; language: string; stepId: string; args: Record<string, unknown>; timeoutSeconds?: number }): Promise<StepOutcome>;
+  /** `pathInFlow`: the job's path under the flow's (default: the step id). */
+  runRawScript(step: { content: string; language: string; stepId: string; pathInFlow?: string; args: Record<string, unknown>; timeoutSeconds?: number }): Promise<StepOutcome>;
   runFlow(step: { path: string; stepId: string; args: Record<string, unknown> }): Promise<StepOutcome>;
+  /** One for-loop iteration as a flow job of its own at `<flow path>/<kind>-<index>`. */
+  runIteration(iteration: LoopIteration): Promise<StepOutcome>;
   log(line: string): void;
+}
+
+export interface LoopIteration {
+  /** The loop module's id: the iteration job's flow_step_id. */
+  stepId: string;
+  /** `forloop` for a parallel loop's iterations, `loop` for a sequential one's. */
+  kind: "forloop" | "loop";
+  index: number;
+  /** The loop body, with a copy of the flow's failure module. */
+  flow: OpenFlowValue;
+  /** The iteration job's args: the flow's input plus `iter`. */
+  input: Record<string, unknown>;
+  /** What the body's expressions see of the enclosing flow. */
+  outer: OuterScope;
+}
+
+/** What a flow job started by another flow (a loop iteration) sees of it. */
+export interface OuterScope {
+  results: Record<string, unknown>;
+  previous_result: unknown;
 }
 
 export interface StepOutcome {
@@ -70,6 +100,8 @@ interface Scope {
   flow_input: Record<string, unknown>;
   results: Record<string, unknown>;
   previous_result: unknown;
+  /** The flow job's failure module: loop iterations get a copy. */
+  failure_module?: FlowModule;
 }
 
 export function evaluate(expr: string, scope: Scope & { result?: unknown }): unknown {
@@ -81,16 +113,27 @@ export function evaluate(expr: string, scope: Scope & { result?: unknown }): unk
   }
 }
 
+/**
+ * windmill-worker/src/js_eval.rs eval_timeout: an expression is evaluated as `x ?? null`,
+ * so `flow_input.x` for an input the caller did not send is null, not absent; and
+ * worker_flow.rs transform_input inserts every transform's value, so the step gets `x: null`.
+ */
 function transformInputs(transforms: Record<string, InputTransform> | undefined, scope: Scope): Record<string, unknown> {
   const args: Record<string, unknown> = {};
   for (const [name, t] of Object.entries(transforms ?? {})) {
-    args[name] = t.type === "javascript" ? evaluate(t.expr, scope) : t.value;
+    args[name] = t.type === "javascript" ? (evaluate(t.expr, scope) ?? null) : t.value;
   }
   return args;
 }
 
-export async function runFlowValue(flow: OpenFlowValue, input: Record<string, unknown>, runner: StepRunner): Promise<StepOutcome> {
-  const scope: Scope = { flow_input: input, results: {}, previous_result: input };
+/** `outer`: set for a flow job another flow started (a loop iteration), whose expressions see its results. */
+export async function runFlowValue(flow: OpenFlowValue, input: Record<string, unknown>, runner: StepRunner, outer?: OuterScope): Promise<StepOutcome> {
+  const scope: Scope = {
+    flow_input: input,
+    results: { ...outer?.results },
+    previous_result: outer ? outer.previous_result : input,
+    failure_module: flow.failure_module,
+  };
   try {
     return { success: true, result: await runModules(flow.modules, scope, runner) };
   } catch (err) {
@@ -99,20 +142,20 @@ export async function runFlowValue(flow: OpenFlowValue, input: Record<string, un
     if (!flow.failure_module) return { success: false, result: failure.error };
     runner.log(`Step ${failure.stepId} failed; running the failure module`);
     const errorValue = { ...((failure.error as { error?: object })?.error ?? {}), step_id: failure.stepId };
-    const handled = await runModule(flow.failure_module, { ...scope, previous_result: { error: errorValue } }, runner).catch((e: unknown) =>
+    const handled = await runModule(flow.failure_module, 0, { ...scope, previous_result: { error: errorValue } }, runner).catch((e: unknown) =>
       e instanceof StepFailed ? e.error : { error: { message: String(e) } });
     return { success: false, result: handled };
   }
 }
 
 async function runModules(modules: FlowModule[], scope: Scope, runner: StepRunner): Promise<unknown> {
-  for (const module of modules) {
+  for (const [step, module] of modules.entries()) {
     if (module.skip_if && evaluate(module.skip_if.expr, scope)) {
       runner.log(`Step ${module.id} skipped (skip_if)`);
       scope.results[module.id] = null;
       continue;
     }
-    const result = await withRetry(module, runner, () => runModule(module, scope, runner));
+    const result = await withRetry(module, runner, () => runModule(module, step, scope, runner));
     scope.results[module.id] = result;
     scope.previous_result = result;
     if (module.stop_after_if && evaluate(module.stop_after_if.expr, { ...scope, result })) {
@@ -139,24 +182,18 @@ async function withRetry(module: FlowModule, runner: StepRunner, run: () => Prom
   }
 }
 
-async function runModule(module: FlowModule, scope: Scope, runner: StepRunner): Promise<unknown> {
+/** `step`: the module's index in its flow (Windmill's `status.step`), which names loop iterations' failure modules. */
+async function runModule(module: FlowModule, step: number, scope: Scope, runner: StepRunner): Promise<unknown> {
   const v = module.value;
-  const step = async (outcome: Promise<StepOutcome>) => {
-    const { success, result } = await outcome;
-    if (!success) throw new StepFailed(module.id, result);
-    return result;
-  };
   switch (v.type) {
     case "identity":
       return scope.previous_result;
     case "script":
-      return step(runner.runScript({ path: v.path, stepId: module.id, args: transformInputs(v.input_transforms, scope), timeoutSeconds: module.timeout }));
     case "rawscript":
-      return step(runner.runRawScript({ content: v.content, language: v.language, stepId: module.id, args: transformInputs(v.input_transforms, scope), timeoutSeconds: module.timeout }));
     case "flow":
-      return step(runner.runFlow({ path: v.path, stepId: module.id, args: transformInputs(v.input_transforms, scope) }));
+      return stepResult(module.id, runStep(module, module.id, transformInputs(inputTransformsOf(module), scope), undefined, runner));
     case "forloopflow":
-      return runForLoop(module.id, v, scope, runner);
+      return runForLoop(module.id, step, v, scope, runner);
     case "branchone": {
       const branch = v.branches.find((b) => evaluate(b.expr, scope));
       return runModules(branch?.modules ?? v.default, childScope(scope), runner);
@@ -164,10 +201,12 @@ async function runModule(module: FlowModule, scope: Scope, runner: StepRunner): 
     case "branchall": {
       const runBranch = (b: (typeof v.branches)[number]) =>
         runModules(b.modules, childScope(scope), runner).catch((err: unknown) => {
-          if (b.skip_failure && err instanceof StepFailed) return err.error;
+          // worker_flow.rs compute_skip_branchall_failure: `b.skip_failure.unwrap_or(false)`, so an absent flag fails the branchall.
+          if (b.skip_failure === true && err instanceof StepFailed) return err.error;
           throw err;
         });
-      if (v.parallel) return Promise.all(v.branches.map(runBranch));
+      // windmill-common/src/flows.rs (Deserialize for FlowModuleValue): branchall `parallel` is `unwrap_or(true)`.
+      if (v.parallel ?? true) return Promise.all(v.branches.map(runBranch));
       const results: unknown[] = [];
       for (const b of v.branches) results.push(await runBranch(b));
       return results;
@@ -177,33 +216,101 @@ async function runModule(module: FlowModule, scope: Scope, runner: StepRunner): 
   }
 }
 
-function childScope(scope: Scope): Scope {
-  return { flow_input: scope.flow_input, results: { ...scope.results }, previous_result: scope.previous_result };
+async function stepResult(stepId: string, outcome: Promise<StepOutcome>): Promise<unknown> {
+  const { success, result } = await outcome;
+  if (!success) throw new StepFailed(stepId, result);
+  return result;
 }
 
-async function runForLoop(id: string, v: Extract<ModuleValue, { type: "forloopflow" }>, scope: Scope, runner: StepRunner): Promise<unknown[]> {
+/** A script, raw script or subflow module run as a job with `args`; `pathInFlow` names a raw script's job. */
+function runStep(module: FlowModule, stepId: string, args: Record<string, unknown>, pathInFlow: string | undefined, runner: StepRunner): Promise<StepOutcome> {
+  const v = module.value;
+  switch (v.type) {
+    case "script":
+      return runner.runScript({ path: v.path, stepId, args, timeoutSeconds: module.timeout });
+    case "rawscript":
+      return runner.runRawScript({ content: v.content, language: v.language, stepId, pathInFlow, args, timeoutSeconds: module.timeout });
+    case "flow":
+      return runner.runFlow({ path: v.path, stepId, args });
+    default:
+      throw new HttpError(400, `Module ${module.id}: type ${v.type} is not a step`);
+  }
+}
+
+function inputTransformsOf(module: FlowModule): Record<string, InputTransform> | undefined {
+  const v = module.value;
+  return v.type === "script" || v.type === "rawscript" || v.type === "flow" ? v.input_transforms : undefined;
+}
+
+function childScope(scope: Scope): Scope {
+  return { flow_input: scope.flow_input, results: { ...scope.results }, previous_result: scope.previous_result, failure_module: scope.failure_module };
+}
+
+/**
+ * worker_flow.rs is_simple_modules: a sequential loop whose body is one script step with
+ * none of these options, in a flow without a failure module, pushes each iteration as that
+ * script's job instead of a flow job.
+ */
+function isSimpleBody(modules: FlowModule[], failureModule: FlowModule | undefined): boolean {
+  const [m] = modules;
+  return modules.length === 1 && (m.value.type === "script" || m.value.type === "rawscript") &&
+    m.sleep === undefined && m.suspend === undefined && m.cache_ttl === undefined && m.retry === undefined &&
+    m.stop_after_if === undefined && m.stop_after_all_iters_if === undefined && m.skip_if === undefined &&
+    !m.mock?.enabled && failureModule === undefined;
+}
+
+/** worker_flow.rs insert_iter_arg: an `iter` already there (a loop in a loop) moves to `iter_parent`, and so on up. */
+function insertIterArg(args: Record<string, unknown>, key: string, value: unknown): Record<string, unknown> {
+  const withParent = key in args ? insertIterArg(args, `${key}_parent`, args[key]) : { ...args };
+  withParent[key] = value;
+  return withParent;
+}
+
+/**
+ * worker_flow.rs (push of for-loop iterations, evaluate_input_transform::<u16>): `parallelism`
+ * is an InputTransform (a bare number is a static one), evaluated against the flow.
+ */
+function evaluateParallelism(id: string, parallelism: number | InputTransform, scope: Scope): number {
+  const value = typeof parallelism === "number" ? parallelism : parallelism.type === "static" ? parallelism.value : evaluate(parallelism.expr, scope);
+  if (!Number.isInteger(value) || (value as number) < 0 || (value as number) > 65_535) {
+    throw new StepFailed(id, { error: { name: "ExecutionErr", message: `The parallelism of ${id} must evaluate to an integer from 0 to 65535, found: ${JSON.stringify(value)}` } });
+  }
+  return value as number;
+}
+
+async function runForLoop(id: string, step: number, v: Extract<ModuleValue, { type: "forloopflow" }>, scope: Scope, runner: StepRunner): Promise<unknown[]> {
   const items = v.iterator.type === "javascript" ? evaluate(v.iterator.expr, scope) : v.iterator.value;
-  if (!Array.isArray(items)) throw new StepFailed(id, { error: { name: "IteratorError", message: `The iterator of ${id} is not a list: ${JSON.stringify(items)?.slice(0, 200)}` } });
+  if (!Array.isArray(items)) throw new StepFailed(id, { error: { name: "ExecutionErr", message: `Expected an array value in the iterator expression, found: ${JSON.stringify(items)?.slice(0, 200)}` } });
+  // flows.rs: a for-loop's `parallel` is `unwrap_or(false)`.
+  const parallel = v.parallel ?? false;
+  const simple = !parallel && isSimpleBody(v.modules, scope.failure_module);
+  // worker_flow.rs update_flow_status_after_job_completion_internal reads `skip_failures` with
+  // `.unwrap_or(false)`: a loop that omits it stops at the first failed iteration (the typed default, true, is not what runs).
+  const skipFailures = v.skip_failures === true;
   const results: unknown[] = new Array(items.length);
   const runIteration = async (index: number) => {
-    const iterScope: Scope = {
-      flow_input: { ...scope.flow_input, iter: { value: items[index], index } },
-      results: { ...scope.results },
-      previous_result: items[index],
-    };
-    try {
-      results[index] = await runModules(v.modules, iterScope, runner);
-    } catch (err) {
-      if (v.skip_failures && err instanceof StepFailed) results[index] = err.error;
-      else throw err;
-    }
+    const iter = { index, value: items[index] };
+    const input = insertIterArg(scope.flow_input, "iter", iter);
+    const outer: OuterScope = { results: { ...scope.results }, previous_result: items[index] };
+    const outcome = simple
+      // worker_flow.rs next_loop_iteration / payload_from_simple_module: the step's job, a child of this flow, its
+      // input transforms evaluated per iteration; a raw script without a path runs at `<flow>/loop-<i>`.
+      ? await runStep(v.modules[0], id, transformInputs(inputTransformsOf(v.modules[0]), { ...outer, flow_input: input }), `loop-${index}`, runner)
+      // worker_flow.rs payload_from_modules: a flow job of the body, with the flow's failure module copied and its id
+      // suffixed `-<step>-<i>` (FlowModule::id_append).
+      : await runner.runIteration({
+        stepId: id, kind: parallel ? "forloop" : "loop", index, input, outer,
+        flow: { modules: v.modules, failure_module: scope.failure_module && { ...scope.failure_module, id: `${scope.failure_module.id}-${step}-${index}` } },
+      });
+    if (!outcome.success && !skipFailures) throw new StepFailed(id, outcome.result);
+    results[index] = outcome.result;
   };
-  const width = v.parallel ? Math.max(1, v.parallelism ?? items.length) : 1;
+  const width = parallel ? Math.max(1, v.parallelism === undefined ? items.length : evaluateParallelism(id, v.parallelism, scope)) : 1;
   let next = 0;
   const lanes = Array.from({ length: Math.min(width, items.length) }, async () => {
     while (next < items.length) await runIteration(next++);
   });
   await Promise.all(lanes);
-  runner.log(`Loop ${id}: ${items.length} iterations${v.parallel ? ` (parallelism ${width})` : ""}`);
+  runner.log(`Loop ${id}: ${items.length} iterations${parallel ? ` (parallelism ${width})` : ""}`);
   return results;
 }

@@ -6,7 +6,7 @@ import { mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { HttpError } from "../shared/http.ts";
-import { runFlowValue, type OpenFlowValue, type StepOutcome, type StepRunner } from "./flows.ts";
+import { runFlowValue, type OpenFlowValue, type OuterScope, type StepOutcome, type StepRunner } from "./flows.ts";
 import type { Caller, JobRecord, WorkspaceState } from "./state.ts";
 import { runScriptJob } from "./worker.ts";
 
@@ -18,10 +18,11 @@ export interface JobHost {
   workspaceDir: string;
   /** How many script jobs run at once; the others queue, as on a worker pool. */
   workers: number;
-  issueJobToken(caller: Caller, job: { id: string; path: string; flowPath: string | null }): string;
+  /** `rootFlowPath`: the flow path without loop-iteration suffixes (what an OIDC `flow_path` claim may carry instead). */
+  issueJobToken(caller: Caller, job: { id: string; path: string; flowPath: string | null; rootFlowPath: string | null }): string;
   revokeToken(token: string): void;
-  /** `$res:` / `$var:` args resolved as `caller` may read them, as Windmill does before a job starts. */
-  resolveArgs(state: WorkspaceState, args: Record<string, unknown>, caller: Caller): Record<string, unknown>;
+  /** A script job's `$res:` / `$var:` / `$WM_*` args resolved by its worker before main runs, as `caller` may read them. */
+  resolveArgs(state: WorkspaceState, args: Record<string, unknown>, caller: Caller, reservedVariables: Record<string, string>): Record<string, unknown>;
 }
 
 interface Lineage {
@@ -39,6 +40,8 @@ export class JobEngine {
   private readonly byId = new Map<string, JobRecord>();
   private readonly running = new Map<string, Promise<JobRecord>>();
   private materialized = new Map<string, { version: string; dir: string }>();
+  /** For-loop iteration jobs (flow jobs a flow started for one iteration). */
+  private readonly iterationJobIds = new Set<string>();
 
   /** Free worker slots, and the jobs waiting for one (first come, first served). */
   private freeWorkers: number;
@@ -127,28 +130,45 @@ export class JobEngine {
   private async runScriptOnWorker(caller: Caller, state: WorkspaceState, record: JobRecord, raw: { content: string } | undefined, timeoutSeconds?: number): Promise<void> {
     const root = await this.runRoot(state);
     const scriptFile = raw ? await this.writeRawScript(root, record.id, raw.content) : join(root, `${record.path}.ts`);
-    const token = this.host.issueJobToken(caller, { id: record.id, path: record.path, flowPath: record.flowPath });
+    const token = this.host.issueJobToken(caller, { id: record.id, path: record.path, flowPath: record.flowPath, rootFlowPath: this.rootFlowPath(record) });
     try {
+      // windmill-worker/src/common.rs get_reserved_variables: WM_FLOW_PATH is the parent job's runnable_path, so a step
+      // inside a loop iteration gets `<flow>/forloop-<i>`.
+      const reserved: Record<string, string> = {
+        BASE_INTERNAL_URL: this.host.baseUrl(), BASE_URL: this.host.baseUrl(), WM_BASE_URL: this.host.baseUrl(),
+        WM_TOKEN: token, WM_WORKSPACE: caller.workspace, WM_JOB_ID: record.id, WM_JOB_PATH: record.path,
+        WM_FLOW_PATH: record.flowPath ?? "", WM_ROOT_FLOW_JOB_ID: record.parentJobId ? record.rootJobId : "",
+        WM_FLOW_JOB_ID: record.parentJobId ?? "", WM_FLOW_STEP_ID: record.stepId ?? "",
+        WM_SCHEDULE_PATH: record.schedulePath ?? "", WM_EMAIL: caller.email, WM_USERNAME: caller.username,
+        WM_STATE_PATH: `${record.flowPath ?? record.path}/${record.stepId ?? "main"}`,
+      };
+      // windmill-worker/src/common.rs transform_json: each job resolves its own args when it starts.
+      const args = this.host.resolveArgs(state, record.args, caller, reserved);
       const outcome = await runScriptJob({
-        scriptFile, cwd: root, timeoutMs: timeoutSeconds ? timeoutSeconds * 1000 : undefined,
-        env: {
-          BASE_INTERNAL_URL: this.host.baseUrl(), BASE_URL: this.host.baseUrl(), WM_BASE_URL: this.host.baseUrl(),
-          WM_TOKEN: token, WM_WORKSPACE: caller.workspace, WM_JOB_ID: record.id, WM_JOB_PATH: record.path,
-          WM_FLOW_PATH: record.flowPath ?? "", WM_ROOT_FLOW_JOB_ID: record.parentJobId ? record.rootJobId : "",
-          WM_FLOW_JOB_ID: record.parentJobId ?? "", WM_FLOW_STEP_ID: record.stepId ?? "",
-          WM_SCHEDULE_PATH: record.schedulePath ?? "", WM_EMAIL: caller.email, WM_USERNAME: caller.username,
-          WM_STATE_PATH: `${record.flowPath ?? record.path}/${record.stepId ?? "main"}`,
-          ...this.host.jobEnv(),
-        },
-      }, this.host.resolveArgs(state, record.args, caller));
+        scriptFile, cwd: root, timeoutMs: timeoutSeconds ? timeoutSeconds * 1000 : undefined, env: { ...reserved, ...this.host.jobEnv() },
+      }, args);
       Object.assign(record, outcome);
     } finally {
       this.host.revokeToken(token);
     }
   }
 
-  private async executeFlow(caller: Caller, state: WorkspaceState, record: JobRecord): Promise<void> {
-    const flow = state.sync.flows.get(record.path)?.value as OpenFlowValue;
+  /** The path of the nearest flow job above `record` that is not a loop iteration. */
+  private rootFlowPath(record: JobRecord): string | null {
+    let parent = record.parentJobId ? this.byId.get(record.parentJobId) : undefined;
+    while (parent && this.iterationJobIds.has(parent.id)) parent = parent.parentJobId ? this.byId.get(parent.parentJobId) : undefined;
+    return parent?.path ?? record.flowPath;
+  }
+
+  private executeFlow(caller: Caller, state: WorkspaceState, record: JobRecord): Promise<void> {
+    return this.executeFlowValue(caller, state, record, state.sync.flows.get(record.path)?.value as OpenFlowValue, undefined);
+  }
+
+  /**
+   * A flow job: its input stays as sent (a `"$res:..."` string stays a string, each step
+   * resolves what it receives), every step a child job of it.
+   */
+  private async executeFlowValue(caller: Caller, state: WorkspaceState, record: JobRecord, flow: OpenFlowValue, outer: OuterScope | undefined): Promise<void> {
     const lineage = (stepId: string): Lineage => ({
       parentJobId: record.id, rootJobId: record.rootJobId, flowPath: record.path, stepId, schedulePath: record.schedulePath,
     });
@@ -166,15 +186,22 @@ export class JobEngine {
         if (!this.scriptExists(state, path)) throw new HttpError(404, `Flow ${record.path}, step ${stepId}: script ${path} not found`);
         return child("script", path, stepId, args, (r) => this.executeScript(caller, state, r, undefined, timeoutSeconds));
       },
-      runRawScript: ({ content, stepId, args, timeoutSeconds }) =>
-        child("rawscript", `${record.path}/${stepId}`, stepId, args, (r) => this.executeScript(caller, state, r, { content }, timeoutSeconds)),
+      runRawScript: ({ content, stepId, pathInFlow, args, timeoutSeconds }) =>
+        child("rawscript", `${record.path}/${pathInFlow ?? stepId}`, stepId, args, (r) => this.executeScript(caller, state, r, { content }, timeoutSeconds)),
       runFlow: ({ path, stepId, args }) => {
         if (!state.sync.flows.has(path)) throw new HttpError(404, `Flow ${record.path}, step ${stepId}: flow ${path} not found`);
         return child("flow", path, stepId, args, (r) => this.executeFlow(caller, state, r));
       },
+      // worker_flow.rs (push of for-loop iterations): a flow job at `<flow path>/forloop-<i>` (parallel) or
+      // `<flow path>/loop-<i>` (sequential), child of this flow; the body's steps are its children.
+      runIteration: ({ stepId, kind, index, flow: body, input, outer: enclosing }) =>
+        child("flow", `${record.path}/${kind}-${index}`, stepId, input, (r) => {
+          this.iterationJobIds.add(r.id);
+          return this.executeFlowValue(caller, state, r, body, enclosing);
+        }),
       log: (line) => (record.logs += `${line}\n`),
     };
-    const outcome = await runFlowValue(flow, this.host.resolveArgs(state, record.args, caller), runner);
+    const outcome = await runFlowValue(flow, record.args, runner, outer);
     record.success = outcome.success;
     record.result = outcome.result;
   }

@@ -21,7 +21,16 @@ export interface OidcFaults {
   issuerOverride: string | null;
   /** The JWKS endpoint answers 503 (an issuer AWS cannot reach). */
   jwksUnavailable: boolean;
+  /**
+   * What `flow_path` (and the flow part of `sub`) says for a step inside a for-loop iteration:
+   * the iteration job's path (`<flow>/forloop-<i>`, its WM_FLOW_PATH) or the flow's. Windmill
+   * builds the claims in enterprise code (windmill-api/src/oidc_ee.rs is not public), so tests
+   * run under both.
+   */
+  flowPathClaim: FlowPathClaim;
 }
+
+export type FlowPathClaim = "iteration" | "root";
 
 export interface OidcIssuer {
   /** `<base url>/api/oidc/`, as Windmill names itself in `iss`. */
@@ -35,10 +44,10 @@ export interface OidcIssuer {
 }
 
 /** `baseUrl` is read when a token or document is made: the server's port is known only once it listens. */
-export async function createOidcIssuer(baseUrl: () => string): Promise<OidcIssuer> {
+export async function createOidcIssuer(baseUrl: () => string, flowPathClaim: FlowPathClaim = "iteration"): Promise<OidcIssuer> {
   const { publicKey, privateKey } = await generateKeyPair("RS256", { extractable: true });
   const unknownKey = (await generateKeyPair("RS256")).privateKey;
-  const faults: OidcFaults = { clockSkewSeconds: 0, signWithUnknownKey: false, issuerOverride: null, jwksUnavailable: false };
+  const faults: OidcFaults = { clockSkewSeconds: 0, signWithUnknownKey: false, issuerOverride: null, jwksUnavailable: false, flowPathClaim };
   const jwk: JWK = { ...(await exportJWK(publicKey)), kid: OIDC_KEY_ID, alg: "RS256", use: "sig" };
   const issuedIdTokens: string[] = [];
   const issuer = () => `${baseUrl()}/api/oidc/`;
@@ -55,7 +64,8 @@ export async function createOidcIssuer(baseUrl: () => string): Promise<OidcIssue
   async function issueIdToken(info: TokenInfo, groups: string[], audience: string, expiresIn: number): Promise<string> {
     if (!info.job) throw new HttpError(400, "OIDC tokens are issued only to jobs: call getIdToken from a script or flow step");
     const now = Math.floor(Date.now() / 1000) + faults.clockSkewSeconds;
-    const { path, flowPath, id } = info.job;
+    const { path, id } = info.job;
+    const flowPath = faults.flowPathClaim === "root" ? (info.job.rootFlowPath ?? info.job.flowPath) : info.job.flowPath;
     return signIdToken({
       iss: faults.issuerOverride ?? issuer(),
       aud: [audience],

@@ -153,8 +153,10 @@ export function resourceRoutes(): Route[] {
 }
 
 /**
- * `$res:` / `$var:` references resolved as `who` may read them, as Windmill does for job args
- * and `get_value_interpolated` (resources.rs `transform_json_value`).
+/**
+ * A resource's value as `get_value_interpolated` gives it: `$var:` and `$res:` strings
+ * resolved as `who` may read them, recursing into objects but not arrays
+ * (windmill-api/src/resources.rs transform_json_value has no Array arm).
  */
 export function interpolate(state: WorkspaceState, value: unknown, who: Authed, depth = 0): unknown {
   if (depth > 10) throw new HttpError(400, "Resource references nest too deeply");
@@ -169,9 +171,62 @@ export function interpolate(state: WorkspaceState, value: unknown, who: Authed, 
     }
     return value;
   }
-  if (Array.isArray(value)) return value.map((v) => interpolate(state, v, who, depth + 1));
-  if (value && typeof value === "object") {
+  if (value && typeof value === "object" && !Array.isArray(value)) {
     return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, interpolate(state, v, who, depth + 1)]));
+  }
+  return value;
+}
+
+/** windmill-worker/src/common.rs RE_RES_VAR: only an arg whose JSON text holds one of these is transformed. */
+const RESOLVABLE_ARG = /\$(?:var|res|encrypted):/;
+
+/**
+ * A job's args as its worker resolves them before main runs (windmill-worker/src/common.rs
+ * transform_json and transform_json_value, newest version): `$var:p` the variable's value,
+ * `$res:p` the resource's interpolated value, both read through the API with the job's token
+ * (so as `who` may read them), any other `$NAME` the reserved variable of that name (else
+ * unchanged); objects at any depth, arrays only at depth ≤ 2 and with ≤ 1000 items.
+ */
+export function resolveJobArgs(state: WorkspaceState, args: Record<string, unknown>, who: Authed, reserved: Record<string, string>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(args).map(([name, value]) =>
+    [name, RESOLVABLE_ARG.test(JSON.stringify(value) ?? "") ? transformJsonValue(state, name, value, who, reserved, 0) : value]));
+}
+
+/** Raised when an arg cannot be resolved: the job fails before main runs. */
+class ArgResolutionError extends Error {
+  override name = "ArgResolutionError";
+}
+
+/** What the API answered the worker, as the worker words the failure (common.rs get_variable_value / get_resource_value_interpolated). */
+function resolved<T>(kind: "Variable" | "Resource", path: string, name: string, read: () => T): T {
+  try {
+    return read();
+  } catch (err) {
+    if (err instanceof HttpError) throw new ArgResolutionError(`${kind} ${path} not found for \`${name}\`: ${err.message}`);
+    throw err;
+  }
+}
+
+function transformJsonValue(state: WorkspaceState, name: string, value: unknown, who: Authed, reserved: Record<string, string>, depth: number): unknown {
+  if (typeof value === "string") {
+    if (value.startsWith("$var:")) {
+      const path = value.slice(5);
+      return resolved("Variable", path, name, () => readVariable(state, who, path).value);
+    }
+    if (value.startsWith("$res:")) {
+      const path = value.slice(5);
+      if (path.split("/").length < 2) throw new ArgResolutionError(`Argument \`${name}\` is an invalid resource path: ${path}`);
+      return resolved("Resource", path, name, () => interpolate(state, readResource(state, who, path).value, who));
+    }
+    if (value.startsWith("$encrypted:")) throw new ArgResolutionError(`Argument \`${name}\`: $encrypted: values are not supported by the stand-in`);
+    if (value.startsWith("$")) return reserved[value.slice(1)] ?? value;
+    return value;
+  }
+  if (Array.isArray(value)) {
+    return depth <= 2 && value.length <= 1000 ? value.map((v) => transformJsonValue(state, name, v, who, reserved, depth + 1)) : value;
+  }
+  if (value && typeof value === "object") {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, transformJsonValue(state, k, v, who, reserved, depth + 1)]));
   }
   return value;
 }

@@ -8,15 +8,15 @@ import { closeServer, HttpError, listen, sendText } from "../shared/http.ts";
 import { requireScope, TokenStore, userRoutes } from "./auth.ts";
 import { jobRoutes } from "./jobRoutes.ts";
 import { JobEngine } from "./jobs.ts";
-import { createOidcIssuer, type OidcFaults } from "./oidc.ts";
+import { createOidcIssuer, type FlowPathClaim, type OidcFaults } from "./oidc.ts";
 import { authedAs } from "./permissions.ts";
-import { interpolate, resourceRoutes } from "./resources.ts";
+import { resolveJobArgs, resourceRoutes } from "./resources.ts";
 import { scheduleWorkspaces } from "./schedules.ts";
 import { createWorkspaceState, HUB_RESOURCE_TYPES, type JobRecord, type Route, type TokenInfo, type WorkspaceState } from "./state.ts";
 import { syncRoutes } from "./sync.ts";
 import { memberRoutes } from "./users.ts";
 
-export type { OidcFaults } from "./oidc.ts";
+export type { FlowPathClaim, OidcFaults } from "./oidc.ts";
 
 /** Enough parallel jobs to exercise parallel for-loops, few enough for a 2-core machine's memory. */
 const DEFAULT_WORKERS = 8;
@@ -30,6 +30,8 @@ export interface WindmillOptions {
   workers?: number;
   /** Extra env for every job (e.g. AWS_ENDPOINT_URL_STS pointing at the STS stand-in). */
   jobEnv?: Record<string, string>;
+  /** The OIDC `flow_path` of a step in a loop iteration: `<flow>/forloop-<i>` ("iteration", default) or `<flow>` ("root"). */
+  oidcFlowPathClaim?: FlowPathClaim;
 }
 
 export interface WindmillStandIn {
@@ -54,7 +56,7 @@ export interface WindmillStandIn {
 export async function startWindmill(options: WindmillOptions): Promise<WindmillStandIn> {
   const workspaceId = options.workspace ?? "demo";
   let baseUrl = "";
-  const oidc = await createOidcIssuer(() => baseUrl);
+  const oidc = await createOidcIssuer(() => baseUrl, options.oidcFlowPathClaim);
   const tokens = new TokenStore();
   const workspaces = new Map<string, WorkspaceState>([[workspaceId, createWorkspaceState(workspaceId)]]);
   const admin: TokenInfo = { workspace: workspaceId, email: "alice@example.com", username: "alice" };
@@ -89,7 +91,7 @@ export async function startWindmill(options: WindmillOptions): Promise<WindmillS
     workers: options.workers ?? DEFAULT_WORKERS,
     issueJobToken: (caller, job) => issueJobToken({ workspace: caller.workspace, email: caller.email, username: caller.username }, job),
     revokeToken: (token) => tokens.revoke(token),
-    resolveArgs: (state, args, caller) => interpolate(state, args, authedAs(state, caller.username, caller.email)) as Record<string, unknown>,
+    resolveArgs: (state, args, caller, reserved) => resolveJobArgs(state, args, authedAs(state, caller.username, caller.email), reserved),
   });
   const stopScheduler = scheduleWorkspaces(workspaces, engine);
 

@@ -9,8 +9,11 @@ export interface TokenInfo {
   workspace: string;
   email: string;
   username: string;
-  /** Set for job tokens: what the OIDC claims describe. */
-  job?: { id: string; path: string | null; flowPath: string | null };
+  /**
+   * Set for job tokens: what the OIDC claims describe. `rootFlowPath`: the flow path without
+   * loop-iteration suffixes (`<flow>` for a step whose flowPath is `<flow>/forloop-<i>`).
+   */
+  job?: { id: string; path: string | null; flowPath: string | null; rootFlowPath?: string | null };
   /** Set for scoped tokens (webhooks): e.g. `jobs:run:scripts:f/x/y`; nothing else is allowed. */
   scopes?: string[];
 }

@@ -60,10 +60,15 @@ describe("s3_csv_to_rds", () => {
   test("every step ran as its own job, with the flow path in its OIDC subject", async () => {
     const flow = stack.windmill.jobs.findLast((j) => j.kind === "flow" && j.path === "f/aws_oidc/s3_csv_to_rds")!;
     const steps = stack.windmill.jobs.filter((j) => j.parentJobId === flow.id);
-    expect(steps.map((s) => s.stepId)).toEqual(expect.arrayContaining(["assume_role", "list_csv", "load", "summary"]));
-    expect(steps.filter((s) => s.stepId === "load")).toHaveLength(6);
-    expect(new Set(steps.map((s) => s.id)).size).toBe(steps.length);
+    expect(steps.map((s) => s.stepId)).toEqual(expect.arrayContaining(["assume_role", "list_csv", "plan", "load_each", "summary"]));
     for (const step of steps) expect(step.flowPath).toBe("f/aws_oidc/s3_csv_to_rds");
+    // Each parallel iteration is a flow job at <flow>/forloop-<i> (worker_flow.rs); its load step is its child.
+    const iterations = steps.filter((s) => s.stepId === "load_each");
+    expect(iterations.map((i) => i.path).sort()).toEqual([0, 1, 2, 3, 4, 5].map((i) => `f/aws_oidc/s3_csv_to_rds/forloop-${i}`));
+    const loads = stack.windmill.jobs.filter((j) => iterations.some((i) => i.id === j.parentJobId));
+    expect(loads.map((l) => l.stepId)).toEqual(["load", "load", "load", "load", "load", "load"]);
+    for (const load of loads) expect(load.flowPath).toBe(iterations.find((i) => i.id === load.parentJobId)!.path);
+    expect(new Set([...steps, ...loads].map((s) => s.id)).size).toBe(steps.length + loads.length);
     const role = await stack.addRole({
       roleName: "flow-only",
       maxSessionDuration: 3600,

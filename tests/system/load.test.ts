@@ -54,7 +54,9 @@ test(`${RUNS} concurrent webhook runs: 0 failed jobs, 0 lost or duplicated rows`
   for (const r of results) expect(r.body.at(-1)).toMatchObject({ status: "loaded", rows: OBJECTS_PER_RUN * ROWS_PER_OBJECT });
   const jobs = stack.windmill.jobs.slice(jobsBefore);
   expect(jobs.filter((j) => !j.success).map((j) => `${j.path}: ${JSON.stringify(j.result).slice(0, 200)}`)).toEqual([]);
-  expect(jobs.filter((j) => j.kind === "flow")).toHaveLength(RUNS);
+  expect(jobs.filter((j) => j.kind === "flow" && j.parentJobId === null)).toHaveLength(RUNS);
+  // Each for-loop iteration is a flow job of its own (worker_flow.rs), one per object.
+  expect(jobs.filter((j) => j.kind === "flow" && /\/forloop-\d+$/.test(j.path))).toHaveLength(RUNS * OBJECTS_PER_RUN);
   const total = RUNS * OBJECTS_PER_RUN * ROWS_PER_OBJECT;
   const counted = await stack.runScript("f/aws_oidc/rds_query", {
     credentials: "$res:f/aws_oidc/load_creds", database: `$res:${DATABASE_RESOURCE}`,

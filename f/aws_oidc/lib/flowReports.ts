@@ -2,8 +2,13 @@
 // objects a load touched, and a failure report that names the step and the fix.
 import type { LoadResult } from "./s3RdsCopy.ts";
 
-/** A for-loop iteration result: the load's result, or Windmill's error object when skip_failures kept going. */
-export type LoadOutcome = LoadResult | { error: { name?: string; message?: string } };
+/**
+ * A for-loop iteration's result: the load's result, or, for a failed iteration that
+ * skip_failures kept, what the iteration ended with. Each iteration is a flow job of its own
+ * with a copy of the flow's failure module, so that is the module's FailureReport; an error
+ * object when the flow has no failure module (or the module itself failed).
+ */
+export type LoadOutcome = LoadResult | FailureReport | { error: { name?: string; message?: string } };
 
 export interface LoadRow {
   object: string;
@@ -25,11 +30,10 @@ export interface LoadSummary {
 
 export function summarizeLoads(keys: string[], outcomes: LoadOutcome[]): LoadSummary {
   const rows: LoadRow[] = outcomes.map((o, i) => {
-    if ("error" in o) {
-      const message = (o.error?.message ?? "unknown error").split("\n")[0];
-      return { object: keys[i] ?? `#${i}`, status: "failed", rows: null, bytes: null, seconds: null, error: message };
+    if (!isLoadResult(o)) {
+      return { object: keys[i] ?? `#${i}`, status: "failed", rows: null, bytes: null, seconds: null, error: failureMessage(o).split("\n")[0] };
     }
-    const skipped = (o as { skipped?: boolean }).skipped === true;
+    const skipped = o.skipped === true;
     return { object: `s3://${o.bucket}/${o.key}${o.range ? ` ${o.range}` : ""}`, status: skipped ? "skipped" : "loaded", rows: o.rows_loaded, bytes: o.bytes_read, seconds: o.seconds, error: null };
   });
   const loaded = rows.filter((r) => r.status !== "failed");
@@ -41,6 +45,18 @@ export function summarizeLoads(keys: string[], outcomes: LoadOutcome[]): LoadSum
     total_rows: loaded.reduce((n, r) => n + (r.rows ?? 0), 0),
     total_bytes: loaded.reduce((n, r) => n + (r.bytes ?? 0), 0),
   };
+}
+
+function isLoadResult(o: LoadOutcome | null): o is LoadResult {
+  return typeof o === "object" && o !== null && "bucket" in o && "rows_loaded" in o;
+}
+
+/** What a failed iteration says went wrong: its failure module's report, or its error. */
+function failureMessage(o: unknown): string {
+  const failed = o as { failed_step?: unknown; message?: unknown; error?: { message?: string } | string } | null;
+  if (typeof failed?.failed_step === "string" && typeof failed.message === "string") return failed.message;
+  if (typeof failed?.error === "object" && failed.error) return failed.error.message ?? "unknown error";
+  return `unexpected iteration result: ${JSON.stringify(o)?.slice(0, 200)}`;
 }
 
 /** The table Windmill renders, with a TOTAL row last. */
