@@ -1,0 +1,89 @@
+// Every optional main parameter treats null as not given. Windmill passes null for a flow
+// input that was not sent (windmill-worker/src/js_eval.rs: `flow_input.x` of a missing key is
+// `x ?? null`, which worker_flow.rs transform_input hands the step), and its Bun wrapper calls
+// main with that null, so a TypeScript default would not apply. Each script runs twice as a
+// Windmill job: with an explicit null for every optional parameter its .script.yaml lists,
+// and with them left out; the two results must be the same.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { parse } from "yaml";
+import { s3Client } from "../../f/aws_oidc/lib/s3.ts";
+import { DATABASE_RESOURCE, DEMO_BUCKET, DEMO_TABLE, ROLE_RESOURCE, setUpWorkspace, uploadSampleCsvs } from "../../local/demo/demoData.ts";
+import { expectNoLeaks } from "../helpers/leaks.ts";
+import { ACCOUNT_ID, REPO_ROOT, startStack, type Stack } from "../helpers/testStack.ts";
+
+const CREDS = "f/aws_oidc/null_args_creds";
+const PREFIX = "null-args/";
+
+let stack: Stack;
+
+/** Fields that differ between two runs whatever the arguments: times, URLs, ids, ETags. */
+const VOLATILE = new Set(["url", "expires_at", "expiration", "seconds", "last_modified", "etag", "job_id", "access_key_id", "assumed_role_arn", "reused_saved_session", "sts_calls"]);
+
+/** What is left of a session ("59m57s") ticks between two runs; a whole duration ("1h") does not. */
+const REMAINING_TIME = /^(\d+h)?\d+m\d+s$/;
+
+function normalized(value: unknown, run: string): unknown {
+  if (typeof value === "string") return REMAINING_TIME.test(value) ? "<time left>" : value.replaceAll(run, "<run>");
+  if (Array.isArray(value)) return value.map((v) => normalized(v, run));
+  if (value && typeof value === "object") {
+    return Object.fromEntries(Object.entries(value).filter(([k]) => !VOLATILE.has(k)).map(([k, v]) => [k, normalized(v, run)]));
+  }
+  return value;
+}
+
+function optionalParameters(script: string): string[] {
+  const meta = parse(readFileSync(join(REPO_ROOT, `${script}.script.yaml`), "utf8")) as { schema: { properties: Record<string, unknown>; required?: string[] } };
+  return Object.keys(meta.schema.properties).filter((name) => !(meta.schema.required ?? []).includes(name));
+}
+
+/** Required arguments per script; `run` makes a write's target unique to one of the two runs. */
+const REQUIRED: Record<string, (run: string) => Record<string, unknown>> = {
+  "f/aws_oidc/assume_role": () => ({ aws_oidc: `$res:${ROLE_RESOURCE}` }),
+  "f/aws_oidc/whoami": () => ({ credentials: `$res:${CREDS}` }),
+  "f/aws_oidc/s3_list_objects": () => ({ credentials: `$res:${CREDS}`, bucket: DEMO_BUCKET }),
+  "f/aws_oidc/s3_get_object": () => ({ credentials: `$res:${CREDS}`, bucket: DEMO_BUCKET, key: `${PREFIX}part-001.csv` }),
+  "f/aws_oidc/s3_presign_url": () => ({ credentials: `$res:${CREDS}`, bucket: DEMO_BUCKET, key: `${PREFIX}part-001.csv` }),
+  "f/aws_oidc/s3_put_object": (run) => ({ credentials: `$res:${CREDS}`, bucket: DEMO_BUCKET, key: `out/${run}.txt`, content: "hello" }),
+  "f/aws_oidc/s3_copy_object": (run) => ({ credentials: `$res:${CREDS}`, source_bucket: DEMO_BUCKET, source_key: `${PREFIX}part-001.csv`, bucket: DEMO_BUCKET, key: `copies/${run}.csv` }),
+  "f/aws_oidc/s3_delete_objects": () => ({ credentials: `$res:${CREDS}`, bucket: DEMO_BUCKET }),
+  "f/aws_oidc/plan_csv_loads": () => ({ credentials: `$res:${CREDS}`, bucket: DEMO_BUCKET, keys: [`${PREFIX}part-001.csv`] }),
+  "f/aws_oidc/rds_query": () => ({ credentials: `$res:${CREDS}`, database: `$res:${DATABASE_RESOURCE}`, sql: `select count(*)::int as n from ${DEMO_TABLE}` }),
+  "f/aws_oidc/rds_export_to_s3": (run) => ({ credentials: `$res:${CREDS}`, database: `$res:${DATABASE_RESOURCE}`, query: "select 1 as one", bucket: DEMO_BUCKET, key: `exports/${run}.csv` }),
+  "f/aws_oidc/rds_load_csv_from_s3": (run) => ({ credentials: `$res:${CREDS}`, database: `$res:${DATABASE_RESOURCE}`, bucket: DEMO_BUCKET, key: `${PREFIX}part-001.csv`, table: `orders_${run}` }),
+  "f/aws_oidc/summarize_loads": () => ({ keys: ["a.csv"], loads: [{ error: { name: "Error", message: "boom" } }] }),
+  "f/aws_oidc/trust_policy": () => ({ account_id: ACCOUNT_ID, windmill_base_url: "https://windmill.example.com", workspace: "prod" }),
+  "u/alice/bucket_usage": () => ({ credentials: `$res:${CREDS}`, bucket: DEMO_BUCKET }),
+};
+
+beforeAll(async () => {
+  stack = await startStack({ s3: true, rds: true });
+  await setUpWorkspace(stack);
+  await stack.runScript("f/aws_oidc/assume_role", { aws_oidc: `$res:${ROLE_RESOURCE}`, save_to: CREDS });
+  stack.actAsJob("f/aws_oidc/null_args_setup");
+  await uploadSampleCsvs((await s3Client(CREDS)).s3, DEMO_BUCKET, PREFIX, 1, 20);
+  for (const run of ["nulls", "omitted"]) {
+    await stack.rds!.adminSql(`create table orders_${run} (like ${DEMO_TABLE}); grant select, insert on orders_${run} to app_user`);
+  }
+});
+afterAll(async () => {
+  await expectNoLeaks(stack);
+  await stack.close();
+});
+
+describe("an explicit null for every optional parameter gives the same result as leaving them out", () => {
+  test("every script with optional parameters has a case here", () => {
+    const scripts = Object.keys(REQUIRED);
+    for (const script of scripts) expect(optionalParameters(script).length).toBeGreaterThan(0);
+    expect(scripts).toContain("f/aws_oidc/rds_load_csv_from_s3");
+  });
+
+  test.each(Object.keys(REQUIRED))("%s", async (script) => {
+    const nulls = Object.fromEntries(optionalParameters(script).map((name) => [name, null]));
+    const withNulls = await stack.runScript(script, { ...nulls, ...REQUIRED[script]("nulls") });
+    const omitted = await stack.runScript(script, REQUIRED[script]("omitted"));
+    expect(normalized(withNulls.result, "nulls")).toEqual(normalized(omitted.result, "omitted"));
+    expect(withNulls.status).toBe(omitted.status);
+  });
+});
