@@ -5,13 +5,15 @@ import { AUTHENTICATION_MESSAGE, AUTHENTICATION_OK, CANCEL_REQUEST_CODE, CANCEL_
 import type { TlsMaterial } from "./tls.ts";
 import { IamAuthError, verifyIamToken } from "./iamToken.ts";
 import type { Cluster } from "./cluster.ts";
-import type { AuthFailure, RdsFaults } from "./types.ts";
+import type { AuthFailure, RdsEndpoint, RdsEndpointOption, RdsFaults } from "./types.ts";
 
 
 export interface GatewayContext {
   region: string;
   dbiResourceId: string;
   stsUrl: string;
+  /** The endpoint tokens must name; absent: the address the client dialled. Port absent: the gateway's. */
+  endpoint?: RdsEndpointOption;
   tls: TlsMaterial;
   cluster: Cluster;
   faults: RdsFaults;
@@ -23,6 +25,8 @@ export interface GatewayContext {
 
 export interface Gateway {
   port: number;
+  /** The endpoint tokens must name, its port resolved; absent when none was configured. */
+  endpoint?: RdsEndpoint;
   restart(): Promise<void>;
   close(): Promise<void>;
 }
@@ -43,6 +47,7 @@ export async function startGateway(requestedPort: number, ctx: GatewayContext): 
   };
   return {
     port,
+    endpoint: ctx.endpoint && { host: ctx.endpoint.host, port: ctx.endpoint.port ?? port },
     async restart() {
       await shutDown();
       server = await listenOn(port);
@@ -152,8 +157,7 @@ export async function authenticateAndSplice(
   ctx.recordToken(token);
   try {
     await verifyIamToken(token, {
-      // The name the client dialled (SNI; absent for IP addresses) and the port it reached.
-      authority: `${sniServerName ?? raw.localAddress}:${raw.localPort}`,
+      ...expectedAuthority(ctx, raw, sniServerName),
       user, region: ctx.region, dbiResourceId: ctx.dbiResourceId, stsUrl: ctx.stsUrl, admin: ctx.cluster.admin,
     });
   } catch (err) {
@@ -173,6 +177,16 @@ export async function authenticateAndSplice(
     return;
   }
   splice(client, backend.socket, backend.received, link);
+}
+
+/**
+ * What the token must be signed for: the configured endpoint (RDS checks its own name, so a
+ * tunnel or proxy may be dialled), or else the name the client dialled (SNI; absent for IP
+ * addresses) and the port it reached.
+ */
+export function expectedAuthority(ctx: GatewayContext, raw: Socket, sniServerName: string | undefined): { authority: string; authorityIs: "endpoint" | "dialled" } {
+  if (ctx.endpoint) return { authority: `${ctx.endpoint.host}:${ctx.endpoint.port ?? raw.localPort}`, authorityIs: "endpoint" };
+  return { authority: `${sniServerName ?? raw.localAddress}:${raw.localPort}`, authorityIs: "dialled" };
 }
 
 /** PasswordMessage: 'p', int32 length, the password as a NUL-terminated string. */

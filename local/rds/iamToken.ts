@@ -14,8 +14,10 @@ const ACCESS_KEY_ID = /^[A-Z0-9]{16,128}$/;
 export class IamAuthError extends Error {}
 
 export interface TokenCheckContext {
-  /** host:port the client connected to, which the token must have been signed for. */
+  /** host:port the token must have been signed for: the instance's endpoint, or (none configured) the address dialled. */
   authority: string;
+  /** Whether `authority` is a configured endpoint name or just the address the client dialled. */
+  authorityIs: "endpoint" | "dialled";
   user: string;
   region: string;
   dbiResourceId: string;
@@ -111,14 +113,23 @@ function checkTokenClaims(token: IamToken, ctx: TokenCheckContext, now: Date): v
   const { params, signed } = token;
   if (params.get("Action") !== "connect") throw new IamAuthError(`Action is "${params.get("Action")}", not "connect"`);
   if (params.get("X-Amz-SignedHeaders") !== "host") throw new IamAuthError(`X-Amz-SignedHeaders is "${params.get("X-Amz-SignedHeaders")}", not "host"`);
-  if (token.authority.toLowerCase() !== ctx.authority.toLowerCase()) {
-    throw new IamAuthError(`the token was signed for ${token.authority}, but the client connected to ${ctx.authority} (Signer hostname/port)`);
-  }
+  if (token.authority.toLowerCase() !== ctx.authority.toLowerCase()) throw new IamAuthError(authorityRefusal(token.authority, ctx));
   if (params.get("DBUser") !== ctx.user) throw new IamAuthError(`the token's DBUser is "${params.get("DBUser")}", but the client logs in as "${ctx.user}"`);
   checkScope(signed, { service: RDS_DB_SERVICE, region: ctx.region });
   const expiresSeconds = signed.expiresSeconds ?? 0;
   if (expiresSeconds < 1 || expiresSeconds > MAX_TOKEN_LIFETIME_SECONDS) throw new IamAuthError(lifetimeRefusal(expiresSeconds));
   checkTime(signed, now, MAX_CLOCK_SKEW_SECONDS * 1000);
+}
+
+/**
+ * RDS checks the token's host:port against its own endpoint, not against the address the
+ * client dialled: "you can't use a custom Route 53 DNS record ... instead of the DB instance
+ * endpoint to generate the authentication token" (RDS User Guide, UsingWithRDS.IAMDBAuth.html,
+ * Limitations). A tunnel or proxy works when the token names the endpoint.
+ */
+function authorityRefusal(signedFor: string, ctx: TokenCheckContext): string {
+  if (ctx.authorityIs === "dialled") return `the token was signed for ${signedFor}, but the client connected to ${ctx.authority} (Signer hostname/port)`;
+  return `the token was signed for ${signedFor}, but this instance is ${ctx.authority}: sign for the instance endpoint (Signer hostname/port) even when the client dials a tunnel, proxy or CNAME`;
 }
 
 /** The STS session the token's access key belongs to. */

@@ -6,6 +6,9 @@
 // side (`lastAuthFailures`). After authentication the gateway splices the client's TLS
 // socket to a Postgres session opened for that user, so COPY streams at full speed.
 //
+// Given an endpoint name, tokens must be signed for it (as RDS checks its own endpoint) while
+// clients may dial the gateway through a tunnel or proxy; the certificate names it too.
+//
 // Library: `startRds({ stsUrl })`. Directly: `bun local/rds/server.ts --sts-url URL`.
 // Talks to the STS stand-in only over HTTP (`/_local/sessions/<id>`, `/_local/authorize`).
 import { randomBytes } from "node:crypto";
@@ -14,14 +17,15 @@ import { mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { isIP } from "node:net";
 import { closeOnSignals, isEntryModule } from "../shared/cli.ts";
 import { ADMIN_DATABASE, AUTH_FAILURES_KEPT, DEFAULT_COPY_KILL_AFTER_BYTES, DEFAULT_REGION, RDS_HOST, RDS_IAM_ROLE, SUPERUSER } from "./limits.ts";
 import { createTlsMaterial } from "./tls.ts";
 import { killNextCopy, startCluster } from "./cluster.ts";
 import { startGateway } from "./gateway.ts";
-import type { AuthFailure, RdsFaults } from "./types.ts";
+import type { AuthFailure, RdsEndpoint, RdsEndpointOption, RdsFaults } from "./types.ts";
 
-export type { AuthFailure, CopyKill, RdsFaults } from "./types.ts";
+export type { AuthFailure, CopyKill, RdsEndpoint, RdsEndpointOption, RdsFaults } from "./types.ts";
 
 export interface RdsOptions {
   /** The STS stand-in's base URL; sessions and permissions are looked up there. */
@@ -34,6 +38,12 @@ export interface RdsOptions {
   dataDir?: string;
   /** The gateway's port; 0 or omitted picks a free one. */
   port?: number;
+  /**
+   * The instance's endpoint name (and port, default the gateway's): tokens must be signed for
+   * it, whatever address the client dials, and the certificate names it besides localhost and
+   * 127.0.0.1. Omitted: tokens must name the address the client dialled.
+   */
+  endpoint?: RdsEndpointOption;
   /** The instance's DbiResourceId, as it appears in rds-db:connect resource ARNs. */
   dbiResourceId?: string;
   /** Where to report refused logins and gateway errors as they happen (silent by default). */
@@ -41,8 +51,11 @@ export interface RdsOptions {
 }
 
 export interface RdsStandIn {
+  /** The address the gateway listens on (what clients dial). */
   host: typeof RDS_HOST;
   port: number;
+  /** The configured endpoint name tokens must be signed for; absent when none was given. */
+  endpoint?: RdsEndpoint;
   /** The CA that signed the gateway's certificate: clients pass it as `ssl: { ca }`. */
   caCertPem: string;
   /** The same CA on disk, for psql's `sslrootcert`. */
@@ -65,8 +78,9 @@ export async function startRds(options: RdsOptions): Promise<RdsStandIn> {
   const region = options.region ?? DEFAULT_REGION;
   const dbiResourceId = options.dbiResourceId ?? randomDbiResourceId();
   const log = options.log ?? (() => {});
+  if (options.endpoint) checkEndpoint(options.endpoint);
   const { dir, release } = await stateDirectory(options.dataDir);
-  const [clusterStart, tlsStart] = await Promise.allSettled([startCluster(dir), createTlsMaterial()]);
+  const [clusterStart, tlsStart] = await Promise.allSettled([startCluster(dir), createTlsMaterial(options.endpoint?.host)]);
   const cluster = clusterStart.status === "fulfilled" ? clusterStart.value : undefined;
   try {
     if (clusterStart.status === "rejected") throw clusterStart.reason;
@@ -82,7 +96,7 @@ export async function startRds(options: RdsOptions): Promise<RdsStandIn> {
       restart: () => gateway.restart(),
     };
     const gateway = await startGateway(options.port ?? 0, {
-      region, dbiResourceId, stsUrl: options.stsUrl.replace(/\/+$/, ""), tls, cluster: started, faults, log,
+      region, dbiResourceId, stsUrl: options.stsUrl.replace(/\/+$/, ""), endpoint: options.endpoint, tls, cluster: started, faults, log,
       recordToken: (token) => receivedTokens.push(token),
       recordFailure(failure) {
         lastAuthFailures.push(failure);
@@ -93,6 +107,7 @@ export async function startRds(options: RdsOptions): Promise<RdsStandIn> {
     return {
       host: RDS_HOST,
       port: gateway.port,
+      endpoint: gateway.endpoint,
       caCertPem: tls.caCertPem,
       caCertPath,
       dbiResourceId,
@@ -113,6 +128,13 @@ export async function startRds(options: RdsOptions): Promise<RdsStandIn> {
     release();
     throw err;
   }
+}
+
+/** An endpoint is a bare host name (or IP) and a port, as the token's host:port names them. */
+function checkEndpoint(endpoint: RdsEndpointOption): void {
+  if (!/^[A-Za-z0-9.-]+$/.test(endpoint.host) && !isIP(endpoint.host)) throw new Error(`RDS stand-in: endpoint host "${endpoint.host}" is not a host name`);
+  const port = endpoint.port;
+  if (port !== undefined && (!Number.isInteger(port) || port < 1 || port > 65535)) throw new Error(`RDS stand-in: endpoint port ${port} is not a port`);
 }
 
 /** The caller's directory (kept), or a temp dir that release() removes. */
@@ -138,7 +160,7 @@ function randomDbiResourceId(): string {
 }
 
 
-// Command line: bun local/rds/server.ts --sts-url URL [--region R] [--port N] [--data-dir D] [--dbi-resource-id ID]
+// Command line: bun local/rds/server.ts --sts-url URL [--region R] [--port N] [--data-dir D] [--dbi-resource-id ID] [--endpoint HOST[:PORT]]
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -148,11 +170,12 @@ async function main(): Promise<void> {
       port: { type: "string" },
       "data-dir": { type: "string" },
       "dbi-resource-id": { type: "string" },
+      endpoint: { type: "string" },
     },
   });
   const stsUrl = values["sts-url"];
   if (!stsUrl) {
-    console.error("usage: bun local/rds/server.ts --sts-url URL [--region R] [--port N] [--data-dir D] [--dbi-resource-id ID]");
+    console.error("usage: bun local/rds/server.ts --sts-url URL [--region R] [--port N] [--data-dir D] [--dbi-resource-id ID] [--endpoint HOST[:PORT]]");
     process.exit(2);
   }
   const started = performance.now();
@@ -162,6 +185,7 @@ async function main(): Promise<void> {
     port: values.port ? Number(values.port) : undefined,
     dataDir: values["data-dir"],
     dbiResourceId: values["dbi-resource-id"],
+    endpoint: values.endpoint ? parseEndpoint(values.endpoint) : undefined,
     log: (line) => console.error(line),
   });
   const b = rds.backend;
@@ -169,12 +193,19 @@ async function main(): Promise<void> {
   host            ${rds.host}
   port            ${rds.port}
   CA              ${rds.caCertPath}
+  endpoint        ${rds.endpoint ? `${rds.endpoint.host}:${rds.endpoint.port}  (tokens are signed for it; dial host:port)` : "none: tokens name the address dialled"}
   region          ${rds.region}
   DbiResourceId   ${rds.dbiResourceId}
   IAM users       CREATE USER x; GRANT ${RDS_IAM_ROLE} TO x;  (policy: rds-db:connect on arn:aws:rds-db:${rds.region}:<account>:dbuser:${rds.dbiResourceId}/x)
   psql            PGPASSWORD="$TOKEN" psql "host=${rds.host} port=${rds.port} sslmode=verify-full sslrootcert=${rds.caCertPath} user=x dbname=${ADMIN_DATABASE}"
   backend         postgres://${b.user}:${b.password}@${b.host}:${b.port}/${b.database}  (superuser, no TLS, bypasses IAM)`);
   closeOnSignals(() => rds.close());
+}
+
+/** HOST or HOST:PORT. */
+function parseEndpoint(text: string): RdsEndpointOption {
+  const match = /^(.+?)(?::(\d+))?$/.exec(text);
+  return { host: match?.[1] ?? text, port: match?.[2] ? Number(match[2]) : undefined };
 }
 
 if (isEntryModule(import.meta.url)) await main();

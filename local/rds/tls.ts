@@ -1,6 +1,8 @@
-// TLS material for the gateway: a CA and a server certificate for localhost / 127.0.0.1.
+// TLS material for the gateway: a CA and a server certificate for localhost / 127.0.0.1
+// and, when one is configured, the instance's endpoint name.
 import forge from "node-forge";
 import { generateKeyPair, randomBytes } from "node:crypto";
+import { isIP } from "node:net";
 import { CERT_BACKDATE_MS, CERT_VALIDITY_MS, RDS_HOST, RSA_BITS } from "./limits.ts";
 
 
@@ -10,10 +12,11 @@ export interface TlsMaterial {
   cert: Buffer;
 }
 
-export async function createTlsMaterial(): Promise<TlsMaterial> {
+/** `endpointHost`: the endpoint name the certificate also carries (RDS's certificate names its endpoint). */
+export async function createTlsMaterial(endpointHost?: string): Promise<TlsMaterial> {
   const [caKeys, serverKeys] = await Promise.all([rsaKeyPair(), rsaKeyPair()]);
   const ca = caCertificate(caKeys);
-  const server = serverCertificate(serverKeys, ca, caKeys.privateKey);
+  const server = serverCertificate(serverKeys, ca, caKeys.privateKey, endpointHost);
   return {
     caCertPem: forge.pki.certificateToPem(ca),
     key: Buffer.from(forge.pki.privateKeyToPem(serverKeys.privateKey)),
@@ -62,7 +65,7 @@ export function caCertificate(keys: forge.pki.rsa.KeyPair): forge.pki.Certificat
   return cert;
 }
 
-export function serverCertificate(keys: forge.pki.rsa.KeyPair, ca: forge.pki.Certificate, caKey: forge.pki.rsa.PrivateKey): forge.pki.Certificate {
+export function serverCertificate(keys: forge.pki.rsa.KeyPair, ca: forge.pki.Certificate, caKey: forge.pki.rsa.PrivateKey, endpointHost?: string): forge.pki.Certificate {
   const cert = newCertificate(keys.publicKey);
   cert.setSubject([{ name: "commonName", value: "localhost" }]);
   cert.setIssuer(ca.subject.attributes);
@@ -70,8 +73,8 @@ export function serverCertificate(keys: forge.pki.rsa.KeyPair, ca: forge.pki.Cer
     { name: "basicConstraints", cA: false },
     { name: "keyUsage", digitalSignature: true, keyEncipherment: true, critical: true },
     { name: "extKeyUsage", serverAuth: true },
-    // verify-full checks the name the client dialled against these (type 2 = DNS, 7 = IP).
-    { name: "subjectAltName", altNames: [{ type: 2, value: "localhost" }, { type: 7, ip: RDS_HOST }] },
+    // verify-full checks the name the client dialled (or its servername) against these.
+    { name: "subjectAltName", altNames: subjectAltNames(endpointHost) },
     { name: "subjectKeyIdentifier" },
     // OpenSSL's strict mode (Python 3.13's default, for one) wants the issuer's key id here.
     { name: "authorityKeyIdentifier", keyIdentifier: ca.generateSubjectKeyIdentifier().getBytes() },
@@ -80,3 +83,10 @@ export function serverCertificate(keys: forge.pki.rsa.KeyPair, ca: forge.pki.Cer
   return cert;
 }
 
+
+/** localhost, 127.0.0.1 and the endpoint's name (type 2 = DNS, 7 = IP). */
+function subjectAltNames(endpointHost: string | undefined): { type: number; value?: string; ip?: string }[] {
+  const names = [{ type: 2, value: "localhost" }, { type: 7, ip: RDS_HOST }];
+  if (!endpointHost || endpointHost === "localhost" || endpointHost === RDS_HOST) return names;
+  return [...names, isIP(endpointHost) ? { type: 7, ip: endpointHost } : { type: 2, value: endpointHost }];
+}

@@ -1,4 +1,19 @@
-// The RDS stand-in's public shapes that its modules share: refused logins, COPY kills, faults.
+// The RDS stand-in's public shapes that its modules share: the endpoint name, refused logins, COPY kills, faults.
+
+/**
+ * The instance's endpoint: the name (and port) RDS tokens must be signed for and the
+ * server certificate names, whatever address the client dials (a tunnel, a proxy, a CNAME).
+ */
+export interface RdsEndpoint {
+  host: string;
+  port: number;
+}
+
+/** An endpoint as configured: without a port, the gateway's own. */
+export interface RdsEndpointOption {
+  host: string;
+  port?: number;
+}
 
 export interface AuthFailure {
   at: Date;

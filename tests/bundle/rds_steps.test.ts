@@ -7,8 +7,9 @@ import wmill from "windmill-client";
 import { assumeRoleAndSave } from "../../f/aws_oidc/lib/assumeRoleAndSave.ts";
 import { DEFAULT_LEDGER_TABLE, ledgerDdl } from "../../f/aws_oidc/lib/loadLedger.ts";
 import { s3Client } from "../../f/aws_oidc/lib/s3.ts";
-import { expectNoLeaks } from "../helpers/leaks.ts";
-import { DB_USER, DEMO_ROLE_ARN, REGION, startStack, type Stack } from "../helpers/testStack.ts";
+import { startRds, type RdsStandIn } from "../../local/rds/server.ts";
+import { expectNoLeaks, findLeaks } from "../helpers/leaks.ts";
+import { DB_USER, DBI_RESOURCE_ID, DEMO_ROLE_ARN, REGION, startStack, type Stack } from "../helpers/testStack.ts";
 
 const CREDS = "f/aws_oidc/rds_test_creds";
 const DB = "f/aws_oidc/rds_test_db";
@@ -92,6 +93,68 @@ describe("rds_query", () => {
     expect(result.error.message).toContain("28P01");
     expect(result.error.message).toContain("rds-db:connect");
     expect(stack.rds!.lastAuthFailures.at(-1)?.user).toBe("other_user");
+  });
+});
+
+// RDS checks the token against its own endpoint, not the address dialled (RDS User Guide,
+// UsingWithRDS.IAMDBAuth.html). A second instance with an endpoint name stands for one
+// reached through an SSH tunnel: the resource dials 127.0.0.1, the endpoint is ENDPOINT.
+describe("rds_query through a tunnel (signingHost)", () => {
+  const ENDPOINT = { host: "mydb.abc123.us-east-1.rds.amazonaws.com", port: 5432 };
+  let tunnelled: RdsStandIn;
+  let viaTunnel: Record<string, unknown>;
+
+  beforeAll(async () => {
+    // The demo role's rds-db:connect names DBI_RESOURCE_ID and DB_USER: the same here.
+    tunnelled = await startRds({ stsUrl: stack.sts.url, region: REGION, dbiResourceId: DBI_RESOURCE_ID, endpoint: ENDPOINT });
+    await tunnelled.adminSql(`create user ${DB_USER}; grant rds_iam to ${DB_USER}`);
+    viaTunnel = { host: "127.0.0.1", port: tunnelled.port, database: "postgres", user: DB_USER, caCert: tunnelled.caCertPem };
+  }, 30_000);
+  afterAll(async () => {
+    // Its tokens are not in the stack's leak audit: check them here.
+    const tokens = new Map((tunnelled?.receivedTokens ?? []).map((token) => [token, "RDS IAM token"]));
+    expect(findLeaks(stack.windmill.jobs, tokens)).toEqual([]);
+    await tunnelled?.close();
+  });
+
+  const query = (database: Record<string, unknown>) =>
+    stack.runScript("f/aws_oidc/rds_query", { credentials: `$res:${CREDS}`, database, sql: "select current_user as who" });
+
+  test("signed for the endpoint, dialled at the tunnel, verify-full against the endpoint's name", async () => {
+    const { status, result } = await query({ ...viaTunnel, signingHost: ENDPOINT.host, signingPort: ENDPOINT.port });
+    expect(status).toBe(200);
+    expect(result).toMatchObject({ rows: [{ who: DB_USER }], warnings: [] });
+  });
+
+  test("without signingHost the token names the tunnel: refused, and the fix names signingHost", async () => {
+    const { status, result } = await query(viaTunnel);
+    expect(status).toBe(500);
+    expect(result.error.message).toContain("28P01");
+    expect(result.error.message).toContain("signingHost");
+    expect(tunnelled.lastAuthFailures.at(-1)?.reason).toContain(`signed for 127.0.0.1:${tunnelled.port}, but this instance is ${ENDPOINT.host}:${ENDPOINT.port}`);
+  });
+
+  test("the certificate is checked against signingHost, not the address dialled", async () => {
+    // 127.0.0.1 is in the certificate, this name is not: only a check against signingHost fails.
+    const { status, result } = await query({ ...viaTunnel, signingHost: "db.example.internal", signingPort: ENDPOINT.port });
+    expect(status).toBe(500);
+    expect(result.error.message).toMatch(/db\.example\.internal/);
+    expect(result.error.message).not.toContain("28P01");
+    expect(result.error.message).toContain("Fix: the certificate does not name the host checked");
+  });
+
+  test("a signingHost or signingPort that cannot be an endpoint is refused before connecting", async () => {
+    const cases: [Record<string, unknown>, string, string][] = [
+      [{ signingHost: "10.0.0.5" }, "database.signingHost", "is an IP address"],
+      [{ signingHost: `${ENDPOINT.host}:5432` }, "database.signingHost", "no scheme, port or path"],
+      [{ signingHost: `postgres://${ENDPOINT.host}` }, "database.signingHost", "no scheme, port or path"],
+      [{ signingHost: ENDPOINT.host, signingPort: 70000 }, "database.signingPort", "is not a port"],
+    ];
+    for (const [patch, input, problem] of cases) {
+      const { result } = await query({ ...viaTunnel, ...patch });
+      expect(result.error.message).toContain(`Invalid input "${input}"`);
+      expect(result.error.message).toContain(problem);
+    }
   });
 });
 

@@ -121,10 +121,10 @@ function connect(options: { user?: string; password?: Password; ssl?: postgres.O
 }
 
 /** The client sees RDS's one message; the stand-in's log says why. */
-async function expectRefused(sql: Sql, user: string, reason: RegExp): Promise<void> {
-  const before = rds.lastAuthFailures.at(-1);
+async function expectRefused(sql: Sql, user: string, reason: RegExp, instance: RdsStandIn = rds): Promise<void> {
+  const before = instance.lastAuthFailures.at(-1);
   await expect(sql`select 1`).rejects.toMatchObject({ code: "28P01", message: PAM_FAILED(user) });
-  const failure = rds.lastAuthFailures.at(-1);
+  const failure = instance.lastAuthFailures.at(-1);
   expect(failure).not.toBe(before);
   expect(failure).toMatchObject({ user, database: DATABASE });
   expect(failure!.reason).toMatch(reason);
@@ -268,6 +268,63 @@ describe("RDS stand-in: the client verifies the server (verify-full)", () => {
   test("a host name the certificate does not name", async () => {
     const sql = connect({ ssl: { ca: rds.caCertPem, servername: "db.example.com" } });
     await expect(sql`select 1`).rejects.toThrow(/db\.example\.com|altnames|hostname/i);
+  });
+});
+
+// RDS checks the token against its own endpoint, not the address dialled (RDS User Guide,
+// UsingWithRDS.IAMDBAuth.html): through a tunnel the client dials 127.0.0.1:<local port>
+// but signs for, and verifies the certificate of, the endpoint.
+describe("RDS stand-in: an instance with an endpoint name, reached through a tunnel", () => {
+  const ENDPOINT = { host: "mydb.abc123.us-east-1.rds.amazonaws.com", port: 5432 };
+  let endpointRds: RdsStandIn;
+
+  beforeAll(async () => {
+    // The same DbiResourceId as `rds`, so the role's rds-db:connect statement covers it too.
+    endpointRds = await startRds({ stsUrl: stack.sts.url, dbiResourceId: rds.dbiResourceId, endpoint: ENDPOINT });
+    await endpointRds.adminSql(`create user ${IAM_USER}; grant rds_iam to ${IAM_USER};`);
+  }, 30_000);
+  afterAll(() => endpointRds?.close());
+
+  /** Dials the gateway at 127.0.0.1 (the tunnel's near end) and checks the certificate against the endpoint's name. */
+  function viaTunnel(signedFor: { hostname: string; port: number }): Sql {
+    const sql = postgres({
+      host: endpointRds.host,
+      port: endpointRds.port,
+      user: IAM_USER,
+      database: DATABASE,
+      password: () => signer(signedFor).getAuthToken(),
+      ssl: { ca: endpointRds.caCertPem, servername: ENDPOINT.host },
+      max: 1,
+      connect_timeout: CONNECT_TIMEOUT_SECONDS,
+      onnotice: () => {},
+    });
+    clients.push(sql);
+    return sql;
+  }
+
+  test("the stand-in reports the endpoint it was given", () => {
+    expect(endpointRds.endpoint).toEqual(ENDPOINT);
+    expect(rds.endpoint).toBeUndefined();
+  });
+
+  test("a token signed for the endpoint passes, and the certificate names the endpoint (verify-full)", async () => {
+    const [row] = await viaTunnel({ hostname: ENDPOINT.host, port: ENDPOINT.port })<{ user: string }[]>`select current_user as user`;
+    expect(row!.user).toBe(IAM_USER);
+  });
+
+  test("a token signed for the address dialled is refused: it names the tunnel, not the instance", async () => {
+    await expectRefused(viaTunnel({ hostname: endpointRds.host, port: endpointRds.port }), IAM_USER,
+      new RegExp(`signed for 127\\.0\\.0\\.1:${endpointRds.port}, but this instance is ${ENDPOINT.host.replace(/\./g, "\\.")}:${ENDPOINT.port}`), endpointRds);
+  });
+
+  test("a token signed for a CNAME of the endpoint is refused", async () => {
+    await expectRefused(viaTunnel({ hostname: "db.example.internal", port: ENDPOINT.port }), IAM_USER,
+      /signed for db\.example\.internal:5432, but this instance is mydb\.abc123\.us-east-1\.rds\.amazonaws\.com:5432/, endpointRds);
+  });
+
+  test("a token signed for the endpoint's name but the tunnel's port is refused", async () => {
+    await expectRefused(viaTunnel({ hostname: ENDPOINT.host, port: endpointRds.port }), IAM_USER,
+      new RegExp(`signed for mydb\\.abc123\\.us-east-1\\.rds\\.amazonaws\\.com:${endpointRds.port}, but this instance is`), endpointRds);
   });
 });
 

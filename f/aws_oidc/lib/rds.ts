@@ -1,7 +1,10 @@
 // PostgreSQL on RDS with IAM database authentication: no password anywhere. Each new
 // connection signs a fresh 15-minute token with the session's credentials; TLS verifies
-// the server certificate unless a weaker mode is asked for by name.
+// the server certificate unless a weaker mode is asked for by name. The token and the
+// certificate name the instance's endpoint, which may differ from the address dialled
+// (a tunnel, a proxy, a CNAME): signingHost/signingPort name it then.
 import { Signer } from "@aws-sdk/rds-signer";
+import { isIP } from "node:net";
 import postgres, { type Sql } from "postgres";
 import { AwsCallError } from "./awsError.ts";
 import { awsClientConfig, type CredentialsProvider } from "./credentialsProvider.ts";
@@ -10,8 +13,13 @@ import { InputError } from "./validate.ts";
 
 /** The resource type of an IAM-auth PostgreSQL connection (no password field, by design). */
 export interface AwsRdsIamPostgres {
+  /** The address dialled: the endpoint itself, or a tunnel, proxy or CNAME in front of it. */
   host: string;
   port: number;
+  /** The instance endpoint the token is signed for and the certificate is checked against, when `host` is not it. */
+  signingHost?: string;
+  /** The endpoint's port, when `port` is a tunnel's or proxy's. */
+  signingPort?: number;
   database: string;
   user: string;
   /** Defaults to the credentials' region. */
@@ -27,34 +35,76 @@ const TLS_MODES: TlsMode[] = ["verify-full", "verify-ca", "require"];
 /** The RDS CA bundle users paste into caCert; public, from AWS's RDS SSL documentation. */
 const RDS_CA_BUNDLE_URL = "https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem";
 
+/** A DNS name: dot-separated labels of letters, digits and hyphens (RDS endpoints are such names). */
+const HOST_NAME_PATTERN = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+
+/** A resource whose inputs were checked; the signing endpoint is resolved (default: host and port). */
+export interface CheckedDatabase {
+  host: string;
+  port: number;
+  signingHost: string;
+  signingPort: number;
+  database: string;
+  user: string;
+  region?: string;
+  tlsMode: TlsMode;
+  caCert: string;
+}
+
 export interface RdsConnection {
   sql: Sql;
   warnings: string[];
   describe: string;
 }
 
-export function checkDatabase(value: unknown): Required<Omit<AwsRdsIamPostgres, "region">> & { region?: string } {
+export function checkDatabase(value: unknown): CheckedDatabase {
   const db = (value ?? {}) as Partial<AwsRdsIamPostgres>;
   if (typeof value !== "object" || !db.host) {
     throw new InputError("database", "it is not an aws_rds_iam_postgres resource (no host)", "Pick an aws_rds_iam_postgres resource: host, port, database, user, tlsMode, caCert");
   }
-  const port = Number(db.port ?? 5432);
-  if (!Number.isInteger(port) || port < 1 || port > 65535) {
-    throw new InputError("database.port", `${JSON.stringify(db.port)} is not a port`, "Use the instance's port, usually 5432");
-  }
+  const port = checkPort("database.port", db.port ?? 5432, "Use the instance's port, usually 5432");
+  const signingHost = checkSigningHost(db.signingHost) ?? db.host;
+  const signingPort = isAbsent(db.signingPort) ? port : checkPort("database.signingPort", db.signingPort, "Use the instance endpoint's port (usually 5432), or leave it empty when it is port");
   if (!db.user) throw new InputError("database.user", "it is empty", "Use a database user that was granted rds_iam");
   const tlsMode = (db.tlsMode ?? "verify-full") as TlsMode;
   if (!TLS_MODES.includes(tlsMode)) {
     throw new InputError("database.tlsMode", `${JSON.stringify(db.tlsMode)} is not a TLS mode`,
       `Use verify-full (default), or name a weaker mode explicitly: ${TLS_MODES.slice(1).join(", ")}. RDS IAM authentication always needs TLS`);
   }
-  return { host: db.host, port, database: db.database || "postgres", user: db.user, region: db.region, tlsMode, caCert: db.caCert ?? "" };
+  return { host: db.host, port, signingHost, signingPort, database: db.database || "postgres", user: db.user, region: db.region, tlsMode, caCert: db.caCert ?? "" };
 }
 
-function tlsOptions(db: ReturnType<typeof checkDatabase>, warnings: string[]): object {
+/** Windmill's run form sends an optional field left empty as "" or null. */
+function isAbsent(value: unknown): boolean {
+  return value === undefined || value === null || value === "";
+}
+
+function checkPort(input: string, value: unknown, fix: string): number {
+  const port = Number(value);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new InputError(input, `${JSON.stringify(value)} is not a port`, fix);
+  return port;
+}
+
+/**
+ * The endpoint name RDS checks the token against (RDS User Guide, UsingWithRDS.IAMDBAuth.html:
+ * a custom DNS record cannot stand in for the instance endpoint when generating the token).
+ */
+function checkSigningHost(value: unknown): string | undefined {
+  if (isAbsent(value)) return undefined;
+  const fix = "Use the instance endpoint name alone, e.g. mydb.abc123.us-east-1.rds.amazonaws.com (its port goes in signingPort), or leave it empty when host is the endpoint";
+  if (typeof value !== "string") throw new InputError("database.signingHost", `${JSON.stringify(value)} is not a host name`, fix);
+  const host = value.trim();
+  if (isIP(host)) throw new InputError("database.signingHost", `${JSON.stringify(host)} is an IP address, but the token and the certificate name the endpoint's DNS name`, fix);
+  if (!HOST_NAME_PATTERN.test(host)) throw new InputError("database.signingHost", `${JSON.stringify(host)} is not a host name (no scheme, port or path)`, fix);
+  return host;
+}
+
+function tlsOptions(db: CheckedDatabase, warnings: string[]): object {
+  // The certificate is the endpoint's, not the tunnel's: SNI and the host-name check use its name.
+  const servername = db.signingHost !== db.host ? { servername: db.signingHost } : {};
   if (db.tlsMode === "require") {
     warnings.push("tlsMode require: the connection is encrypted but the server is NOT verified, so an impostor could receive the IAM token. Use verify-full with caCert.");
-    return { rejectUnauthorized: false };
+    return { rejectUnauthorized: false, ...servername };
   }
   if (!db.caCert) {
     throw new InputError("database.caCert", `tlsMode ${db.tlsMode} needs the CA that signs the server certificate`,
@@ -62,9 +112,9 @@ function tlsOptions(db: ReturnType<typeof checkDatabase>, warnings: string[]): o
   }
   if (db.tlsMode === "verify-ca") {
     warnings.push("tlsMode verify-ca: the certificate chain is checked but not the host name. Use verify-full unless you connect through a proxy or tunnel.");
-    return { ca: db.caCert, rejectUnauthorized: true, checkServerIdentity: () => undefined };
+    return { ca: db.caCert, rejectUnauthorized: true, checkServerIdentity: () => undefined, ...servername };
   }
-  return { ca: db.caCert, rejectUnauthorized: true };
+  return { ca: db.caCert, rejectUnauthorized: true, ...servername };
 }
 
 /**
@@ -74,7 +124,8 @@ function tlsOptions(db: ReturnType<typeof checkDatabase>, warnings: string[]): o
 function connectRds(database: unknown, credentials: CredentialsProvider, defaultRegion: string, max = 1): RdsConnection {
   const db = checkDatabase(database);
   const warnings: string[] = [];
-  const signer = new Signer({ hostname: db.host, port: db.port, username: db.user, region: db.region ?? defaultRegion, credentials });
+  // Signed for the endpoint, dialled at host:port: RDS checks the token against its own endpoint.
+  const signer = new Signer({ hostname: db.signingHost, port: db.signingPort, username: db.user, region: db.region ?? defaultRegion, credentials });
   const sql = postgres({
     host: db.host,
     port: db.port,
@@ -89,7 +140,8 @@ function connectRds(database: unknown, credentials: CredentialsProvider, default
     onnotice: () => {},
     connection: { application_name: "windmill-aws-oidc" },
   });
-  return { sql, warnings, describe: `${db.user}@${db.host}:${db.port}/${db.database}` };
+  const signedFor = db.signingHost !== db.host || db.signingPort !== db.port ? ` (token for ${db.signingHost}:${db.signingPort})` : "";
+  return { sql, warnings, describe: `${db.user}@${db.host}:${db.port}/${db.database}${signedFor}` };
 }
 
 /**
@@ -142,13 +194,16 @@ export function explainPgError(err: unknown, where: string): Error {
 
 function pgHint(code: string | undefined, message: string): string {
   if (code === "28P01" || /PAM authentication failed/.test(message)) {
-    return "Fix: RDS refused the IAM token. Check: the database user was granted rds_iam; the role allows rds-db:connect on arn:aws:rds-db:<region>:<account>:dbuser:<DbiResourceId>/<user>; the host, port and region in the resource are the instance's own (the token is signed for them).";
+    return "Fix: RDS refused the IAM token. Check: the database user was granted rds_iam; the role allows rds-db:connect on arn:aws:rds-db:<region>:<account>:dbuser:<DbiResourceId>/<user>; the region and the endpoint the token is signed for are the instance's own: host/port, or signingHost/signingPort when host is a tunnel, proxy or CNAME (RDS checks the token against its endpoint, not the address dialled).";
   }
   if (code === "28000") return "Fix: the server requires TLS (RDS IAM auth always does); keep tlsMode verify-full.";
+  // Before the CA check: Node words a name mismatch "Hostname/IP does not match certificate's altnames".
+  if (/Hostname\/IP does not match|altnames/i.test(message)) {
+    return "Fix: the certificate does not name the host checked: use the instance endpoint as host, or, through a tunnel, proxy or CNAME, set signingHost to the instance endpoint (the certificate names it).";
+  }
   if (/self[- ]signed|unable to verify|UNABLE_TO_GET_ISSUER|certificate/i.test(message)) {
     return `Fix: the server certificate is not signed by caCert: paste the RDS CA bundle (${RDS_CA_BUNDLE_URL}).`;
   }
-  if (/Hostname\/IP does not match|altnames/i.test(message)) return "Fix: the host does not match the certificate: use the instance endpoint, not an IP or alias.";
   if (code === "57014") return "Fix: the statement hit statement_timeout: raise it, or add a WHERE/LIMIT.";
   if (code === "42P01") return "Fix: the table does not exist: create it first, or check schema and spelling.";
   if (code === "22P04" || code === "22P02") return "Fix: a CSV line does not match the table's columns or types (delimiter, quote, header and columns inputs).";
