@@ -18,7 +18,7 @@ export interface FlowModule {
 
 export type ModuleValue =
   | { type: "script"; path: string; input_transforms?: Record<string, InputTransform> }
-  | { type: "rawscript"; content: string; language: string; input_transforms?: Record<string, InputTransform> }
+  | { type: "rawscript"; content: string; language: string; lock?: string; input_transforms?: Record<string, InputTransform> }
   | { type: "flow"; path: string; input_transforms?: Record<string, InputTransform> }
   | { type: "forloopflow"; iterator: InputTransform; modules: FlowModule[]; skip_failures?: boolean; parallel?: boolean; parallelism?: number }
   | { type: "branchone"; branches: { summary?: string; expr: string; modules: FlowModule[] }[]; default: FlowModule[] }
@@ -33,7 +33,7 @@ export interface OpenFlowValue {
 /** What the runner asks of the job engine: run one step as a job of the flow. */
 export interface StepRunner {
   runScript(step: { path: string; stepId: string; args: Record<string, unknown>; timeoutSeconds?: number }): Promise<StepOutcome>;
-  runRawScript(step: { content: string; language: string; stepId: string; args: Record<string, unknown>; timeoutSeconds?: number }): Promise<StepOutcome>;
+  runRawScript(step: { content: string; language: string; lock: string | undefined; stepId: string; args: Record<string, unknown>; timeoutSeconds?: number }): Promise<StepOutcome>;
   runFlow(step: { path: string; stepId: string; args: Record<string, unknown> }): Promise<StepOutcome>;
   log(line: string): void;
 }
@@ -152,7 +152,7 @@ async function runModule(module: FlowModule, scope: Scope, runner: StepRunner): 
     case "script":
       return step(runner.runScript({ path: v.path, stepId: module.id, args: transformInputs(v.input_transforms, scope), timeoutSeconds: module.timeout }));
     case "rawscript":
-      return step(runner.runRawScript({ content: v.content, language: v.language, stepId: module.id, args: transformInputs(v.input_transforms, scope), timeoutSeconds: module.timeout }));
+      return step(runner.runRawScript({ content: v.content, language: v.language, lock: v.lock ?? undefined, stepId: module.id, args: transformInputs(v.input_transforms, scope), timeoutSeconds: module.timeout }));
     case "flow":
       return step(runner.runFlow({ path: v.path, stepId: module.id, args: transformInputs(v.input_transforms, scope) }));
     case "forloopflow":
