@@ -1,6 +1,7 @@
 // `npm run metadata`: regenerates script schemas, locks and wmill-lock.yaml with the real
 // `wmill generate-metadata`, against a throwaway Windmill stand-in (the CLI needs a server
-// for lock jobs). Run it after changing a script's code or its main signature.
+// for lock jobs). Run it after changing a script's code or its main signature. Its lock
+// jobs run `bun install`, as Windmill's do, so the npm registry must be reachable.
 import { startWindmill } from "../local/windmill/server.ts";
 import { REPO_ROOT } from "../local/stack.ts";
 import { runWmill } from "../local/windmill/wmillCli.ts";

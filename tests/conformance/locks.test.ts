@@ -199,7 +199,8 @@ describe("every committed lock is one a real worker runs", () => {
   test("each installs with `bun install --frozen-lockfile` (the issue's Done-when; Windmill itself installs with --save-text-lockfile)", async () => {
     const distinct = [...new Set(locks.map((l) => l.lock))].map(splitLockfile).filter((s) => !s.empty);
     expect(distinct.length).toBeGreaterThan(0);
-    for (const split of distinct) {
+    // In parallel: each install mostly waits on the disk.
+    await Promise.all(distinct.map(async (split) => {
       const dir = await mkdtemp(join(tmpdir(), "wm-frozen-"));
       try {
         await writeLockFiles(dir, { packageJson: split.packageJson, bunLock: split.bunLock });
@@ -208,7 +209,7 @@ describe("every committed lock is one a real worker runs", () => {
       } finally {
         await rm(dir, { recursive: true, force: true });
       }
-    }
+    }));
   }, INSTALL_TIMEOUT_MS);
 });
 
