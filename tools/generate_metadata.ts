@@ -1,15 +1,19 @@
 // `npm run metadata`: regenerates script schemas, locks and wmill-lock.yaml with the real
 // `wmill generate-metadata`, against a throwaway Windmill stand-in (the CLI needs a server
-// for lock jobs). Run it after changing a script's code or its main signature.
+// for lock jobs). Run it after changing a script's code or its main signature. Its lock
+// jobs run `bun install`, as Windmill's do, so the npm registry must be reachable.
 import { startWindmill } from "../local/windmill/server.ts";
 import { REPO_ROOT } from "../local/stack.ts";
 import { runWmill } from "../local/windmill/wmillCli.ts";
+
+/** Each lock job bundles the script and runs `bun install` (~1.5 s warm, several seconds with a cold bun cache). */
+const METADATA_TIMEOUT_MS = 15 * 60 * 1000;
 
 const windmill = await startWindmill({ workspaceDir: REPO_ROOT });
 try {
   const target = { url: windmill.url, workspace: windmill.workspace, token: windmill.adminToken };
   // One at a time: in parallel the CLI sometimes writes an empty .script.yaml.
-  const run = await runWmill(REPO_ROOT, ["generate-metadata", "--yes", "--parallel", "1"], target);
+  const run = await runWmill(REPO_ROOT, ["generate-metadata", "--yes", "--parallel", "1"], target, METADATA_TIMEOUT_MS);
   console.log(run.output.trim());
   if (run.code !== 0) process.exitCode = 1;
 } finally {

@@ -25,7 +25,7 @@ export interface FlowModule {
 
 export type ModuleValue =
   | { type: "script"; path: string; input_transforms?: Record<string, InputTransform> }
-  | { type: "rawscript"; content: string; language: string; input_transforms?: Record<string, InputTransform> }
+  | { type: "rawscript"; content: string; language: string; lock?: string; input_transforms?: Record<string, InputTransform> }
   | { type: "flow"; path: string; input_transforms?: Record<string, InputTransform> }
   | { type: "forloopflow"; iterator: InputTransform; modules: FlowModule[]; skip_failures?: boolean; parallel?: boolean; parallelism?: number | InputTransform }
   | { type: "branchone"; branches: { summary?: string; expr: string; modules: FlowModule[] }[]; default: FlowModule[] }
@@ -40,8 +40,8 @@ export interface OpenFlowValue {
 /** What the runner asks of the job engine: run one step as a job of the flow. */
 export interface StepRunner {
   runScript(step: { path: string; stepId: string; args: Record<string, unknown>; timeoutSeconds?: number }): Promise<StepOutcome>;
-  /** `pathInFlow`: the job's path under the flow's (default: the step id). */
-  runRawScript(step: { content: string; language: string; stepId: string; pathInFlow?: string; args: Record<string, unknown>; timeoutSeconds?: number }): Promise<StepOutcome>;
+  /** `pathInFlow`: the job's path under the flow's (default: the step id). `lock`: the inline script's own lock, if it has one. */
+  runRawScript(step: { content: string; language: string; lock: string | undefined; stepId: string; pathInFlow?: string; args: Record<string, unknown>; timeoutSeconds?: number }): Promise<StepOutcome>;
   runFlow(step: { path: string; stepId: string; args: Record<string, unknown> }): Promise<StepOutcome>;
   /** One for-loop iteration as a flow job of its own at `<flow path>/<kind>-<index>`. */
   runIteration(iteration: LoopIteration): Promise<StepOutcome>;
@@ -229,7 +229,7 @@ function runStep(module: FlowModule, stepId: string, args: Record<string, unknow
     case "script":
       return runner.runScript({ path: v.path, stepId, args, timeoutSeconds: module.timeout });
     case "rawscript":
-      return runner.runRawScript({ content: v.content, language: v.language, stepId, pathInFlow, args, timeoutSeconds: module.timeout });
+      return runner.runRawScript({ content: v.content, language: v.language, lock: v.lock ?? undefined, stepId, pathInFlow, args, timeoutSeconds: module.timeout });
     case "flow":
       return runner.runFlow({ path: v.path, stepId, args });
     default:

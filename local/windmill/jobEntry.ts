@@ -1,5 +1,5 @@
 // Entry point of a job process (see worker.ts): makes `/f/...` and `/u/...`
-// imports resolve inside the workspace as Windmill does, imports the script, calls main
+// imports resolve inside the job folder as Windmill's loader does, imports the script, calls main
 // with the job's args in parameter order, and writes the outcome where the worker reads it.
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";

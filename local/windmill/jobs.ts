@@ -2,10 +2,10 @@
 // background, each with a record (status, result, logs, progress) that the API serves
 // and the tests' leak audit reads.
 import { randomUUID } from "node:crypto";
-import { mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
 import { HttpError } from "../shared/http.ts";
+import { repoVersionPins, type PinVersion } from "./bunLockfile.ts";
 import { runFlowValue, type OpenFlowValue, type OuterScope, type StepOutcome, type StepRunner } from "./flows.ts";
 import type { Caller, JobRecord, WorkspaceState } from "./state.ts";
 import { runScriptJob } from "./worker.ts";
@@ -25,6 +25,12 @@ export interface JobHost {
   resolveArgs(state: WorkspaceState, args: Record<string, unknown>, caller: Caller, reservedVariables: Record<string, string>): Record<string, unknown>;
 }
 
+/** What a script job runs: its code, and its lock (none for an inline step that was never locked). */
+interface RawScript {
+  content: string;
+  lock: string | undefined;
+}
+
 interface Lineage {
   parentJobId: string | null;
   rootJobId: string | null;
@@ -39,9 +45,10 @@ export class JobEngine {
   readonly records: JobRecord[] = [];
   private readonly byId = new Map<string, JobRecord>();
   private readonly running = new Map<string, Promise<JobRecord>>();
-  private materialized = new Map<string, { version: string; dir: string }>();
   /** For-loop iteration jobs (flow jobs a flow started for one iteration). */
   private readonly iterationJobIds = new Set<string>();
+  /** Versions for the npm imports of a script that has no lock (see worker.ts). */
+  private readonly pin: PinVersion;
 
   /** Free worker slots, and the jobs waiting for one (first come, first served). */
   private freeWorkers: number;
@@ -49,6 +56,7 @@ export class JobEngine {
 
   constructor(private readonly host: JobHost) {
     this.freeWorkers = host.workers;
+    this.pin = repoVersionPins(host.workspaceDir);
   }
 
   /** A script job holds a worker while its process runs, as on a real instance's worker pool. */
@@ -123,13 +131,16 @@ export class JobEngine {
     return state.sync.scripts.size > 0 ? state.sync.scripts.has(path) : true;
   }
 
-  private executeScript(caller: Caller, state: WorkspaceState, record: JobRecord, raw: { content: string } | undefined, timeoutSeconds?: number): Promise<void> {
+  private executeScript(caller: Caller, state: WorkspaceState, record: JobRecord, raw: RawScript | undefined, timeoutSeconds?: number): Promise<void> {
     return this.withWorker(() => this.runScriptOnWorker(caller, state, record, raw, timeoutSeconds));
   }
 
-  private async runScriptOnWorker(caller: Caller, state: WorkspaceState, record: JobRecord, raw: { content: string } | undefined, timeoutSeconds?: number): Promise<void> {
-    const root = await this.runRoot(state);
-    const scriptFile = raw ? await this.writeRawScript(root, record.id, raw.content) : join(root, `${record.path}.ts`);
+  private async runScriptOnWorker(caller: Caller, state: WorkspaceState, record: JobRecord, raw: RawScript | undefined, timeoutSeconds?: number): Promise<void> {
+    const script = raw ?? (await this.deployedScript(state, record.path));
+    if (!script) {
+      Object.assign(record, { success: false, logs: "", result: { error: { name: "NotFound", message: `Script not found at path ${record.path}` } } });
+      return;
+    }
     const token = this.host.issueJobToken(caller, { id: record.id, path: record.path, flowPath: record.flowPath, rootFlowPath: this.rootFlowPath(record) });
     try {
       // windmill-worker/src/common.rs get_reserved_variables: WM_FLOW_PATH is the parent job's runnable_path, so a step
@@ -145,7 +156,9 @@ export class JobEngine {
       // windmill-worker/src/common.rs transform_json: each job resolves its own args when it starts.
       const args = this.host.resolveArgs(state, record.args, caller, reserved);
       const outcome = await runScriptJob({
-        scriptFile, cwd: root, timeoutMs: timeoutSeconds ? timeoutSeconds * 1000 : undefined, env: { ...reserved, ...this.host.jobEnv() },
+        path: record.path, content: script.content, lock: script.lock,
+        readScript: async (path) => (await this.deployedScript(state, path))?.content,
+        pin: this.pin, timeoutMs: timeoutSeconds ? timeoutSeconds * 1000 : undefined, env: { ...reserved, ...this.host.jobEnv() },
       }, args);
       Object.assign(record, outcome);
     } finally {
@@ -186,8 +199,8 @@ export class JobEngine {
         if (!this.scriptExists(state, path)) throw new HttpError(404, `Flow ${record.path}, step ${stepId}: script ${path} not found`);
         return child("script", path, stepId, args, (r) => this.executeScript(caller, state, r, undefined, timeoutSeconds));
       },
-      runRawScript: ({ content, stepId, pathInFlow, args, timeoutSeconds }) =>
-        child("rawscript", `${record.path}/${pathInFlow ?? stepId}`, stepId, args, (r) => this.executeScript(caller, state, r, { content }, timeoutSeconds)),
+      runRawScript: ({ content, lock, stepId, pathInFlow, args, timeoutSeconds }) =>
+        child("rawscript", `${record.path}/${pathInFlow ?? stepId}`, stepId, args, (r) => this.executeScript(caller, state, r, { content, lock }, timeoutSeconds)),
       runFlow: ({ path, stepId, args }) => {
         if (!state.sync.flows.has(path)) throw new HttpError(404, `Flow ${record.path}, step ${stepId}: flow ${path} not found`);
         return child("flow", path, stepId, args, (r) => this.executeFlow(caller, state, r));
@@ -207,37 +220,21 @@ export class JobEngine {
   }
 
   /**
-   * Where jobs run: the pushed scripts written out as files (so what runs is what was
-   * pushed), with the repo's node_modules linked in; the repo itself before any push.
+   * A script's code and lock as deployed; before anything was pushed, the repo's files
+   * (`<path>.ts` and `<path>.script.lock`), as `wmill sync push` would deploy them.
    */
-  private async runRoot(state: WorkspaceState): Promise<string> {
-    if (state.sync.scripts.size === 0) return this.host.workspaceDir;
-    const version = [...state.sync.scripts.values()].map((s) => s.hash).join(",");
-    const current = this.materialized.get(state.id);
-    if (current?.version === version) return current.dir;
-    const dir = await mkdtemp(join(tmpdir(), `wm-${state.id}-`));
-    for (const [path, script] of state.sync.scripts) {
-      const file = join(dir, `${path}.ts`);
-      await mkdir(dirname(file), { recursive: true });
-      await writeFile(file, script.content);
+  private async deployedScript(state: WorkspaceState, path: string): Promise<RawScript | undefined> {
+    if (state.sync.scripts.size > 0) {
+      const script = state.sync.scripts.get(path);
+      return script && { content: script.content, lock: script.lock ?? undefined };
     }
-    await symlink(join(this.host.workspaceDir, "node_modules"), join(dir, "node_modules"));
-    await writeFile(join(dir, "package.json"), JSON.stringify({ type: "module" }));
-    this.materialized.set(state.id, { version, dir });
-    if (current) await rm(current.dir, { recursive: true, force: true });
-    return dir;
-  }
-
-  private async writeRawScript(root: string, id: string, content: string): Promise<string> {
-    const file = join(root, ".windmill_raw", `${id}.ts`);
-    await mkdir(dirname(file), { recursive: true });
-    await writeFile(file, content);
-    return file;
+    const file = join(this.host.workspaceDir, path);
+    const content = await readFile(`${file}.ts`, "utf8").catch(() => undefined);
+    return content === undefined ? undefined : { content, lock: await readFile(`${file}.script.lock`, "utf8").catch(() => undefined) };
   }
 
   async close(): Promise<void> {
     await Promise.allSettled([...this.running.values()]);
-    for (const { dir } of this.materialized.values()) await rm(dir, { recursive: true, force: true });
   }
 }
 

@@ -1,13 +1,10 @@
 // Lock (dependencies) jobs of the Windmill stand-in: what `wmill generate-metadata` and
-// `wmill sync push` ask for to pin a script's or flow's npm packages, computed offline
-// from the script's imports and the repo's node_modules, and kept for the CLI to poll.
+// `wmill sync push` ask for to pin a script's or flow's npm packages, made as Windmill's
+// dependency job makes them (bunLockfile.ts), and kept for the CLI to poll.
 import { createHash, randomUUID } from "node:crypto";
-import { readFileSync } from "node:fs";
-import { builtinModules } from "node:module";
-import { join } from "node:path";
 import type { ScriptLang } from "windmill-client";
 import { HttpError, readJson, sendJson, sendText } from "../shared/http.ts";
-import { windmillParser } from "./parser.ts";
+import { genBunLockfile, repoVersionPins, type PinVersion } from "./bunLockfile.ts";
 import { dropUndefined, type JsonObject } from "./records.ts";
 import type { DependencyJob, FlowRecord, Route, SyncHost, SyncState, TokenInfo } from "./state.ts";
 
@@ -28,27 +25,28 @@ interface FlowDependenciesRequest {
 
 /** Where a lock job looks up the workspace scripts a script imports. */
 interface ImportContext {
-  host: SyncHost;
   sync: SyncState;
   tempRefs: TempScriptRefs;
+  pin: PinVersion;
 }
 
 export function dependencyRoutes(host: SyncHost): Route[] {
+  const pin = repoVersionPins(host.workspaceDir);
   return [
     ["POST", /^\/api\/w\/([^/]+)\/jobs\/run\/dependencies_async$/, async (c, res) => {
       const body = await readJson<DependenciesRequest>(c.req);
       const sync = c.ws().sync;
       const entry = body.raw_scripts?.find((s) => s.script_path === body.entrypoint) ?? body.raw_scripts?.[0];
       if (!entry) throw new HttpError(400, "raw_scripts must hold the script to lock");
-      const ctx: ImportContext = { host, sync, tempRefs: body.temp_script_refs };
-      const job = runDependencyJob(sync, c.token(), "dependencies", entry.script_path, () => ({ lock: scriptLock(ctx, entry.script_path, entry.raw_code, entry.language) }));
+      const ctx: ImportContext = { sync, tempRefs: body.temp_script_refs, pin };
+      const job = await runDependencyJob(sync, c.token(), "dependencies", entry.script_path, async () => ({ lock: await scriptLock(ctx, entry.script_path, entry.raw_code, entry.language) }));
       sendText(res, 201, job.id);
     }],
     ["POST", /^\/api\/w\/([^/]+)\/jobs\/run\/flow_dependencies_async$/, async (c, res) => {
       const body = await readJson<FlowDependenciesRequest>(c.req);
       const sync = c.ws().sync;
-      const ctx: ImportContext = { host, sync, tempRefs: body.temp_script_refs };
-      const job = runDependencyJob(sync, c.token(), "flowdependencies", body.path, () => ({ updated_flow_value: lockedFlowValue(ctx, body.path, body.flow_value) }));
+      const ctx: ImportContext = { sync, tempRefs: body.temp_script_refs, pin };
+      const job = await runDependencyJob(sync, c.token(), "flowdependencies", body.path, async () => ({ updated_flow_value: await lockedFlowValue(ctx, body.path, body.flow_value) }));
       sendText(res, 201, job.id);
     }],
     // The CLI uploads the local versions of imported scripts that differ from the deployed ones.
@@ -96,10 +94,11 @@ function requireDependencyKinds(url: URL): void {
   }
 }
 
-function runDependencyJob(sync: SyncState, caller: TokenInfo, kind: DependencyJob["kind"], path: string, compute: () => JsonObject): DependencyJob {
+/** Runs the lock job to its end before answering with its id: the CLI polls a job that is already done. */
+async function runDependencyJob(sync: SyncState, caller: TokenInfo, kind: DependencyJob["kind"], path: string, compute: () => Promise<JsonObject>): Promise<DependencyJob> {
   const job: DependencyJob = { id: randomUUID(), kind, path, createdBy: caller.username, createdAt: new Date().toISOString(), success: true, result: null };
   try {
-    job.result = compute();
+    job.result = await compute();
   } catch (err) {
     job.success = false;
     job.result = { error: { name: "ExecutionErr", message: err instanceof Error ? err.message : String(err) } };
@@ -117,85 +116,47 @@ export function dependencyJobResult(sync: SyncState | undefined, id: string): Js
 /** Languages whose scripts Windmill locks with bun (TypeScript on the bun runtime). */
 const BUN_LANGUAGES: readonly ScriptLang[] = ["bun", "bunnative"];
 
-/**
- * Windmill's bun lock is the package.json its build step writes (every npm package the
- * script and its imported workspace scripts use), then `//bun.lock` and bun's lockfile,
- * or `<empty>` when there is nothing to install. The stand-in is offline and cannot run
- * `bun install`, so for a script with packages it returns the package.json part alone, a
- * form Windmill workers also accept (they install from it). Versions are the ones installed
- * in the repo; an import pinned as `pkg@1.2.3` keeps its pin. Other languages get no lock.
- */
-function scriptLock(ctx: ImportContext, path: string, code: string, language: ScriptLang): string {
-  if (!BUN_LANGUAGES.includes(language)) return "";
-  const packages = new Map<string, string>();
-  collectPackages(ctx, path, code, packages, new Set([path]));
-  const dependencies = Object.fromEntries([...packages].sort(([a], [b]) => (a < b ? -1 : 1)));
-  const packageJson = JSON.stringify({ dependencies }, null, 2);
-  return packages.size === 0 ? `${packageJson}\n//bun.lock\n<empty>` : packageJson;
-}
-
-function collectPackages(ctx: ImportContext, path: string, code: string, packages: Map<string, string>, seen: Set<string>): void {
-  const parser = windmillParser();
-  const imports = (JSON.parse(parser.parse_ts_imports(code)) as { imports: string[] }).imports;
-  for (const specifier of imports) {
-    const pkg = npmPackage(specifier);
-    if (pkg) packages.set(pkg.name, pkg.version ?? installedVersion(ctx.host, pkg.name, path));
-  }
-  for (const imported of parser.parse_ts_relative_imports(code, path)) {
-    if (seen.has(imported)) continue;
-    seen.add(imported);
-    collectPackages(ctx, imported, importedSource(ctx, imported, path), packages, seen);
-  }
-}
-
-/** A bare specifier's package (`@scope/name/sub@1.2` -> `@scope/name`, pin 1.2); undefined for builtins, URLs and paths. */
-function npmPackage(specifier: string): { name: string; version?: string } | undefined {
-  if (/^[./]/.test(specifier) || /^[a-z][a-z0-9+.-]*:/i.test(specifier)) return undefined;
-  const match = /^((?:@[^/@]+\/)?[^/@]+)(?:@([^/]+))?/.exec(specifier);
-  if (!match || builtinModules.includes(match[1])) return undefined;
-  return { name: match[1], version: match[2] };
-}
-
-function installedVersion(host: SyncHost, name: string, importedBy: string): string {
-  try {
-    const manifest = JSON.parse(readFileSync(join(host.workspaceDir, "node_modules", name, "package.json"), "utf8")) as { version: string };
-    return manifest.version;
-  } catch {
-    throw new Error(`${importedBy} imports ${name}, which is not installed in ${host.workspaceDir}/node_modules (the stand-in locks offline): add it to package.json`);
-  }
+// windmill-worker/src/worker_lockfiles.rs (bun branch of the dependency job): gen_bun_lockfile; other languages get no lock here.
+function scriptLock(ctx: ImportContext, path: string, code: string, language: ScriptLang): Promise<string> {
+  if (!BUN_LANGUAGES.includes(language)) return Promise.resolve("");
+  return genBunLockfile({ path, code }, async (imported) => importedSource(ctx, imported), ctx.pin);
 }
 
 /** An imported workspace script: the local version the CLI uploaded, else the deployed one. */
-function importedSource(ctx: ImportContext, path: string, importedBy: string): string {
+function importedSource(ctx: ImportContext, path: string): string | undefined {
   const tempHash = ctx.tempRefs?.[path];
-  const source = (tempHash && ctx.sync.tempScripts.get(tempHash)) || ctx.sync.scripts.get(path)?.content;
-  if (source === undefined) throw new Error(`${importedBy} imports ${path}, which is not deployed in this workspace: push it first`);
-  return source;
+  return (tempHash && ctx.sync.tempScripts.get(tempHash)) || ctx.sync.scripts.get(path)?.content;
 }
 
 /** The flow with a lock on each inline bun script (steps that run scripts by path keep theirs). */
-function lockedFlowValue(ctx: ImportContext, flowPath: string, value: FlowRecord["value"]): FlowRecord["value"] {
-  const lockModule = (module: JsonObject): JsonObject => {
+async function lockedFlowValue(ctx: ImportContext, flowPath: string, value: FlowRecord["value"]): Promise<FlowRecord["value"]> {
+  const lockModules = async (modules: JsonObject[]): Promise<JsonObject[]> => {
+    const locked: JsonObject[] = [];
+    for (const module of modules) locked.push(await lockModule(module));
+    return locked;
+  };
+  const lockModule = async (module: JsonObject): Promise<JsonObject> => {
     const step = module.value as JsonObject;
     const locked: JsonObject = { ...step };
     if (step.type === "rawscript" && typeof step.content === "string") {
-      locked.lock = scriptLock(ctx, `${flowPath}/${String(module.id)}`, step.content, step.language as ScriptLang);
+      locked.lock = await scriptLock(ctx, `${flowPath}/${String(module.id)}`, step.content, step.language as ScriptLang);
     }
     for (const key of ["modules", "default"]) {
-      if (Array.isArray(step[key])) locked[key] = (step[key] as JsonObject[]).map(lockModule);
+      if (Array.isArray(step[key])) locked[key] = await lockModules(step[key] as JsonObject[]);
     }
     if (Array.isArray(step.branches)) {
-      locked.branches = (step.branches as JsonObject[]).map((b) => ({ ...b, modules: (b.modules as JsonObject[]).map(lockModule) }));
+      const branches: JsonObject[] = [];
+      for (const b of step.branches as JsonObject[]) branches.push({ ...b, modules: await lockModules(b.modules as JsonObject[]) });
+      locked.branches = branches;
     }
     return { ...module, value: locked };
   };
-  const modules = value.modules as unknown as JsonObject[];
-  const optional = (m: unknown) => (m ? lockModule(m as JsonObject) : undefined);
+  const optional = async (m: unknown) => (m ? lockModule(m as JsonObject) : undefined);
   return dropUndefined({
     ...value,
-    modules: modules.map(lockModule),
-    failure_module: optional(value.failure_module),
-    preprocessor_module: optional(value.preprocessor_module),
+    modules: await lockModules(value.modules as unknown as JsonObject[]),
+    failure_module: await optional(value.failure_module),
+    preprocessor_module: await optional(value.preprocessor_module),
   }) as unknown as FlowRecord["value"];
 }
 

@@ -1,12 +1,11 @@
 // Windmill's own TypeScript parser (the wasm build its CLI and server use), loaded once
-// for the worker (main's parameters) and the lock jobs (a script's imports).
+// for the worker: main's parameters and the workspace scripts a script imports.
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
-import { initSync, parse_deno, parse_ts_imports, parse_ts_relative_imports } from "windmill-parser-wasm-ts";
+import { initSync, parse_deno, parse_ts_relative_imports } from "windmill-parser-wasm-ts";
 
 export interface WindmillParser {
   parse_deno: typeof parse_deno;
-  parse_ts_imports: typeof parse_ts_imports;
   parse_ts_relative_imports: typeof parse_ts_relative_imports;
 }
 
@@ -17,5 +16,5 @@ export function windmillParser(): WindmillParser {
     initSync({ module: readFileSync(require.resolve("windmill-parser-wasm-ts/windmill_parser_wasm_bg.wasm")) });
     parserReady = true;
   }
-  return { parse_deno, parse_ts_imports, parse_ts_relative_imports };
+  return { parse_deno, parse_ts_relative_imports };
 }

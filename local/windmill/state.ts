@@ -170,7 +170,7 @@ export function createSyncState(): SyncState {
 export interface SyncHost {
   /** Types every workspace sees but none owns (they live in the instance's `admins` workspace). */
   hubResourceTypes: ReadonlySet<string>;
-  /** The repo: lock jobs pin npm packages to the versions installed in its node_modules. */
+  /** The repo: lock jobs pin npm packages to the versions its package.json (else its node_modules) has. */
   workspaceDir: string;
 }
 

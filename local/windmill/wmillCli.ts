@@ -28,7 +28,7 @@ function wmillBinary(): string {
 }
 
 /** Runs `wmill <args>`; with a target, against that server (commands like lint need none). */
-export async function runWmill(cwd: string, args: string[], target?: WmillTarget): Promise<WmillRun> {
+export async function runWmill(cwd: string, args: string[], target?: WmillTarget, timeoutMs = CLI_TIMEOUT_MS): Promise<WmillRun> {
   const server = target ? ["--base-url", target.url, "--token", target.token, "--workspace", target.workspace] : [];
   const home = await mkdtemp(join(tmpdir(), "wmill-home-"));
   try {
@@ -42,7 +42,7 @@ export async function runWmill(cwd: string, args: string[], target?: WmillTarget
       const collect = (d: Buffer) => (output += d.toString("utf8").replace(/\x1b\[[0-9;]*m/g, ""));
       child.stdout.on("data", collect);
       child.stderr.on("data", collect);
-      const timer = setTimeout(() => child.kill("SIGKILL"), CLI_TIMEOUT_MS);
+      const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
       child.on("error", reject);
       child.on("close", (code) => {
         clearTimeout(timer);
