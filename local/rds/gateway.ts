@@ -1,6 +1,7 @@
 // The gateway (pg-gateway): TLS only, the IAM token as the password, then a spliced Postgres session.
 import { PostgresConnection, createStartupMessage, type ClientParameters, type State } from "pg-gateway";
 import { connect, createServer, type AddressInfo, type Server, type Socket } from "node:net";
+import { sourceIpOf } from "../aws/sourceIp.ts";
 import { AUTHENTICATION_MESSAGE, AUTHENTICATION_OK, CANCEL_REQUEST_CODE, CANCEL_REQUEST_LENGTH, ERROR_MESSAGE, PASSWORD_MESSAGE, RDS_HOST } from "./limits.ts";
 import type { TlsMaterial } from "./tls.ts";
 import { IamAuthError, verifyIamToken } from "./iamToken.ts";
@@ -159,6 +160,7 @@ export async function authenticateAndSplice(
     await verifyIamToken(token, {
       ...expectedAuthority(ctx, raw, sniServerName),
       user, region: ctx.region, dbiResourceId: ctx.dbiResourceId, stsUrl: ctx.stsUrl, admin: ctx.cluster.admin,
+      sourceIp: sourceIpOf(raw),
     });
   } catch (err) {
     const reason = err instanceof IamAuthError ? err.message : `internal error: ${err instanceof Error ? err.message : String(err)}`;

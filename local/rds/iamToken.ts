@@ -4,6 +4,7 @@ import type { Sql } from "postgres";
 import { parseAmzDate } from "../aws/amzDate.ts";
 import { AuthFailure } from "../aws/authFailure.ts";
 import { checkScope, checkTime, EMPTY_SHA256, parseQuerySignature, sessionSigner, SIGV4_ALGORITHM, verifySignature, type SignedRequest } from "../aws/sigv4.ts";
+import { sourceIpContext } from "../aws/sourceIp.ts";
 import { checkSession, fetchSession, type StsSession } from "../aws/stsSession.ts";
 import { MAX_CLOCK_SKEW_SECONDS, MAX_TOKEN_LIFETIME_SECONDS, RDS_DB_SERVICE, RDS_IAM_ROLE, STS_TIMEOUT_MS } from "./limits.ts";
 
@@ -23,6 +24,8 @@ export interface TokenCheckContext {
   dbiResourceId: string;
   stsUrl: string;
   admin: Sql;
+  /** The client's address (aws:SourceIp), when the socket still knows it. */
+  sourceIp?: string;
 }
 
 interface IamToken {
@@ -150,7 +153,7 @@ export async function checkConnectPermission(ctx: TokenCheckContext, session: St
   const res = await fetch(`${ctx.stsUrl}/_local/authorize`, {
     method: "POST",
     headers: { "content-type": "application/json" },
-    body: JSON.stringify({ accessKeyId: session.accessKeyId, action: "rds-db:connect", resource }),
+    body: JSON.stringify({ accessKeyId: session.accessKeyId, action: "rds-db:connect", resource, context: sourceIpContext(ctx.sourceIp) }),
     signal: AbortSignal.timeout(STS_TIMEOUT_MS),
   });
   if (res.status === 404) throw new IamAuthError(`access key ${session.accessKeyId} belongs to no STS session`);

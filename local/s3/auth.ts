@@ -7,6 +7,7 @@ import type { SignatureV4 } from "@smithy/signature-v4";
 import { AuthFailure, type AuthProblem } from "../aws/authFailure.ts";
 import { headerValue } from "../aws/headers.ts";
 import { checkScope, checkTime, EMPTY_SHA256, parseHeaderSignature, parseQuerySignature, sessionSigner, UNSIGNED_PAYLOAD, verifySignature, type SignedRequest } from "../aws/sigv4.ts";
+import { sourceIpContext, sourceIpOf } from "../aws/sourceIp.ts";
 import { checkSession, fetchSession, type StsSession } from "../aws/stsSession.ts";
 import { MESSAGES, S3ErrorReply } from "./errors.ts";
 import type { PermissionCheck } from "./operations.ts";
@@ -17,6 +18,8 @@ export interface Caller {
   signed: SignedRequest;
   session: StsSession;
   signer: SignatureV4;
+  /** The client's address (aws:SourceIp), when the socket still knows it. */
+  sourceIp?: string;
 }
 
 const UNSUPPORTED_MECHANISM = "The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256.";
@@ -116,7 +119,7 @@ export async function authenticate(gate: { stsUrl: string; region: string }, req
     // and presigned URLs always hash the payload as UNSIGNED-PAYLOAD.
     const payloadHash = presigned ? UNSIGNED_PAYLOAD : (header("x-amz-content-sha256") ?? EMPTY_SHA256);
     await verifySignature({ method: target.method, path: target.canonicalPath, query, header, payloadHash }, signed, signer);
-    return { signed, session, signer };
+    return { signed, session, signer, sourceIp: sourceIpOf(req.socket) };
   } catch (err) {
     throw err instanceof AuthFailure ? s3ErrorOf(err.problem, presigned) : err;
   }
@@ -125,11 +128,13 @@ export async function authenticate(gate: { stsUrl: string; region: string }, req
 // ---------------------------------------------------------------------------------------
 // Authorization: STS evaluates the session's policies
 
-export async function isAllowed(stsUrl: string, session: StsSession, check: PermissionCheck): Promise<{ allowed: boolean; reason: string }> {
+export async function isAllowed(stsUrl: string, caller: Pick<Caller, "session" | "sourceIp">, check: PermissionCheck): Promise<{ allowed: boolean; reason: string }> {
+  const { session } = caller;
+  const context = { ...check.context, ...sourceIpContext(caller.sourceIp) };
   const res = await fetch(`${stsUrl}/_local/authorize`, {
     method: "POST",
     headers: { "content-type": "application/json" },
-    body: JSON.stringify({ accessKeyId: session.accessKeyId, ...check }),
+    body: JSON.stringify({ accessKeyId: session.accessKeyId, ...check, context }),
   });
   if (res.status === 404) throw new S3ErrorReply("InvalidAccessKeyId", MESSAGES.unknownKey, { AWSAccessKeyId: session.accessKeyId });
   if (!res.ok) throw new Error(`STS stand-in answered ${res.status} to an authorization check`);
@@ -138,7 +143,7 @@ export async function isAllowed(stsUrl: string, session: StsSession, check: Perm
 
 export async function authorize(stsUrl: string, caller: Caller, checks: PermissionCheck[]): Promise<void> {
   for (const check of checks) {
-    const decision = await isAllowed(stsUrl, caller.session, check);
+    const decision = await isAllowed(stsUrl, caller, check);
     if (!decision.allowed) {
       throw new S3ErrorReply("AccessDenied",
         `User: ${caller.session.assumedRoleArn} is not authorized to perform: ${check.action} on resource: "${check.resource}" because ${decision.reason}`);

@@ -78,7 +78,7 @@ export async function deleteObjects(gate: { stsUrl: string; upstream: Upstream }
   const { keys, quiet } = parseDeleteRequest((await readLimited(body, MAX_DELETE_BODY_BYTES)).toString("utf8"));
   const outcomes = await mapLimit(keys, DELETE_CONCURRENCY, async (key): Promise<DeleteOutcome> => {
     const check = { action: "s3:DeleteObject", resource: objectArn(bucket, key) };
-    if (!(await isAllowed(gate.stsUrl, caller.session, check)).allowed) return { key, error: { code: "AccessDenied", message: MESSAGES.accessDenied } };
+    if (!(await isAllowed(gate.stsUrl, caller, check)).allowed) return { key, error: { code: "AccessDenied", message: MESSAGES.accessDenied } };
     // s3rver prunes a key's emptied parent folders after a delete, which races with the
     // parallel deletes of its neighbours: one retry settles it (S3 itself has no such race).
     const error = (await deleteInS3rver(gate.upstream, bucket, key)) && (await deleteInS3rver(gate.upstream, bucket, key));

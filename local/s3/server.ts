@@ -95,7 +95,7 @@ const KEY_READS = new Set(["GetObject", "HeadObject"]);
  */
 async function hideMissingKeyWithoutList(gate: Gate, caller: Caller, target: Target, upstream: IncomingMessage): Promise<void> {
   const check = { action: "s3:ListBucket", resource: `arn:aws:s3:::${target.bucket}`, context: { "s3:prefix": target.key ?? "" } };
-  if ((await isAllowed(gate.stsUrl, caller.session, check)).allowed) return;
+  if ((await isAllowed(gate.stsUrl, caller, check)).allowed) return;
   upstream.resume();
   throw new S3ErrorReply("AccessDenied", "Access Denied");
 }

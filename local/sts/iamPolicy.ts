@@ -2,14 +2,12 @@
 // role) and permission policies (what a session may do). Pure functions, no I/O, so the
 // rules can be unit-tested apart from the HTTP layer. Follows the IAM policy evaluation
 // logic: an explicit Deny wins, then an Allow, otherwise the request is implicitly denied.
+import { conditionProblems, conditionsMatch, type ConditionBlock } from "./iamConditions.ts";
+import { compilePattern, listOf, resolveVariables, stringLike, type ConditionContext, type StringOrList } from "./iamPatterns.ts";
 import { isRecord } from "./json.ts";
 
-export type StringOrList = string | string[];
 export type PrincipalType = "AWS" | "Federated" | "Service" | "CanonicalUser";
 export type PrincipalBlock = "*" | Partial<Record<PrincipalType, StringOrList>>;
-export type ConditionScalar = string | number | boolean;
-/** `{ operator: { conditionKey: value or values } }` */
-export type ConditionBlock = Record<string, Record<string, ConditionScalar | ConditionScalar[]>>;
 
 export interface PolicyStatement {
   Sid?: string;
@@ -28,9 +26,6 @@ export interface PolicyDocument {
   Id?: string;
   Statement: PolicyStatement | PolicyStatement[];
 }
-
-/** Request context for conditions. Keys are matched case-insensitively, as IAM does. */
-export type ConditionContext = Record<string, StringOrList | undefined>;
 
 export interface Decision {
   allowed: boolean;
@@ -55,66 +50,15 @@ export interface PermissionRequest {
 
 /** The only policy language versions IAM accepts. */
 const POLICY_VERSIONS = new Set(["2012-10-17", "2008-10-17"]);
+/** "Variables were introduced in version 2012-10-17." */
+const VARIABLES_VERSION = "2012-10-17";
 const STATEMENT_KEYS = new Set(["Sid", "Effect", "Action", "NotAction", "Resource", "NotResource", "Principal", "NotPrincipal", "Condition"]);
 const PRINCIPAL_TYPES = new Set<string>(["AWS", "Federated", "Service", "CanonicalUser"]);
 /** `service:ActionPattern` (IAM service prefixes are lower-case letters, digits and dashes) or a lone `*`. */
 const ACTION_PATTERN = /^(\*|[a-zA-Z0-9-]+:[a-zA-Z0-9*?]+)$/;
-const SET_OPERATOR_PREFIXES = ["ForAnyValue:", "ForAllValues:"] as const;
-const IF_EXISTS_SUFFIX = "IfExists";
-
-// ---------------------------------------------------------------------------------------
-// Wildcards
-
-/** IAM's wildcard match: `*` is any run of characters (even none), `?` exactly one. */
-export function stringLike(pattern: string, value: string, ignoreCase = false): boolean {
-  const p = ignoreCase ? pattern.toLowerCase() : pattern;
-  const v = ignoreCase ? value.toLowerCase() : value;
-  // Greedy match that backtracks only to the most recent `*`: linear in practice, and no
-  // regex built from user text, so patterns cannot smuggle regex syntax.
-  let pi = 0;
-  let vi = 0;
-  let starAt = -1;
-  let starMatchedUpTo = 0;
-  while (vi < v.length) {
-    if (pi < p.length && p[pi] === "*") {
-      starAt = pi++;
-      starMatchedUpTo = vi;
-    } else if (pi < p.length && (p[pi] === "?" || p[pi] === v[vi])) {
-      pi++;
-      vi++;
-    } else if (starAt >= 0) {
-      pi = starAt + 1;
-      vi = ++starMatchedUpTo;
-    } else {
-      return false;
-    }
-  }
-  while (pi < p.length && p[pi] === "*") pi++;
-  return pi === p.length;
-}
-
-/** ArnLike: each of the six colon-separated parts is matched on its own, so `*` never spans a colon boundary. */
-export function arnLike(pattern: string, arn: string): boolean {
-  const patternParts = splitArn(pattern);
-  const arnParts = splitArn(arn);
-  // Something that is not a six-part ARN matches only a bare `*`.
-  if (!patternParts || !arnParts) return pattern === "*";
-  return patternParts.every((part, i) => stringLike(part, arnParts[i]!));
-}
-
-function splitArn(arn: string): string[] | undefined {
-  const parts = arn.split(":");
-  if (parts.length < 6 || parts[0] !== "arn") return undefined;
-  return [...parts.slice(0, 5), parts.slice(5).join(":")];
-}
 
 // ---------------------------------------------------------------------------------------
 // Grammar
-
-export function listOf(value: StringOrList | undefined): string[] {
-  if (value === undefined) return [];
-  return Array.isArray(value) ? value : [value];
-}
 
 export function statementsOf(doc: PolicyDocument): PolicyStatement[] {
   return Array.isArray(doc.Statement) ? doc.Statement : [doc.Statement];
@@ -188,23 +132,6 @@ function principalProblems(principal: unknown): string[] {
   });
 }
 
-function conditionProblems(condition: unknown): string[] {
-  if (!isRecord(condition)) return ["Condition must be an object of operators"];
-  return Object.entries(condition).flatMap(([operator, entries]) => {
-    if (!parseOperator(operator)) return [`condition operator ${operator} is not supported`];
-    if (!isRecord(entries) || Object.keys(entries).length === 0) return [`Condition.${operator} must map condition keys to values`];
-    return Object.entries(entries).flatMap(([key, v]) => (isConditionValue(v) ? [] : [`Condition.${operator}.${key} must be a string, number, boolean or a non-empty list of them`]));
-  });
-}
-
-function isScalar(value: unknown): value is ConditionScalar {
-  return typeof value === "string" || typeof value === "number" || typeof value === "boolean";
-}
-
-function isConditionValue(value: unknown): value is ConditionScalar | ConditionScalar[] {
-  return isScalar(value) || (Array.isArray(value) && value.length > 0 && value.every(isScalar));
-}
-
 export type ParsedPolicy = { ok: true; document: PolicyDocument } | { ok: false; problem: string };
 
 /** Parses policy JSON text (a session policy, say) and checks its grammar. */
@@ -221,93 +148,6 @@ export function parsePolicyDocument(text: string, kind: PolicyKind): ParsedPolic
 }
 
 // ---------------------------------------------------------------------------------------
-// Conditions
-
-type SetOperator = "ForAnyValue" | "ForAllValues";
-
-interface BaseOperator {
-  /** Negated operators ("Not") match when no policy value matches. */
-  negated: boolean;
-  matches(policyValue: string, contextValue: string): boolean;
-}
-
-const BASE_OPERATORS: Record<string, BaseOperator> = {
-  StringEquals: { negated: false, matches: (p, v) => p === v },
-  StringNotEquals: { negated: true, matches: (p, v) => p === v },
-  StringEqualsIgnoreCase: { negated: false, matches: (p, v) => p.toLowerCase() === v.toLowerCase() },
-  StringNotEqualsIgnoreCase: { negated: true, matches: (p, v) => p.toLowerCase() === v.toLowerCase() },
-  StringLike: { negated: false, matches: (p, v) => stringLike(p, v) },
-  StringNotLike: { negated: true, matches: (p, v) => stringLike(p, v) },
-  ArnEquals: { negated: false, matches: arnLike },
-  ArnLike: { negated: false, matches: arnLike },
-  ArnNotEquals: { negated: true, matches: arnLike },
-  ArnNotLike: { negated: true, matches: arnLike },
-  Bool: { negated: false, matches: (p, v) => p.toLowerCase() === v.toLowerCase() },
-};
-
-interface ParsedOperator {
-  set?: SetOperator;
-  /** `Null` is special: it tests whether the key is present at all. */
-  base: BaseOperator | "Null";
-  ifExists: boolean;
-}
-
-function parseOperator(name: string): ParsedOperator | undefined {
-  let rest = name;
-  let set: SetOperator | undefined;
-  for (const prefix of SET_OPERATOR_PREFIXES) {
-    if (rest.startsWith(prefix)) {
-      set = prefix.slice(0, -1) as SetOperator;
-      rest = rest.slice(prefix.length);
-    }
-  }
-  if (rest === "Null") return set ? undefined : { base: "Null", ifExists: false };
-  const ifExists = rest.endsWith(IF_EXISTS_SUFFIX);
-  if (ifExists) rest = rest.slice(0, -IF_EXISTS_SUFFIX.length);
-  const base = BASE_OPERATORS[rest];
-  return base ? { set, base, ifExists } : undefined;
-}
-
-function contextValues(context: ConditionContext, key: string): string[] {
-  const wanted = key.toLowerCase();
-  for (const [name, value] of Object.entries(context)) {
-    if (name.toLowerCase() === wanted) return listOf(value);
-  }
-  return [];
-}
-
-function operatorMatches(operator: ParsedOperator, policyValues: string[], values: string[]): boolean {
-  if (operator.base === "Null") {
-    const wantAbsent = policyValues.some((p) => p.toLowerCase() === "true");
-    return (values.length === 0) === wantAbsent;
-  }
-  const { base, set, ifExists } = operator;
-  if (values.length === 0) {
-    if (ifExists || set === "ForAllValues") return true;
-    if (set === "ForAnyValue") return false;
-    return base.negated;
-  }
-  const matchesAny = (v: string) => policyValues.some((p) => base.matches(p, v));
-  const satisfied = (v: string) => (base.negated ? !matchesAny(v) : matchesAny(v));
-  if (set === "ForAllValues") return values.every(satisfied);
-  if (set === "ForAnyValue") return values.some(satisfied);
-  return base.negated ? values.every(satisfied) : values.some(satisfied);
-}
-
-/** Every operator and every key must match (AND); the values listed for one key are alternatives (OR). */
-export function conditionsMatch(condition: ConditionBlock | undefined, context: ConditionContext): boolean {
-  if (!condition) return true;
-  return Object.entries(condition).every(([operatorName, entries]) => {
-    const operator = parseOperator(operatorName);
-    if (!operator) return false;
-    return Object.entries(entries).every(([key, value]) => {
-      const policyValues = (Array.isArray(value) ? value : [value]).map(String);
-      return operatorMatches(operator, policyValues, contextValues(context, key));
-    });
-  });
-}
-
-// ---------------------------------------------------------------------------------------
 // Evaluation
 
 function actionMatches(statement: PolicyStatement, action: string): boolean {
@@ -316,9 +156,15 @@ function actionMatches(statement: PolicyStatement, action: string): boolean {
   return !listOf(statement.NotAction).some((p) => stringLike(p, action, true));
 }
 
-function resourceMatches(statement: PolicyStatement, resource: string): boolean {
-  if (statement.Resource !== undefined) return listOf(statement.Resource).some((p) => stringLike(p, resource));
-  return !listOf(statement.NotResource).some((p) => stringLike(p, resource));
+/** A Resource or NotResource entry whose policy variable has no value "will not match any resource". */
+function resourceMatches(labelled: LabelledStatement, resource: string, context: ConditionContext): boolean {
+  const { statement, policyVariables } = labelled;
+  const listed = (entry: string) => {
+    const pattern = policyVariables ? resolveVariables(entry, context) : compilePattern(entry);
+    return pattern !== undefined && stringLike(pattern, resource);
+  };
+  if (statement.Resource !== undefined) return listOf(statement.Resource).some(listed);
+  return !listOf(statement.NotResource).some(listed);
 }
 
 function principalListed(block: PrincipalBlock, principal: TrustRequest["principal"]): boolean {
@@ -338,8 +184,8 @@ function statementLabel(statement: PolicyStatement, index: number, where: string
 
 type Outcome = { effect: "Allow" | "Deny"; reason: string } | { effect: "None" };
 
-function decide(labelled: { statement: PolicyStatement; label: string }[], applies: (s: PolicyStatement) => boolean): Outcome {
-  const matching = labelled.filter(({ statement }) => applies(statement));
+function decide(labelled: LabelledStatement[], applies: (s: LabelledStatement) => boolean): Outcome {
+  const matching = labelled.filter(applies);
   const deny = matching.find(({ statement }) => statement.Effect === "Deny");
   if (deny) return { effect: "Deny", reason: `explicitly denied by ${deny.label}` };
   const allow = matching.find(({ statement }) => statement.Effect === "Allow");
@@ -347,9 +193,20 @@ function decide(labelled: { statement: PolicyStatement; label: string }[], appli
   return { effect: "None" };
 }
 
-function labelStatements(docs: PolicyDocument[], where: string): { statement: PolicyStatement; label: string }[] {
+interface LabelledStatement {
+  statement: PolicyStatement;
+  label: string;
+  /** Policy variables exist only in the 2012-10-17 language; in older policies `${...}` is literal text. */
+  policyVariables: boolean;
+}
+
+function labelStatements(docs: PolicyDocument[], where: string): LabelledStatement[] {
   return docs.flatMap((doc, d) =>
-    statementsOf(doc).map((statement, s) => ({ statement, label: statementLabel(statement, s, docs.length > 1 ? `${where} ${d}` : where) })),
+    statementsOf(doc).map((statement, s) => ({
+      statement,
+      label: statementLabel(statement, s, docs.length > 1 ? `${where} ${d}` : where),
+      policyVariables: doc.Version === VARIABLES_VERSION,
+    })),
   );
 }
 
@@ -357,7 +214,8 @@ function labelStatements(docs: PolicyDocument[], where: string): { statement: Po
 export function evaluateTrustPolicy(doc: PolicyDocument, request: TrustRequest): Decision {
   const outcome = decide(
     labelStatements([doc], "trust policy"),
-    (s) => principalMatches(s, request.principal) && actionMatches(s, request.action) && conditionsMatch(s.Condition, request.conditionContext),
+    (l) => principalMatches(l.statement, request.principal) && actionMatches(l.statement, request.action)
+      && conditionsMatch(l.statement.Condition, request.conditionContext, l.policyVariables),
   );
   if (outcome.effect === "None") {
     return { allowed: false, reason: `no trust policy statement allows ${request.action} for ${request.principal.type} ${request.principal.ids[0] ?? "?"} with this context` };
@@ -366,9 +224,11 @@ export function evaluateTrustPolicy(doc: PolicyDocument, request: TrustRequest):
 }
 
 function permissionOutcome(docs: PolicyDocument[], where: string, request: PermissionRequest): Outcome {
+  const context = request.conditionContext ?? {};
   return decide(
     labelStatements(docs, where),
-    (s) => actionMatches(s, request.action) && resourceMatches(s, request.resource) && conditionsMatch(s.Condition, request.conditionContext ?? {}),
+    (l) => actionMatches(l.statement, request.action) && resourceMatches(l, request.resource, context)
+      && conditionsMatch(l.statement.Condition, context, l.policyVariables),
   );
 }
 

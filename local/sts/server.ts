@@ -14,9 +14,11 @@ import { closeServer, HttpError, listen, readBody, readJson, sendJson, sendText 
 import { loadConfig } from "./config.ts";
 import { errorXml, internalFailure, StsErrorReply } from "./errors.ts";
 import { addFault, takeFault } from "./faults.ts";
-import { evaluateSessionPermission, type ConditionContext } from "./iamPolicy.ts";
+import type { ConditionContext } from "./iamPatterns.ts";
+import { evaluateSessionPermission } from "./iamPolicy.ts";
 import { isRecord, isStringList } from "./json.ts";
 import { STS_API_VERSION } from "./limits.ts";
+import { sessionKeys, timeKeys } from "./requestContext.ts";
 import type { Session } from "./sessions.ts";
 import { assumeRole, getCallerIdentity } from "./signedActions.ts";
 import { isActionName, zeroCounts, type ActionName, type StsCall, type StsState } from "./state.ts";
@@ -111,9 +113,11 @@ function authorize(state: StsState, body: AuthorizeBody): { status: number; body
   if (session.expiration.getTime() <= Date.now()) {
     return { status: 200, body: { allowed: false, reason: `the session expired at ${session.expiration.toISOString()}` } };
   }
+  // The gate sends what only it knows (s3:prefix, aws:SourceIp...); the session's own keys are STS's to tell.
+  const conditionContext = { ...context, ...sessionKeys(session), ...timeKeys(new Date()) };
   const decision = evaluateSessionPermission(
     { rolePolicies: session.rolePolicies, sessionPolicies: session.sessionPolicies },
-    { action, resource, conditionContext: context },
+    { action, resource, conditionContext },
   );
   return { status: 200, body: decision };
 }

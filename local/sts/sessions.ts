@@ -15,6 +15,8 @@ export interface Session {
   secretAccessKey: string;
   sessionToken: string;
   expiration: Date;
+  /** When STS issued it: aws:TokenIssueTime. */
+  issuedAt: Date;
   roleArn: string;
   assumedRoleArn: string;
   assumedRoleId: string;
@@ -53,13 +55,15 @@ function roleUniqueId(roleArn: string): string {
 export function mintSession(store: SessionStore, grant: SessionGrant): Session {
   const roleArn = roleArnOf(grant.accountId, grant.role.roleName);
   // STS reports expirations to the second.
-  const expiration = new Date(Math.floor(Date.now() / 1000) * 1000 + grant.durationSeconds * 1000);
+  const issuedAt = new Date(Math.floor(Date.now() / 1000) * 1000);
+  const expiration = new Date(issuedAt.getTime() + grant.durationSeconds * 1000);
   const session: Session = {
     // Temporary credentials' key ids start with ASIA; long-term keys with AKIA.
     accessKeyId: `ASIA${randomUpperAlnum(16)}`,
     secretAccessKey: randomBytes(30).toString("base64"),
     sessionToken: randomBytes(300).toString("base64"),
     expiration,
+    issuedAt,
     roleArn,
     assumedRoleArn: `arn:aws:sts::${grant.accountId}:assumed-role/${grant.role.roleName}/${grant.roleSessionName}`,
     assumedRoleId: `${roleUniqueId(roleArn)}:${grant.roleSessionName}`,

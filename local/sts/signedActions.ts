@@ -6,6 +6,7 @@ import { findRole } from "./config.ts";
 import { accessDenied } from "./errors.ts";
 import { evaluateSessionPermission, evaluateTrustPolicy } from "./iamPolicy.ts";
 import { EXTERNAL_ID_RULE, readAssumeRoleInput, readString } from "./params.ts";
+import { callKeys, sessionKeys } from "./requestContext.ts";
 import { resolveSessionPolicies } from "./sessionPolicies.ts";
 import { assumedRoleUserXml, credentialsXml, mintSession, sessionDuration } from "./sessions.ts";
 import type { StsCall } from "./state.ts";
@@ -16,9 +17,10 @@ export async function assumeRole(call: StsCall): Promise<XmlFields> {
   const caller = await authenticate(call);
   const input = readAssumeRoleInput(call.params, (v) => ({ externalId: readString(call.params, EXTERNAL_ID_RULE, v) }));
   const sessionPolicies = resolveSessionPolicies(input, config);
+  const callerKeys = { ...sessionKeys(caller), ...callKeys(call) };
   const permission = evaluateSessionPermission(
     { rolePolicies: caller.rolePolicies, sessionPolicies: caller.sessionPolicies },
-    { action: "sts:AssumeRole", resource: input.roleArn },
+    { action: "sts:AssumeRole", resource: input.roleArn, conditionContext: callerKeys },
   );
   const role = findRole(config, input.roleArn);
   const trust = role && evaluateTrustPolicy(role.assumeRolePolicyDocument, {
@@ -28,8 +30,7 @@ export async function assumeRole(call: StsCall): Promise<XmlFields> {
     conditionContext: {
       "sts:ExternalId": input.externalId,
       "sts:RoleSessionName": input.roleSessionName,
-      "aws:PrincipalArn": caller.roleArn,
-      "aws:PrincipalAccount": caller.accountId,
+      ...callerKeys,
     },
   });
   if (!permission.allowed || !role || !trust?.allowed) {

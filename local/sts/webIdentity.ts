@@ -4,10 +4,12 @@
 import { compactVerify, createLocalJWKSet, decodeJwt, errors as joseErrors, type JSONWebKeySet, type JWTPayload } from "jose";
 import { findRole, providerArnOf, providerKeyOf, type StsConfig } from "./config.ts";
 import { accessDenied, invalidIdentityToken, StsErrorReply, verificationKeyUnavailable } from "./errors.ts";
-import { evaluateTrustPolicy, type ConditionContext } from "./iamPolicy.ts";
+import type { ConditionContext } from "./iamPatterns.ts";
+import { evaluateTrustPolicy } from "./iamPolicy.ts";
 import { isRecord } from "./json.ts";
 import { ID_TOKEN_ALGORITHMS, ID_TOKEN_MAX_CLOCK_SKEW_SECONDS, IDP_TIMEOUT_MS } from "./limits.ts";
 import { readAssumeRoleInput, readString, WEB_IDENTITY_TOKEN_RULE } from "./params.ts";
+import { callKeys } from "./requestContext.ts";
 import { resolveSessionPolicies } from "./sessionPolicies.ts";
 import { assumedRoleUserXml, credentialsXml, mintSession, sessionDuration } from "./sessions.ts";
 import type { StsCall } from "./state.ts";
@@ -130,6 +132,7 @@ export async function assumeRoleWithWebIdentity(call: StsCall): Promise<XmlField
     [`${providerKey}:sub`]: identity.subject,
     [`${providerKey}:email`]: typeof identity.claims.email === "string" ? identity.claims.email : undefined,
     "sts:RoleSessionName": input.roleSessionName,
+    ...callKeys(call),
   };
   const trust = role && evaluateTrustPolicy(role.assumeRolePolicyDocument, {
     action: "sts:AssumeRoleWithWebIdentity",

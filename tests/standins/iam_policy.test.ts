@@ -1,14 +1,14 @@
 // Unit tests of the IAM policy rules the STS stand-in enforces (local/sts/iamPolicy.ts).
 import { describe, expect, test } from "bun:test";
+import { setupDocuments } from "../../f/aws_oidc/lib/awsSetup.ts";
+import { conditionsMatch, type ConditionBlock } from "../../local/sts/iamConditions.ts";
+import { arnLike, stringLike } from "../../local/sts/iamPatterns.ts";
 import {
-  arnLike,
-  conditionsMatch,
   evaluatePermission,
   evaluateSessionPermission,
   evaluateTrustPolicy,
   parsePolicyDocument,
   policyProblems,
-  stringLike,
   type PolicyDocument,
   type TrustRequest,
 } from "../../local/sts/iamPolicy.ts";
@@ -104,6 +104,230 @@ describe("conditionsMatch", () => {
   test("Bool compares booleans written either way", () => {
     expect(conditionsMatch({ Bool: { "aws:SecureTransport": true } }, { "aws:SecureTransport": "true" })).toBe(true);
     expect(conditionsMatch({ Bool: { "aws:SecureTransport": "false" } }, { "aws:SecureTransport": "true" })).toBe(false);
+  });
+});
+
+// IAM User Guide, "IAM JSON policy elements: Condition operators": one test per family.
+describe("condition operators", () => {
+  const match = (condition: ConditionBlock, context: Record<string, string | string[]>) => conditionsMatch(condition, context);
+
+  test("Numeric*: integers and decimals, the request's value compared to the policy's", () => {
+    expect(match({ NumericLessThanEquals: { "s3:max-keys": "10" } }, { "s3:max-keys": "10" })).toBe(true);
+    expect(match({ NumericLessThanEquals: { "s3:max-keys": "10" } }, { "s3:max-keys": "11" })).toBe(false);
+    expect(match({ NumericLessThan: { "s3:max-keys": 10 } }, { "s3:max-keys": "9.5" })).toBe(true);
+    expect(match({ NumericGreaterThan: { "s3:max-keys": "10" } }, { "s3:max-keys": "10" })).toBe(false);
+    expect(match({ NumericGreaterThanEquals: { "s3:max-keys": "10" } }, { "s3:max-keys": "10" })).toBe(true);
+    expect(match({ NumericEquals: { "s3:max-keys": "10" } }, { "s3:max-keys": "10.0" })).toBe(true);
+    expect(match({ NumericNotEquals: { "s3:max-keys": ["10", "20"] } }, { "s3:max-keys": "20" })).toBe(false);
+    expect(match({ NumericNotEquals: { "s3:max-keys": ["10", "20"] } }, { "s3:max-keys": "30" })).toBe(true);
+    // What is no number never compares.
+    expect(match({ NumericLessThan: { "s3:max-keys": "10" } }, { "s3:max-keys": "0x1" })).toBe(false);
+  });
+
+  test("Date*: W3C ISO 8601 or epoch seconds, on either side", () => {
+    const issued = { "aws:TokenIssueTime": "2024-05-01T12:00:00Z", "aws:EpochTime": "1714564800" };
+    expect(match({ DateGreaterThan: { "aws:TokenIssueTime": "2020-01-01T00:00:01Z" } }, issued)).toBe(true);
+    expect(match({ DateLessThan: { "aws:TokenIssueTime": "2020-01-01" } }, issued)).toBe(false);
+    expect(match({ DateEquals: { "aws:TokenIssueTime": "2024-05-01T14:00:00+02:00" } }, issued)).toBe(true);
+    expect(match({ DateEquals: { "aws:TokenIssueTime": "1714564800" } }, issued)).toBe(true);
+    expect(match({ DateEquals: { "aws:EpochTime": "2024-05-01T12:00:00Z" } }, issued)).toBe(true);
+    expect(match({ DateNotEquals: { "aws:EpochTime": "2024-05-01T12:00:00Z" } }, issued)).toBe(false);
+    expect(match({ DateLessThanEquals: { "aws:EpochTime": 1714564800 } }, issued)).toBe(true);
+    expect(match({ DateGreaterThanEquals: { "aws:TokenIssueTime": "2024-05" } }, issued)).toBe(true);
+    expect(match({ DateGreaterThan: { "aws:TokenIssueTime": "not a date" } }, issued)).toBe(false);
+  });
+
+  test("Bool: true or false, in any case", () => {
+    expect(match({ Bool: { "aws:SecureTransport": true } }, { "aws:SecureTransport": "true" })).toBe(true);
+    expect(match({ Bool: { "aws:SecureTransport": "FALSE" } }, { "aws:SecureTransport": "false" })).toBe(true);
+    expect(match({ Bool: { "aws:SecureTransport": "false" } }, { "aws:SecureTransport": "true" })).toBe(false);
+  });
+
+  test("BinaryEquals compares the bytes of base-64 values", () => {
+    const value = Buffer.from("BinaryValueInBase64").toString("base64");
+    expect(match({ BinaryEquals: { "x:blob": "QmluYXJ5VmFsdWVJbkJhc2U2NA==" } }, { "x:blob": value })).toBe(true);
+    expect(match({ BinaryEquals: { "x:blob": Buffer.from("other").toString("base64") } }, { "x:blob": value })).toBe(false);
+  });
+
+  test("IpAddress and NotIpAddress: IPv4 and IPv6 CIDR, a bare address is one address", () => {
+    const loopback = { "aws:SourceIp": "127.0.0.1" };
+    expect(match({ IpAddress: { "aws:SourceIp": "127.0.0.0/8" } }, loopback)).toBe(true);
+    expect(match({ IpAddress: { "aws:SourceIp": "127.0.0.1" } }, loopback)).toBe(true);
+    expect(match({ IpAddress: { "aws:SourceIp": ["203.0.113.0/24", "2001:DB8:1234:5678::/64"] } }, loopback)).toBe(false);
+    expect(match({ IpAddress: { "aws:SourceIp": "2001:DB8:1234:5678::/64" } }, { "aws:SourceIp": "2001:db8:1234:5678::42" })).toBe(true);
+    expect(match({ IpAddress: { "aws:SourceIp": "::1" } }, { "aws:SourceIp": "::1" })).toBe(true);
+    expect(match({ NotIpAddress: { "aws:SourceIp": "203.0.113.0/24" } }, loopback)).toBe(true);
+    expect(match({ NotIpAddress: { "aws:SourceIp": "127.0.0.0/8" } }, loopback)).toBe(false);
+    expect(match({ IpAddress: { "aws:SourceIp": "127.0.0.0/33" } }, loopback)).toBe(false);
+  });
+
+  test("ArnEquals and ArnLike behave identically, part by part; ArnNotEquals and ArnNotLike too", () => {
+    const source = { "aws:SourceArn": "arn:aws:sns:us-east-1:123456789012:topic-a" };
+    for (const op of ["ArnEquals", "ArnLike"]) {
+      expect(match({ [op]: { "aws:SourceArn": "arn:aws:sns:*:123456789012:topic-?" } }, source)).toBe(true);
+      expect(match({ [op]: { "aws:SourceArn": "arn:aws:sns:*:999999999999:*" } }, source)).toBe(false);
+    }
+    for (const op of ["ArnNotEquals", "ArnNotLike"]) {
+      expect(match({ [op]: { "aws:SourceArn": "arn:aws:sns:*:123456789012:*" } }, source)).toBe(false);
+      expect(match({ [op]: { "aws:SourceArn": "arn:aws:sqs:*:*:*" } }, source)).toBe(true);
+    }
+  });
+
+  test("ForAllValues: and ForAnyValue: qualify any operator", () => {
+    const ips = { "x:addresses": ["10.0.0.1", "10.0.0.2"] };
+    expect(match({ "ForAllValues:IpAddress": { "x:addresses": "10.0.0.0/8" } }, ips)).toBe(true);
+    expect(match({ "ForAllValues:IpAddress": { "x:addresses": "10.0.0.1" } }, ips)).toBe(false);
+    expect(match({ "ForAnyValue:IpAddress": { "x:addresses": "10.0.0.1" } }, ips)).toBe(true);
+    expect(match({ "ForAnyValue:NumericGreaterThan": { "x:sizes": "5" } }, { "x:sizes": ["1", "9"] })).toBe(true);
+  });
+
+  test("the grammar accepts every operator, with IfExists (but Null) and the set qualifiers", () => {
+    const names = [
+      "StringEquals", "StringNotEquals", "StringEqualsIgnoreCase", "StringNotEqualsIgnoreCase", "StringLike", "StringNotLike",
+      "NumericEquals", "NumericNotEquals", "NumericLessThan", "NumericLessThanEquals", "NumericGreaterThan", "NumericGreaterThanEquals",
+      "DateEquals", "DateNotEquals", "DateLessThan", "DateLessThanEquals", "DateGreaterThan", "DateGreaterThanEquals",
+      "Bool", "BinaryEquals", "IpAddress", "NotIpAddress", "ArnEquals", "ArnLike", "ArnNotEquals", "ArnNotLike",
+    ];
+    const withCondition = (operator: string) => ({ Statement: [{ Effect: "Allow", Action: "s3:*", Resource: "*", Condition: { [operator]: { "aws:SourceIp": "127.0.0.1" } } }] });
+    for (const name of names) {
+      for (const operator of [name, `${name}IfExists`, `ForAnyValue:${name}`, `ForAllValues:${name}IfExists`]) {
+        expect(policyProblems(withCondition(operator), "identity")).toEqual([]);
+      }
+    }
+    expect(policyProblems(withCondition("Null"), "identity")).toEqual([]);
+    expect(policyProblems(withCondition("NullIfExists"), "identity")).toEqual(["Statement[0]: condition operator NullIfExists is not supported"]);
+    expect(policyProblems(withCondition("NumericSortOf"), "identity")).toEqual(["Statement[0]: condition operator NumericSortOf is not supported"]);
+  });
+});
+
+// "If the key that you specify in a policy condition is not present in the request context, the values do not match
+// and the condition is false. If the policy condition requires that the key is not matched, such as StringNotLike or
+// ArnNotLike, and the right key is not present, the condition is true. This logic applies to all condition operators
+// except ...IfExists and Null check." (IAM User Guide, "IAM JSON policy elements: Condition operators")
+describe("a condition key the request lacks", () => {
+  const OBJECT = "arn:aws:s3:::data/a";
+  const positive: ConditionBlock[] = [
+    { StringEquals: { "aws:PrincipalTag/team": "ops" } },
+    { NumericLessThan: { "s3:max-keys": "10" } },
+    { DateGreaterThan: { "aws:TokenIssueTime": "2020-01-01T00:00:00Z" } },
+    { Bool: { "aws:MultiFactorAuthPresent": "true" } },
+    { BinaryEquals: { "x:blob": "QQ==" } },
+    { IpAddress: { "aws:SourceIp": "127.0.0.0/8" } },
+    { ArnLike: { "aws:SourceArn": "arn:aws:sns:*:*:*" } },
+  ];
+  const ifExists = (condition: ConditionBlock): ConditionBlock =>
+    Object.fromEntries(Object.entries(condition).map(([operator, entries]) => [`${operator}IfExists`, entries]));
+  const allowWhen = (Condition: ConditionBlock): PolicyDocument[] => [{ Version: "2012-10-17", Statement: { Effect: "Allow", Action: "s3:GetObject", Resource: "*", Condition } }];
+  const denyWhen = (Condition: ConditionBlock): PolicyDocument[] => [{
+    Version: "2012-10-17",
+    Statement: [{ Effect: "Allow", Action: "s3:GetObject", Resource: "*" }, { Effect: "Deny", Action: "s3:GetObject", Resource: "*", Condition }],
+  }];
+  const allowed = (docs: PolicyDocument[]) => evaluatePermission(docs, { action: "s3:GetObject", resource: OBJECT, conditionContext: {} }).allowed;
+
+  for (const condition of positive) {
+    const operator = Object.keys(condition)[0];
+    test(`${operator}: an Allow with it does not apply, nor does a Deny; with IfExists both apply`, () => {
+      expect(allowed(allowWhen(condition))).toBe(false);
+      expect(allowed(denyWhen(condition))).toBe(true);
+      expect(allowed(allowWhen(ifExists(condition)))).toBe(true);
+      expect(allowed(denyWhen(ifExists(condition)))).toBe(false);
+    });
+  }
+
+  test("negated operators match an absent key, so a Deny with one applies", () => {
+    for (const condition of [
+      { StringNotEquals: { "aws:PrincipalTag/team": "ops" } },
+      { NumericNotEquals: { "s3:max-keys": "10" } },
+      { DateNotEquals: { "aws:TokenIssueTime": "2020-01-01" } },
+      { NotIpAddress: { "aws:SourceIp": "127.0.0.0/8" } },
+      { ArnNotLike: { "aws:SourceArn": "arn:aws:sns:*:*:*" } },
+    ] as ConditionBlock[]) {
+      expect(allowed(denyWhen(condition))).toBe(false);
+      expect(allowed(allowWhen(condition))).toBe(true);
+    }
+  });
+
+  test("Null tests presence: true for an absent key, false for a present one", () => {
+    expect(allowed(allowWhen({ Null: { "aws:TokenIssueTime": "true" } }))).toBe(true);
+    expect(allowed(allowWhen({ Null: { "aws:TokenIssueTime": "false" } }))).toBe(false);
+    expect(evaluatePermission(allowWhen({ Null: { "aws:TokenIssueTime": "false" } }), {
+      action: "s3:GetObject", resource: OBJECT, conditionContext: { "aws:TokenIssueTime": "2024-05-01T12:00:00Z" },
+    }).allowed).toBe(true);
+  });
+});
+
+// IAM User Guide, "IAM policy elements: Variables and tags".
+describe("policy variables", () => {
+  const USER_ID = "AROAEXAMPLEROLEID:wm-job";
+  const context = { "aws:userid": USER_ID, "aws:PrincipalType": "AssumedRole", "aws:PrincipalTag/team": "ops" };
+  const docs = (statement: Record<string, unknown>, version: string | null = "2012-10-17"): PolicyDocument[] =>
+    [{ ...(version ? { Version: version } : {}), Statement: { Effect: "Allow", Action: "s3:*", ...statement } } as PolicyDocument];
+  const may = (policies: PolicyDocument[], resource: string, extra: Record<string, string> = {}) =>
+    evaluatePermission(policies, { action: "s3:GetObject", resource, conditionContext: { ...context, ...extra } }).allowed;
+
+  test("a variable in Resource is the request's value, taken literally", () => {
+    const home = docs({ Resource: "arn:aws:s3:::data/home/${aws:userid}/*" });
+    expect(may(home, `arn:aws:s3:::data/home/${USER_ID}/notes.txt`)).toBe(true);
+    expect(may(home, "arn:aws:s3:::data/home/AROAOTHER:wm-job/notes.txt")).toBe(false);
+    expect(may(docs({ Resource: "arn:aws:s3:::team-${aws:PrincipalTag/team}" }), "arn:aws:s3:::team-ops")).toBe(true);
+    // The key name is case-insensitive.
+    expect(may(docs({ Resource: "arn:aws:s3:::team-${AWS:principaltag/TEAM}" }), "arn:aws:s3:::team-ops")).toBe(true);
+  });
+
+  test("a variable whose key is absent matches no resource (Resource and NotResource)", () => {
+    // A role session has no aws:username: "Assumed role: (not present)".
+    const byUserName = docs({ Resource: "arn:aws:s3:::data/home/${aws:username}/*" });
+    expect(may(byUserName, "arn:aws:s3:::data/home//x")).toBe(false);
+    expect(may(byUserName, "arn:aws:s3:::data/home/${aws:username}/x")).toBe(false);
+    // In NotResource the entry excludes nothing.
+    expect(may(docs({ NotResource: "arn:aws:s3:::data/home/${aws:username}/*" }), "arn:aws:s3:::data/home/alice/x")).toBe(true);
+    // A multivalued key cannot be a variable.
+    expect(may(docs({ Resource: "arn:aws:s3:::team-${x:teams}" }), "arn:aws:s3:::team-ops", { "x:teams": "ops" })).toBe(true);
+    expect(evaluatePermission(docs({ Resource: "arn:aws:s3:::team-${x:teams}" }), {
+      action: "s3:GetObject", resource: "arn:aws:s3:::team-ops", conditionContext: { "x:teams": ["ops", "dev"] },
+    }).allowed).toBe(false);
+  });
+
+  test("a default stands in for an absent key", () => {
+    const bucket = docs({ Resource: "arn:aws:s3:::team-${aws:PrincipalTag/dept, 'company-wide'}" });
+    expect(may(bucket, "arn:aws:s3:::team-company-wide")).toBe(true);
+    expect(may(bucket, "arn:aws:s3:::team-company-wide", { "aws:PrincipalTag/dept": "hr" })).toBe(false);
+    expect(may(bucket, "arn:aws:s3:::team-hr", { "aws:PrincipalTag/dept": "hr" })).toBe(true);
+  });
+
+  test("${*}, ${?} and ${$} are those characters, not wildcards", () => {
+    const star = docs({ Resource: "arn:aws:s3:::data/${*}${?}${$}" });
+    expect(may(star, "arn:aws:s3:::data/*?$")).toBe(true);
+    expect(may(star, "arn:aws:s3:::data/abc")).toBe(false);
+  });
+
+  test("in conditions: string and ARN operators substitute; an absent variable fails them and satisfies their negations", () => {
+    const owner = { "s3:ExistingObjectTag/owner": USER_ID };
+    expect(may(docs({ Resource: "*", Condition: { StringEquals: { "s3:ExistingObjectTag/owner": "${aws:userid}" } } }), "arn:aws:s3:::data/a", owner)).toBe(true);
+    expect(may(docs({ Resource: "*", Condition: { StringLike: { "s3:ExistingObjectTag/owner": "*:${aws:userid}" } } }), "arn:aws:s3:::data/a", owner)).toBe(false);
+    expect(may(docs({ Resource: "*", Condition: { StringEquals: { "s3:ExistingObjectTag/owner": "${aws:username}" } } }), "arn:aws:s3:::data/a", owner)).toBe(false);
+    // IAM's own example: "Access is explicitly denied when aws:principaltag/Team is not set."
+    const denyOtherTeams: PolicyDocument[] = [{
+      Version: "2012-10-17",
+      Statement: [
+        { Effect: "Allow", Action: "s3:GetObject", Resource: "*" },
+        { Effect: "Deny", Action: "s3:GetObject", Resource: "*", Condition: { StringNotEquals: { "s3:ExistingObjectTag/Team": "${aws:PrincipalTag/Team}" } } },
+      ],
+    }];
+    const read = (ctx: Record<string, string>) => evaluatePermission(denyOtherTeams, { action: "s3:GetObject", resource: "arn:aws:s3:::data/a", conditionContext: ctx }).allowed;
+    expect(read({ "s3:ExistingObjectTag/Team": "ops", "aws:PrincipalTag/Team": "ops" })).toBe(true);
+    expect(read({ "s3:ExistingObjectTag/Team": "ops", "aws:PrincipalTag/Team": "dev" })).toBe(false);
+    expect(read({ "s3:ExistingObjectTag/Team": "ops" })).toBe(false);
+    // Numeric (and Date, IP, Binary, Null) values never substitute.
+    expect(may(docs({ Resource: "*", Condition: { NumericEquals: { "s3:max-keys": "${x:limit}" } } }), "arn:aws:s3:::data/a", { "s3:max-keys": "5", "x:limit": "5" })).toBe(false);
+  });
+
+  test("only the 2012-10-17 language has variables; otherwise ${...} is literal text", () => {
+    for (const version of ["2008-10-17", null]) {
+      const literal = docs({ Resource: "arn:aws:s3:::data/${aws:userid}" }, version);
+      expect(may(literal, `arn:aws:s3:::data/${USER_ID}`)).toBe(false);
+      expect(may(literal, "arn:aws:s3:::data/${aws:userid}")).toBe(true);
+    }
   });
 });
 
@@ -221,6 +445,18 @@ describe("policy grammar", () => {
     expect(problems({ Statement: [{ Effect: "Allow", Action: "sts:AssumeRole", Resource: "*", Principal: { AWS: ROLE_ARN } }] }, "trust")).toContain("Has prohibited field Resource.");
     expect(problems({ Statement: [{ Effect: "Allow", Action: "sts:AssumeRole" }] }, "trust")).toContain("needs exactly one of Principal or NotPrincipal");
     expect(problems({ Statement: [{ Effect: "Allow", Action: "sts:AssumeRole", Principal: { Robot: "x" } }] }, "trust")).toContain("unknown principal type Robot");
+  });
+
+  test("the bundle's setup generator writes documents this grammar accepts", () => {
+    const docs = setupDocuments({
+      accountId: "123456789012", baseUrl: "https://windmill.example.com", workspace: "prod",
+      scripts: ["f/aws_oidc/whoami"], flows: ["f/aws_oidc/s3_csv_to_rds"], emails: ["ops@example.com"], audience: "sts.amazonaws.com",
+      roleName: "", maxSessionDuration: 3600,
+      s3: { bucket: "data-lake", prefix: "incoming/", write: true },
+      rds: { region: "us-east-1", dbiResourceId: "db-ABCDEFGHIJKL", dbUser: "app_user" },
+    });
+    expect(policyProblems(docs.trust_policy, "trust")).toEqual([]);
+    expect(policyProblems(docs.permission_policy, "identity")).toEqual([]);
   });
 
   test("parsePolicyDocument tells bad JSON from bad grammar", () => {

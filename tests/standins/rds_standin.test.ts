@@ -247,6 +247,28 @@ describe("RDS stand-in: refusals", () => {
     await expectRefused(connect({ user: UNLISTED_USER }), UNLISTED_USER, /may not rds-db:connect to arn:aws:rds-db:us-east-1:123456789012:dbuser:db-[A-Z0-9]+\/other_user/);
   });
 
+  test("a role allowed rds-db:connect only from some addresses: the gateway reports the client's (loopback)", async () => {
+    const allowedFrom = async (roleName: string, cidrs: string[]) => mint(await stack.addRole({
+      roleName,
+      maxSessionDuration: SESSION_SECONDS,
+      assumeRolePolicyDocument: trustPolicy(stack.provider, ACCOUNT_ID, `*::*::*::${stack.windmill.workspace}`),
+      permissionPolicies: [{
+        Version: "2012-10-17",
+        Statement: [{
+          Effect: "Allow",
+          Action: "rds-db:connect",
+          Resource: `arn:aws:rds-db:${REGION}:${ACCOUNT_ID}:dbuser:${rds.dbiResourceId}/${IAM_USER}`,
+          Condition: { IpAddress: { "aws:SourceIp": cidrs } },
+        }],
+      }],
+    }), roleName);
+    const local = await allowedFrom("rds-loopback", ["127.0.0.0/8", "::1/128"]);
+    const [row] = await connect({ password: () => signer({ creds: local }).getAuthToken() })<{ user: string }[]>`select current_user as user`;
+    expect(row!.user).toBe(IAM_USER);
+    const office = await allowedFrom("rds-office", ["203.0.113.0/24"]);
+    await expectRefused(connect({ password: () => signer({ creds: office }).getAuthToken() }), IAM_USER, /may not rds-db:connect/);
+  });
+
   test("a user that does not exist", async () => {
     await expectRefused(connect({ user: GHOST_USER }), GHOST_USER, /role "ghost_user" does not exist/);
   });

@@ -388,6 +388,20 @@ describe("refusals", () => {
   });
 });
 
+describe("aws:SourceIp", () => {
+  test("a session policy on aws:SourceIp sees the caller's address, which the gate reports (loopback)", async () => {
+    const onlyFrom = (cidrs: string[]) => JSON.stringify({
+      Version: "2012-10-17",
+      Statement: [{ Effect: "Allow", Action: "s3:*", Resource: "*", Condition: { IpAddress: { "aws:SourceIp": cidrs } } }],
+    });
+    await put("source-ip.txt", "here");
+    const local = clientFor(await mint(DEMO_ROLE_ARN, onlyFrom(["127.0.0.0/8", "::1/128"])), once);
+    expect(await text("source-ip.txt", local)).toBe("here");
+    const office = clientFor(await mint(DEMO_ROLE_ARN, onlyFrom(["203.0.113.0/24"])), once);
+    await expect(text("source-ip.txt", office)).rejects.toMatchObject({ name: "AccessDenied", $metadata: { httpStatusCode: 403 } });
+  });
+});
+
 describe("a missing key", () => {
   // S3 API reference, GetObject / HeadObject "Permissions": 404 only with s3:ListBucket.
   test("is 404 NoSuchKey with s3:ListBucket on the bucket, 403 AccessDenied without it", async () => {

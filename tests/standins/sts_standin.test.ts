@@ -486,6 +486,29 @@ describe("AssumeRoleWithWebIdentity", () => {
     expect(granted.PackedPolicySize).toBeLessThan(50);
   });
 
+  test("a trust policy on aws:SourceIp sees the caller's address (loopback here)", async () => {
+    const key = issuer.url.replace("http://", "");
+    const from = (cidrs: string[]): PolicyDocument => {
+      const trust = webIdentityTrust(key, "*");
+      return { ...trust, Statement: trust.Statement.map((s) => ({ ...s, Condition: { ...s.Condition, IpAddress: { "aws:SourceIp": cidrs } } })) };
+    };
+    const original = config;
+    await writeConfig({
+      ...config,
+      roles: [
+        ...config.roles,
+        { roleName: "loopback-only", maxSessionDuration: 3600, assumeRolePolicyDocument: from(["127.0.0.0/8", "::1/128"]), permissionPolicies: [] },
+        { roleName: "office-only", maxSessionDuration: 3600, assumeRolePolicyDocument: from(["203.0.113.0/24"]), permissionPolicies: [] },
+      ],
+    });
+    try {
+      expect((await assumeWithToken({ RoleArn: `arn:aws:iam::${ACCOUNT_ID}:role/loopback-only` })).Credentials).toBeDefined();
+      await expectRefused(assumeWithToken({ RoleArn: `arn:aws:iam::${ACCOUNT_ID}:role/office-only` }), "AccessDenied", "Not authorized to perform sts:AssumeRoleWithWebIdentity");
+    } finally {
+      await writeConfig(original);
+    }
+  });
+
   test("a role added by rewriting the config file works without a restart", async () => {
     const key = issuer.url.replace("http://", "");
     const original = config;
@@ -694,6 +717,40 @@ describe("/_local/authorize evaluates the session's effective permissions", () =
     expect((await authorize(narrowed, "s3:GetObject", "arn:aws:s3:::other-bucket/a")).allowed).toBe(false);
     // The role's Deny still applies.
     expect((await authorize(narrowed, "s3:GetObject", "arn:aws:s3:::demo-bucket/secret/a")).allowed).toBe(false);
+  });
+
+  // IAM User Guide, "Condition operators" (IpAddress) and "AWS global condition context keys" (aws:SourceIp).
+  test("a session policy on aws:SourceIp is accepted, and matches the address the gate reports", async () => {
+    const fromLoopback = JSON.stringify({
+      Version: "2012-10-17",
+      Statement: [{ Effect: "Allow", Action: "s3:*", Resource: "*", Condition: { IpAddress: { "aws:SourceIp": ["127.0.0.0/8", "::1/128"] } } }],
+    });
+    const granted = await assumeWithToken({ Policy: fromLoopback });
+    const narrowed = granted.Credentials!.AccessKeyId!;
+    expect(granted.PackedPolicySize).toBeGreaterThan(0);
+    expect((await authorize(narrowed, "s3:GetObject", "arn:aws:s3:::demo-bucket/a", { "aws:SourceIp": "127.0.0.1" })).allowed).toBe(true);
+    expect((await authorize(narrowed, "s3:GetObject", "arn:aws:s3:::demo-bucket/a", { "aws:SourceIp": "203.0.113.9" })).allowed).toBe(false);
+    // A gate that does not know the address sends no key, and the Allow does not apply.
+    expect((await authorize(narrowed, "s3:GetObject", "arn:aws:s3:::demo-bucket/a")).reason).toContain("the session policy does not");
+  });
+
+  test("the session's own keys: aws:userid is role-id:session-name, aws:username is absent", async () => {
+    const home = JSON.stringify({
+      Version: "2012-10-17",
+      Statement: [
+        { Effect: "Allow", Action: "s3:GetObject", Resource: "arn:aws:s3:::demo-bucket/home/${aws:userid}/*" },
+        { Effect: "Allow", Action: "s3:PutObject", Resource: "arn:aws:s3:::demo-bucket/home/${aws:username}/*" },
+        { Effect: "Allow", Action: "s3:ListBucket", Resource: "*", Condition: { StringEquals: { "aws:PrincipalType": "AssumedRole", "aws:PrincipalArn": DEMO_ROLE_ARN }, Null: { "aws:TokenIssueTime": "false" } } },
+      ],
+    });
+    const granted = await assumeWithToken({ Policy: home, RoleSessionName: "wm-home" });
+    const narrowed = granted.Credentials!.AccessKeyId!;
+    const userId = granted.AssumedRoleUser!.AssumedRoleId!;
+    expect(userId).toEndWith(":wm-home");
+    expect((await authorize(narrowed, "s3:GetObject", `arn:aws:s3:::demo-bucket/home/${userId}/a`)).allowed).toBe(true);
+    expect((await authorize(narrowed, "s3:GetObject", "arn:aws:s3:::demo-bucket/home/AROAOTHER:wm-home/a")).allowed).toBe(false);
+    expect((await authorize(narrowed, "s3:PutObject", "arn:aws:s3:::demo-bucket/home//a")).allowed).toBe(false);
+    expect((await authorize(narrowed, "s3:ListBucket", "arn:aws:s3:::demo-bucket")).allowed).toBe(true);
   });
 
   test("an unknown key is a 404 and a malformed body a 400", async () => {
