@@ -54,7 +54,7 @@ beforeAll(async () => {
   workspace = join(root, "workspace");
   await mkdir(home);
   await copyWorkspace(REPO, workspace);
-  // Lock jobs pin npm imports to the installed versions; jobs run against these modules too.
+  // Lock jobs pin npm imports to the versions this repo installs (bunLockfile.ts repoVersionPins).
   await symlink(join(REPO, "node_modules"), join(workspace, "node_modules"));
   windmill = await startWindmill({ workspaceDir: workspace });
   const added = await wmill(workspace, ["workspace", "add", windmill.workspace, windmill.workspace, windmill.url, "--token", windmill.adminToken]);
