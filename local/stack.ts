@@ -95,12 +95,13 @@ function causeAndFix(standIn: StandInName | "push", cause: unknown, ports: Stack
   return `${message}\nFix: run \`npm ci\` to restore the stand-ins' packages; the error above names the file or port at fault`;
 }
 
-/** The demo role may do anything in S3 and connect to the database as DB_USER. */
+/** The demo role may do anything in S3, use the account's KMS keys for SSE-KMS, and connect to the database as DB_USER. */
 function demoPermissions(dbiResourceId: string): PolicyDocument {
   return {
     Version: "2012-10-17",
     Statement: [
       { Effect: "Allow", Action: ["s3:*", "sts:AssumeRole"], Resource: "*" },
+      { Effect: "Allow", Action: ["kms:GenerateDataKey", "kms:Decrypt"], Resource: `arn:aws:kms:${REGION}:${ACCOUNT_ID}:key/*` },
       { Effect: "Allow", Action: "rds-db:connect", Resource: `arn:aws:rds-db:${REGION}:${ACCOUNT_ID}:dbuser:${dbiResourceId}/${DB_USER}` },
     ],
   };

@@ -18,6 +18,7 @@ const { values } = parseArgs({
     bucket: { type: "string", default: "" },
     prefix: { type: "string", default: "" },
     "s3-write": { type: "boolean", default: false },
+    "kms-key-arn": { type: "string", default: "" },
     "rds-region": { type: "string", default: "" },
     "dbi-resource-id": { type: "string", default: "" },
     "db-user": { type: "string", default: "" },
@@ -39,6 +40,7 @@ try {
     roleName: values["role-name"],
     maxSessionDuration: Math.round(Number(values["max-session-hours"]) * 3600),
     s3: values.bucket ? { bucket: values.bucket, prefix: values.prefix, write: values["s3-write"] } : null,
+    kmsKeyArn: values["kms-key-arn"],
     rds: values["db-user"] ? { region: values["rds-region"], dbiResourceId: values["dbi-resource-id"], dbUser: values["db-user"] } : null,
   });
   await mkdir(values.out, { recursive: true });

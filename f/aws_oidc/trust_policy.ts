@@ -1,7 +1,7 @@
 // Writes the least-privilege AWS side of this bundle: the role's trust policy (this
-// workspace's listed scripts/flows only), its permission policy (one bucket prefix, one
-// database user) and a CloudFormation template creating the role, and the OIDC provider
-// unless the account has it already (a second workspace of the instance).
+// workspace's listed scripts/flows only), its permission policy (one bucket prefix and its
+// KMS key, one database user) and a CloudFormation template creating the role, and the
+// OIDC provider unless the account has it already (a second workspace of the instance).
 import { setupDocuments } from "./lib/awsSetup.ts";
 import { withDefaults } from "./lib/optionalArgs.ts";
 
@@ -16,6 +16,7 @@ export async function main(
   bucket: string = "",
   prefix: string = "",
   s3_write: boolean = false,
+  kms_key_arn: string = "",
   rds_region: string = "",
   dbi_resource_id: string = "",
   db_user: string = "",
@@ -23,10 +24,10 @@ export async function main(
   max_session_hours: number = 1,
 ) {
   const o = withDefaults(
-    { allowed_scripts, allowed_flows, allowed_emails, role_name, bucket, prefix, s3_write, rds_region, dbi_resource_id, db_user, audience, max_session_hours },
+    { allowed_scripts, allowed_flows, allowed_emails, role_name, bucket, prefix, s3_write, kms_key_arn, rds_region, dbi_resource_id, db_user, audience, max_session_hours },
     {
       allowed_scripts: [], allowed_flows: ["f/aws_oidc/s3_csv_to_rds", "f/aws_oidc/rds_to_s3_export"], allowed_emails: [], role_name: "",
-      bucket: "", prefix: "", s3_write: false, rds_region: "", dbi_resource_id: "", db_user: "", audience: "sts.amazonaws.com", max_session_hours: 1,
+      bucket: "", prefix: "", s3_write: false, kms_key_arn: "", rds_region: "", dbi_resource_id: "", db_user: "", audience: "sts.amazonaws.com", max_session_hours: 1,
     },
   );
   return setupDocuments({
@@ -40,6 +41,7 @@ export async function main(
     roleName: o.role_name,
     maxSessionDuration: Math.round(o.max_session_hours * 3600),
     s3: o.bucket ? { bucket: o.bucket, prefix: o.prefix, write: o.s3_write } : null,
+    kmsKeyArn: o.kms_key_arn,
     rds: o.db_user ? { region: o.rds_region, dbiResourceId: o.dbi_resource_id, dbUser: o.db_user } : null,
   });
 }

@@ -7,7 +7,7 @@ import { Transform, type Readable, type TransformCallback } from "node:stream";
 import { UNSIGNED_PAYLOAD, type SignedRequest } from "../aws/sigv4.ts";
 import type { Caller } from "./auth.ts";
 import { AwsChunkedDecoder, chunkVerifier } from "./awsChunked.ts";
-import { checksumOf, type Checksum } from "./checksums.ts";
+import { checksumOf, declaredChecksum, type Checksum, type DeclaredChecksum } from "./checksums.ts";
 import { MESSAGES, notImplemented, S3ErrorReply } from "./errors.ts";
 import { STREAMING_SIGNED, STREAMING_UNSIGNED_TRAILER, STREAMING_UNVERIFIED } from "./limits.ts";
 import { headerValue } from "../aws/headers.ts";
@@ -90,15 +90,16 @@ class BodyVerifier extends Transform {
   }
 }
 
-/** The request body as s3rver should get it: decoded, and verified before its last byte passes. */
-export function verifiedBody(req: IncomingMessage, caller: Caller): { body: Readable; length: number } {
+/** The request body as s3rver should get it: decoded, and verified before its last byte passes; and the checksum it declared. */
+export function verifiedBody(req: IncomingMessage, caller: Caller): { body: Readable; length: number; checksum: DeclaredChecksum | undefined } {
   const payload = payloadOf(req, caller.signed);
   const length = decodedLength(req, payload);
   const decoder = payload.encoding === "aws-chunked" ? new AwsChunkedDecoder(payload.signedChunks ? chunkVerifier(caller) : undefined) : undefined;
+  const checksum = declaredChecksum(req, payload.encoding === "aws-chunked", decoder?.trailers ?? new Map());
   const verifier = new BodyVerifier({
     length,
     sha256: payload.encoding === "plain" ? payload.sha256 : undefined,
-    checksum: checksumOf(req, payload.encoding === "aws-chunked", decoder?.trailers ?? new Map()),
+    checksum: checksumOf(checksum),
   });
   // Not stream.pipeline: on a bad body it would destroy `req`, and with it the socket the
   // error response must go out on. Errors are funnelled into `verifier`, which the caller reads.
@@ -110,6 +111,17 @@ export function verifiedBody(req: IncomingMessage, caller: Caller): { body: Read
   } else {
     req.pipe(verifier);
   }
-  return { body: verifier, length };
+  return { body: verifier, length, checksum };
 }
 
+/** A small body read whole (an XML request document), refused as MalformedXML past `limit` bytes. */
+export async function readLimited(body: Readable, limit: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    size += (chunk as Buffer).length;
+    if (size > limit) throw new S3ErrorReply("MalformedXML", `${MESSAGES.malformedXml} (the request body is over ${limit} bytes)`);
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks);
+}

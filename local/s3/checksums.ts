@@ -50,13 +50,29 @@ function checksumHasher(algorithm: string): ChecksumHasher | undefined {
   return { update: (data) => void hash.update(data), digestBase64: () => hash.digest("base64") };
 }
 
+/** Every flexible checksum algorithm S3 knows, as its headers name them (x-amz-checksum-<algorithm>). */
+export const CHECKSUM_ALGORITHMS = ["crc32", "crc32c", "crc64nvme", "sha1", "sha256"];
+
+/** A checksum a request body declares, whether or not this gate can verify it. */
+export interface DeclaredChecksum {
+  /** Lowercase, as in the header name: crc32, crc32c, crc64nvme, sha1, sha256. */
+  algorithm: string;
+  /** The base64 value: a header, or a trailer known only once the body is read. */
+  value: () => string | undefined;
+}
+
 /** The checksum a request declares: in an x-amz-checksum-* header, or (aws-chunked only) in the trailer x-amz-trailer names. */
-export function checksumOf(req: IncomingMessage, awsChunked: boolean, trailers: Map<string, string>): Checksum | undefined {
+export function declaredChecksum(req: IncomingMessage, awsChunked: boolean, trailers: Map<string, string>): DeclaredChecksum | undefined {
   const trailerName = awsChunked ? headerValue(req, "x-amz-trailer")?.toLowerCase() : undefined;
-  const headerName = trailerName ?? ["crc32", "sha1", "sha256"].map((a) => `x-amz-checksum-${a}`).find((name) => headerValue(req, name) !== undefined);
+  const headerName = trailerName ?? CHECKSUM_ALGORITHMS.map((a) => `x-amz-checksum-${a}`).find((name) => headerValue(req, name) !== undefined);
   const algorithm = headerName?.match(/^x-amz-checksum-([a-z0-9]+)$/)?.[1];
-  const hasher = algorithm ? checksumHasher(algorithm) : undefined;
-  if (!headerName || !algorithm || !hasher) return undefined;
+  if (!headerName || !algorithm) return undefined;
   const headerValueNow = headerValue(req, headerName);
-  return { name: algorithm.toUpperCase(), hasher, expected: () => (trailerName ? trailers.get(trailerName) : headerValueNow) };
+  return { algorithm, value: () => (trailerName ? trailers.get(trailerName) : headerValueNow) };
+}
+
+/** The declared checksum with the hasher that verifies it; undefined for CRC32C and CRC64NVME (passed on unverified). */
+export function checksumOf(declared: DeclaredChecksum | undefined): Checksum | undefined {
+  const hasher = declared ? checksumHasher(declared.algorithm) : undefined;
+  return declared && hasher ? { name: declared.algorithm.toUpperCase(), hasher, expected: declared.value } : undefined;
 }

@@ -1,9 +1,8 @@
 // DeleteObjects: per-key permission checks, as S3 does, with errors inside a 200 DeleteResult.
 import type { IncomingMessage, ServerResponse } from "node:http";
-import type { Readable } from "node:stream";
 import { readBody } from "../shared/http.ts";
 import { isAllowed, type Caller } from "./auth.ts";
-import { verifiedBody } from "./body.ts";
+import { readLimited, verifiedBody } from "./body.ts";
 import { idHeaders, MESSAGES, notImplemented, S3ErrorReply, xmlEscape, xmlUnescape, type RequestIds } from "./errors.ts";
 import { exchange, s3rverHeaders, type Upstream } from "./forward.ts";
 import { DELETE_CONCURRENCY, MAX_DELETE_BODY_BYTES, MAX_DELETE_KEYS, S3_XMLNS } from "./limits.ts";
@@ -26,17 +25,6 @@ async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promis
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
   return results;
-}
-
-async function readLimited(body: Readable, limit: number): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of body) {
-    size += (chunk as Buffer).length;
-    if (size > limit) throw new S3ErrorReply("MalformedXML", `${MESSAGES.malformedXml} (the request body is over ${limit} bytes)`);
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks);
 }
 
 function parseDeleteRequest(xml: string): { keys: string[]; quiet: boolean } {

@@ -17,6 +17,7 @@ export const MESSAGES = {
   notImplemented: "A header or parameter you provided implies functionality that is not implemented",
   internal: "We encountered an internal error. Please try again.",
   slowDown: "Please reduce your request rate.",
+  noSuchUpload: "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.",
 };
 
 const ERROR_STATUS: Record<string, number> = {
@@ -24,7 +25,8 @@ const ERROR_STATUS: Record<string, number> = {
   InvalidToken: 400, ExpiredToken: 400, AuthorizationHeaderMalformed: 400, AuthorizationQueryParametersError: 400,
   InvalidRequest: 400, InvalidArgument: 400, InvalidURI: 400, InvalidBucketName: 400, MalformedXML: 400,
   XAmzContentSHA256Mismatch: 400, IncompleteBody: 400, BadDigest: 400, MissingContentLength: 411,
-  NoSuchBucket: 404, NotImplemented: 501, InternalError: 500, SlowDown: 503,
+  InvalidPart: 400, InvalidPartOrder: 400, EntityTooSmall: 400,
+  NoSuchBucket: 404, NoSuchUpload: 404, NotImplemented: 501, InternalError: 500, SlowDown: 503,
 };
 
 /** An error the gate answers with, in S3's XML shape (not the bundle's S3Error, which is what a client sees). */

@@ -28,8 +28,14 @@ export function s3rverUpstream(port: number, region: string): Upstream {
   };
 }
 
-/** The client's headers minus this hop's auth and framing, signed for s3rver's own account. */
-export async function s3rverHeaders(upstream: Upstream, method: string, rawPath: string, req: IncomingMessage | undefined, length: number, copySource?: { bucket: string; key: string }): Promise<OutgoingHttpHeaders> {
+/** What the gate changes in a forwarded request: CopyObject's source, re-encoded; headers it sets (a KMS key named by its ARN). */
+export interface Rewrites {
+  copySource?: { bucket: string; key: string };
+  set?: Record<string, string>;
+}
+
+/** The client's headers minus this hop's auth and framing, with the gate's rewrites, signed for s3rver's own account. */
+export async function s3rverHeaders(upstream: Upstream, method: string, rawPath: string, req: IncomingMessage | undefined, length: number, rewrites: Rewrites = {}): Promise<OutgoingHttpHeaders> {
   const headers: Record<string, string> = {};
   for (const [name, value] of Object.entries(req?.headers ?? {})) {
     if (value === undefined || HOP_HEADERS.has(name) || name.startsWith("x-amz-checksum-") || name.startsWith("proxy-")) continue;
@@ -39,7 +45,9 @@ export async function s3rverHeaders(upstream: Upstream, method: string, rawPath:
   if (encodings.length) headers["content-encoding"] = encodings.join(", ");
   else delete headers["content-encoding"];
   // s3rver decodes x-amz-copy-source with decodeURI, which leaves %2B and friends encoded.
+  const { copySource } = rewrites;
   if (copySource) headers["x-amz-copy-source"] = encodeURI(`/${copySource.bucket}/${copySource.key}`);
+  Object.assign(headers, rewrites.set);
   headers.host = `${upstream.host}:${upstream.port}`;
   headers["x-amz-content-sha256"] = UNSIGNED_PAYLOAD;
   headers["content-length"] = String(length);
@@ -74,26 +82,41 @@ export function exchange(upstream: Upstream, method: string, path: string, heade
   });
 }
 
+/** What the gate adds to s3rver's answer: headers S3 sends and s3rver does not, or the body when the gate has read it. */
+export interface RelayOptions {
+  headers?: OutgoingHttpHeaders;
+  body?: Buffer;
+}
+
+/** The client's request, rewritten, sent on to s3rver: its response once the status line arrives. */
+export async function forward(upstream: Upstream, target: Target, req: IncomingMessage, body: Readable | Buffer, length: number, rewrites: Rewrites = {}): Promise<IncomingMessage> {
+  const headers = await s3rverHeaders(upstream, target.method, target.rawPath, req, length, rewrites);
+  return exchange(upstream, target.method, `${target.rawPath}${forwardedQuery(target)}`, headers, body);
+}
+
 /** s3rver's response to the client, under this request's ids; `drop` cuts it midway (a fault). */
-export function relay(upstream: IncomingMessage, res: ServerResponse, ids: RequestIds, drop: boolean): void {
+export function relay(upstream: IncomingMessage, res: ServerResponse, ids: RequestIds, drop: boolean, options: RelayOptions = {}): void {
   const headers: OutgoingHttpHeaders = { ...idHeaders(ids) };
   for (const [name, value] of Object.entries(upstream.headers)) {
     if (value !== undefined && !RESPONSE_HOP_HEADERS.has(name)) headers[name] = value;
   }
-  if (drop) return dropMidResponse(upstream, res, headers);
+  Object.assign(headers, options.headers);
+  const body = options.body ? Readable.from([options.body]) : upstream;
+  if (drop) return dropMidResponse(upstream, body, res, headers);
   res.writeHead(upstream.statusCode ?? 502, headers);
-  pipeline(upstream, res).catch(() => res.destroy());
+  pipeline(body, res).catch(() => res.destroy());
 }
 
 /** The fault: the response starts (status line, headers, part of the body) and the connection dies. */
-function dropMidResponse(upstream: IncomingMessage, res: ServerResponse, headers: OutgoingHttpHeaders): void {
+function dropMidResponse(upstream: IncomingMessage, body: Readable, res: ServerResponse, headers: OutgoingHttpHeaders): void {
   const cut = () => {
     upstream.destroy();
+    body.destroy();
     res.socket?.destroy();
   };
   if (Number(upstream.headers["content-length"] ?? 0) === 0 && upstream.headers["transfer-encoding"] === undefined) return cut();
   res.writeHead(upstream.statusCode ?? 502, headers);
-  upstream.once("data", (chunk: Buffer) => {
+  body.once("data", (chunk: Buffer) => {
     res.write(chunk.subarray(0, Math.floor(chunk.length / 2)), cut);
   });
 }

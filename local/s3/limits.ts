@@ -5,6 +5,11 @@ export const DEFAULT_REGION = "us-east-1";
 /** DeleteObjects takes at most 1000 keys; 1000 keys of 1024 bytes plus XML stay under 2 MiB. */
 export const MAX_DELETE_KEYS = 1000;
 export const MAX_DELETE_BODY_BYTES = 2 * 1024 * 1024;
+/** Multipart limits (S3 User Guide, "Amazon S3 multipart upload limits"): parts 1 to 10,000, each but the last at least 5 MiB. */
+export const MAX_PART_NUMBER = 10_000;
+export const MIN_PART_BYTES = 5 * 1024 * 1024;
+/** A CompleteMultipartUpload document: 10,000 parts of a few hundred bytes each (number, ETag, checksum) fit in 4 MiB. */
+export const MAX_COMPLETE_BODY_BYTES = 4 * 1024 * 1024;
 /** aws-chunked chunk headers and trailer lines are short; a longer line is a broken body, not data. */
 export const MAX_CHUNK_LINE_BYTES = 4096;
 /** Parallel STS checks and s3rver deletes for one DeleteObjects: enough to keep 1000 keys quick. */

@@ -15,9 +15,14 @@
 //   only when complete.
 // - s3rver has no AbortMultipartUpload (it answers MethodNotAllowed) and accepts parts for
 //   upload ids that do not exist; S3 answers 204 and NoSuchUpload.
+// And one about SSE: S3 keeps an object's x-amz-server-side-encryption (and KMS key id) and
+// answers them on GET and HEAD; s3rver drops both. They are kept as metadata here, and a
+// copy takes them from the copy request, never from its source, as S3 does (CopyObject:
+// the copy is encrypted as the request asks, else with the bucket's default).
+import { AsyncLocalStorage } from "node:async_hooks";
 import { createHash, randomBytes } from "node:crypto";
 import { createWriteStream } from "node:fs";
-import { mkdir, rename, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { createServer } from "node:http";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
@@ -28,6 +33,12 @@ const require = createRequire(import.meta.url);
 const S3rver = require("s3rver");
 const FilesystemStore = require("s3rver/lib/stores/filesystem.js");
 const S3Error = require("s3rver/lib/models/error.js");
+const S3Object = require("s3rver/lib/models/object.js");
+
+const SSE_HEADERS = ["x-amz-server-side-encryption", "x-amz-server-side-encryption-aws-kms-key-id"];
+S3Object.ALLOWED_METADATA.push(...SSE_HEADERS);
+/** The headers of the request being handled, for the store calls that s3rver hands none. */
+const requestHeaders = new AsyncLocalStorage();
 
 const NO_SUCH_UPLOAD_MESSAGE =
   "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.";
@@ -73,6 +84,21 @@ class AtomicStore extends FilesystemStore {
     const { size, md5 } = await writeAtomically(content, partPath);
     await writeFile(`${partPath}.md5`, md5);
     return { size, md5 };
+  }
+
+  async copyObject(srcBucket, srcKey, destBucket, destKey, replacementMetadata) {
+    const metadata = await super.copyObject(srcBucket, srcKey, destBucket, destKey, replacementMetadata);
+    // With the COPY directive s3rver copied the source's metadata file, encryption included.
+    if (replacementMetadata) return metadata;
+    const headers = requestHeaders.getStore() ?? {};
+    const metadataPath = this.getResourcePath(destBucket, destKey, "metadata.json");
+    const stored = JSON.parse(await readFile(metadataPath, "utf8"));
+    for (const name of SSE_HEADERS) {
+      if (headers[name] === undefined) delete stored[name];
+      else stored[name] = headers[name];
+    }
+    await writeFile(metadataPath, JSON.stringify(stored, null, 2));
+    return this.getMetadata(destBucket, destKey);
   }
 
   async abortUpload(bucket, uploadId) {
@@ -123,7 +149,7 @@ async function main() {
   const server = createServer((req, res) => {
     const target = abortTarget(req);
     if (target) void abortUpload(store, target, res);
-    else handle(req, res);
+    else requestHeaders.run(req.headers, () => handle(req, res));
   });
   await new Promise((resolve, reject) => {
     server.once("error", reject);

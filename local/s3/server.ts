@@ -2,8 +2,9 @@
 // local/s3/s3rverChild.mjs) behind a gate that is as strict as S3 about who may do what.
 // The gate verifies every request's SigV4 signature (header-signed or presigned) with
 // the secret the STS stand-in issued, checks the session token and its expiry, asks STS
-// whether the session's policies allow the S3 action on the resource, decodes aws-chunked
-// bodies and checks payload hashes and checksums, then streams the request to s3rver.
+// whether the session's policies allow the S3 action on the resource (and the KMS action on
+// the key, with SSE-KMS), decodes aws-chunked bodies and checks payload hashes and checksums,
+// keeps multipart uploads to S3's rules, then streams the request to s3rver.
 // It talks to STS only over HTTP (GET /_local/sessions/<id>, POST /_local/authorize).
 //
 // Tests and tools reach it through /_local/: POST|DELETE /_local/faults, GET /_local/stats,
@@ -21,8 +22,10 @@ import { verifiedBody } from "./body.ts";
 import { deleteObjects } from "./deleteObjects.ts";
 import { MESSAGES, newRequestIds, S3ErrorReply, sendS3Error, type RequestIds } from "./errors.ts";
 import { applyFaults, clearFaults, takeDropFault, takeErrorFault, type S3Faults } from "./faults.ts";
-import { exchange, forwardedQuery, relay, s3rverHeaders, s3rverUpstream, type Upstream } from "./forward.ts";
+import { forward, relay, s3rverUpstream, type Upstream } from "./forward.ts";
+import { authorizeCopySource, authorizeKms, authorizeRead, keyScopeOf, kmsKeyOf, storedKeyHeaders } from "./kms.ts";
 import { DEFAULT_REGION } from "./limits.ts";
+import { completeMultipartUpload, createMultipartUpload, forgetAborted, uploadPart, type MultipartUploads, type Reply } from "./multipart.ts";
 import { classify, type Operation } from "./operations.ts";
 import { parseTarget, type Target } from "./request.ts";
 import { startS3rver, stopChild } from "./s3rver.ts";
@@ -69,6 +72,7 @@ interface Gate {
   upstream: Upstream;
   faults: S3Faults;
   stats: S3Stats;
+  uploads: MultipartUploads;
 }
 
 function increment(record: Record<string, number>, name: string): void {
@@ -76,11 +80,37 @@ function increment(record: Record<string, number>, name: string): void {
 }
 
 async function proxy(gate: Gate, req: IncomingMessage, res: ServerResponse, target: Target, operation: Operation, caller: Caller, ids: RequestIds): Promise<void> {
+  const reply = await exchangeFor(gate, req, target, operation, caller);
+  relay(reply.upstream, res, ids, takeDropFault(gate.faults), reply.options);
+}
+
+function exchangeFor(gate: Gate, req: IncomingMessage, target: Target, operation: Operation, caller: Caller): Promise<Reply> {
+  switch (operation.name) {
+    case "CreateMultipartUpload":
+      return createMultipartUpload(gate, req, target, caller);
+    case "UploadPart":
+      return uploadPart(gate, req, target, caller);
+    case "CompleteMultipartUpload":
+      return completeMultipartUpload(gate, req, target, caller);
+    default:
+      return plainExchange(gate, req, target, operation, caller);
+  }
+}
+
+/** Writes that store a new object, encrypted with the KMS key the request names, if any. */
+const OBJECT_WRITES = new Set(["PutObject", "CopyObject"]);
+
+async function plainExchange(gate: Gate, req: IncomingMessage, target: Target, operation: Operation, caller: Caller): Promise<Reply> {
+  const scope = keyScopeOf(caller, gate.region);
+  const writeKey = OBJECT_WRITES.has(operation.name) ? kmsKeyOf(req.headers, scope) : undefined;
+  if (writeKey) await authorizeKms(gate.stsUrl, caller, scope, "kms:GenerateDataKey", writeKey);
+  if (operation.copySource) await authorizeCopySource(gate, caller, scope, operation.copySource);
   const { body, length } = verifiedBody(req, caller);
-  const headers = await s3rverHeaders(gate.upstream, target.method, target.rawPath, req, length, operation.copySource);
-  const upstream = await exchange(gate.upstream, target.method, `${target.rawPath}${forwardedQuery(target)}`, headers, body);
+  const upstream = await forward(gate.upstream, target, req, body, length, { copySource: operation.copySource, set: storedKeyHeaders(writeKey) });
   if (upstream.statusCode === 404 && KEY_READS.has(operation.name)) await hideMissingKeyWithoutList(gate, caller, target, upstream);
-  relay(upstream, res, ids, takeDropFault(gate.faults));
+  if (operation.name === "GetObject" && (upstream.statusCode === 200 || upstream.statusCode === 206)) await authorizeRead(gate.stsUrl, caller, scope, upstream);
+  if (operation.name === "AbortMultipartUpload") forgetAborted(gate, target, upstream);
+  return { upstream };
 }
 
 /** Object reads whose "no such key" S3 tells only to callers who may list the bucket. */
@@ -167,6 +197,7 @@ export async function startS3(options: S3Options): Promise<S3StandIn> {
     upstream: s3rverUpstream(port, region),
     faults: { status: 500, count: 0, dropConnections: 0 },
     stats: { calls: {}, errors: {} },
+    uploads: new Map(),
   };
   const { server, url } = await listen((req, res) => {
     const path = (req.url ?? "/").split("?")[0]!;

@@ -78,6 +78,15 @@ describe("generated documents", () => {
     ]);
   });
 
+  test("a KMS key adds kms:Decrypt on it to read, and kms:GenerateDataKey too to write", () => {
+    const kmsKeyArn = "arn:aws:kms:us-east-1:123456789012:key/mrk-1234abcd";
+    const read = setupDocuments({ ...BASE, kmsKeyArn }).permission_policy.Statement;
+    expect(read).toContainEqual({ Sid: "DecryptWithTheKey", Effect: "Allow", Action: ["kms:Decrypt"], Resource: kmsKeyArn });
+    const write = setupDocuments({ ...BASE, kmsKeyArn, s3: { bucket: "data-lake", prefix: "", write: true } }).permission_policy.Statement;
+    expect(write).toContainEqual({ Sid: "EncryptAndDecryptWithTheKey", Effect: "Allow", Action: ["kms:GenerateDataKey", "kms:Decrypt"], Resource: kmsKeyArn });
+    expect(JSON.stringify(setupDocuments(BASE).permission_policy)).not.toContain("kms:");
+  });
+
   test("the CloudFormation template creates the provider and the role", () => {
     const { cloudformation } = setupDocuments(BASE);
     const deployed = deployTemplate(cloudformation, {});
@@ -136,6 +145,9 @@ describe("generated documents", () => {
     [{ rds: { region: "useast", dbiResourceId: "db-ABC", dbUser: "app" } }, "rds_region"],
     [{ maxSessionDuration: 13 * 3600 }, "max_session_hours"],
     [{ s3: null, rds: null }, "bucket"],
+    [{ kmsKeyArn: "arn:aws:kms:us-east-1:123456789012:alias/data" }, "kms_key_arn"],
+    [{ kmsKeyArn: "1234abcd-12ab-34cd-56ef-1234567890ab" }, "kms_key_arn"],
+    [{ kmsKeyArn: "arn:aws:kms:us-east-1:123456789012:key/1234abcd", s3: null }, "kms_key_arn"],
   ] as [Partial<SetupInput>, string][])("bad input #%# is refused, naming the input", (patch, input) => {
     let error: unknown;
     try {
@@ -252,5 +264,21 @@ describe("the generated trust policy in the STS stand-in", () => {
     expect(listed.result).toHaveLength(1);
     const listedOutside = await stack.runScript("f/aws_oidc/s3_list_objects", { credentials: "$res:f/aws_oidc/prefix_creds", bucket: "lake", prefix: "elsewhere/" });
     expect(listedOutside.result.error.message).toContain("AccessDenied");
+  });
+
+  test("with kms_key_arn the generated role writes and reads SSE-KMS objects with that key; without it S3 names the kms action to add", async () => {
+    const kmsKeyArn = `arn:aws:kms:${REGION}:${ACCOUNT_ID}:key/1234abcd-12ab-34cd-56ef-1234567890ab`;
+    await stack.runScript("f/aws_oidc/assume_role", { role_arn: "arn:aws:iam::123456789012:role/windmill-demo", region: REGION, save_to: "f/aws_oidc/demo_any" });
+    stack.actAsJob("f/aws_oidc/setup_buckets");
+    await ensureBucket((await s3Client("f/aws_oidc/demo_any")).s3, "demo");
+    const putAndGet = async (role: string) => {
+      await stack.runScript("f/aws_oidc/assume_role", { role_arn: role, region: REGION, save_to: "f/aws_oidc/kms_creds", force: true });
+      const args = { credentials: "$res:f/aws_oidc/kms_creds", bucket: "demo", key: "kms/a.txt" };
+      const put = await stack.runScript("f/aws_oidc/s3_put_object", { ...args, content: "x", sse: "aws:kms", kms_key_id: kmsKeyArn });
+      return put.status === 200 ? (await stack.runScript("f/aws_oidc/s3_get_object", args)).result : put.result;
+    };
+    expect(await putAndGet(await roleFor("allow-kms", { scripts: ["f/aws_oidc/*"], flows: [], kmsKeyArn }))).toMatchObject({ body: "x" });
+    const refused = await putAndGet(await roleFor("no-kms", { scripts: ["f/aws_oidc/*"], flows: [] }));
+    expect(refused.error.message).toContain(`must allow kms:GenerateDataKey on ${kmsKeyArn}`);
   });
 });

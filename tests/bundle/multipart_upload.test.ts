@@ -120,6 +120,21 @@ describe("S3UploadStream", () => {
     expect(await headOf("rows/source-died.csv")).toBe("NotFound");
   });
 
+  test("SSE-KMS: a role allowed the key uploads; one without kms:Decrypt fails at its first part, told to allow it on the key", async () => {
+    const kms = { ServerSideEncryption: "aws:kms" as const, SSEKMSKeyId: `arn:aws:kms:${REGION}:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab` };
+    const data = rows(UPLOAD_PART_SIZE + 5000);
+    await pipeline(Readable.from(data), new S3UploadStream(s3, { ...target("rows/kms.csv"), encryption: kms }));
+    expect((await s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: "rows/kms.csv" }))).SSEKMSKeyId).toBe(kms.SSEKMSKeyId);
+    const noDecrypt = "f/aws_oidc/upload_no_decrypt_creds";
+    const sessionPolicy = JSON.stringify({ Version: "2012-10-17", Statement: [{ Effect: "Allow", Action: ["s3:*", "kms:GenerateDataKey"], Resource: "*" }] });
+    await assumeRoleAndSave({ roleArn: DEMO_ROLE_ARN, region: REGION, saveTo: noDecrypt, sessionPolicy }, () => {});
+    const limited = (await s3Client(noDecrypt)).s3;
+    const err = await pipeline(Readable.from(data), new S3UploadStream(limited, { ...target("rows/kms-denied.csv"), encryption: kms })).then(() => undefined, (e: Error) => e);
+    expect(err?.message).toContain(`Fix: S3 uses the KMS key ${kms.SSEKMSKeyId}`);
+    expect(err?.message).toContain(`must allow kms:Decrypt on ${kms.SSEKMSKeyId}`);
+    expect(await headOf("rows/kms-denied.csv")).toBe("NotFound");
+  });
+
   test("s3_put_object, run as a job, sends a body over one part as multipart", async () => {
     const content = "é".repeat(UPLOAD_PART_SIZE / 2 + 1000);
     const { status, result } = await stack.runScript("f/aws_oidc/s3_put_object", { credentials: `$res:${CREDS}`, bucket: BUCKET, key: "rows/job.txt", content });

@@ -72,6 +72,24 @@ describe("put, get, head, copy", () => {
     expect(head.result).toMatchObject({ size: 7, content_type: "text/x-custom" });
   });
 
+  test("SSE-KMS: a session without the key's KMS permissions is told to allow the kms action on the key, not s3:PutObject", async () => {
+    const key = `arn:aws:kms:${REGION}:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab`;
+    await run("s3_put_object", { key: "kms/secret.txt", content: "s", sse: "aws:kms", kms_key_id: key });
+    expect((await run("s3_head_object", { key: "kms/secret.txt" })).result).toMatchObject({ server_side_encryption: "aws:kms" });
+    const s3Only = "f/aws_oidc/s3_no_kms_creds";
+    const policy = JSON.stringify({ Version: "2012-10-17", Statement: [{ Effect: "Allow", Action: "s3:*", Resource: "*" }] });
+    await stack.runScript("f/aws_oidc/assume_role", { role_arn: DEMO_ROLE_ARN, region: REGION, save_to: s3Only, session_policy: policy });
+    const put = await run("s3_put_object", { credentials: `$res:${s3Only}`, key: "kms/denied.txt", content: "s", sse: "aws:kms", kms_key_id: key });
+    expect(put.status).toBe(500);
+    const putFix = put.result.error.message.split("Fix:")[1];
+    expect(putFix).toContain(`must allow kms:GenerateDataKey on ${key}`);
+    expect(putFix).not.toContain("s3:PutObject");
+    const got = await run("s3_get_object", { credentials: `$res:${s3Only}`, key: "kms/secret.txt" });
+    const getFix = got.result.error.message.split("Fix:")[1];
+    expect(getFix).toContain(`must allow kms:Decrypt on ${key}`);
+    expect(getFix).not.toContain("may also not exist");
+  });
+
   test("a missing key says how to find it", async () => {
     const { result } = await run("s3_get_object", { key: "nope/missing.txt" });
     expect(result.error.message).toContain("NoSuchKey");

@@ -20,6 +20,8 @@ export interface SetupInput {
   /** Session length the role allows (seconds, 3600-43200). */
   maxSessionDuration: number;
   s3: { bucket: string; prefix: string; write: boolean } | null;
+  /** Optional: the KMS key the bucket's objects are encrypted with (SSE-KMS); empty: none. */
+  kmsKeyArn?: string;
   rds: { region: string; dbiResourceId: string; dbUser: string } | null;
 }
 
@@ -30,6 +32,8 @@ const ACCOUNT_PATTERN = /^\d{12}$/;
 const WORKSPACE_PATTERN = /^[a-z0-9_-]+$/;
 const PATH_PATTERN = /^(u|f)\/[\w-]+\/[\w\-/*]+$/;
 const DBI_PATTERN = /^db-[A-Z0-9]+$/;
+/** A KMS key ARN (multi-Region keys are key/mrk-…). IAM authorizes KMS actions on the key, never on an alias. */
+const KMS_KEY_ARN_PATTERN = /^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/[A-Za-z0-9-]+$/;
 
 /** The local stand-ins serve plain http on a port; AWS itself can never reach these hosts. */
 const LOOPBACK_HOSTS = ["127.0.0.1", "localhost"];
@@ -89,6 +93,14 @@ export function checkSetupInput(input: SetupInput): SetupInput {
   }
   if (!ROLE_NAME_PATTERN.test(roleNameFor(input))) {
     throw new InputError("role_name", `${JSON.stringify(roleNameFor(input))} is not an IAM role name`, "Use 1 to 64 letters, digits and +=,.@_- (or leave it empty for windmill-<workspace>)");
+  }
+  if (input.kmsKeyArn) {
+    if (!input.s3) throw new InputError("kms_key_arn", "a KMS key is given but no bucket", "Give the bucket whose objects the key encrypts, or clear kms_key_arn");
+    if (!KMS_KEY_ARN_PATTERN.test(input.kmsKeyArn)) {
+      throw new InputError("kms_key_arn", `${JSON.stringify(input.kmsKeyArn)} is not a KMS key ARN`,
+        "Use the key's ARN, arn:aws:kms:<region>:<account>:key/<key id>, from the KMS console (a policy cannot name a key by its alias); " +
+        "for the AWS managed key aws/s3 give none: its key policy already lets the account use it through S3");
+    }
   }
   if (input.rds) checkRegion("rds_region", input.rds.region);
   if (input.rds && !DBI_PATTERN.test(input.rds.dbiResourceId)) {
@@ -155,6 +167,17 @@ export function permissionPolicy(input: SetupInput): PolicyDocument {
       Action: write ? ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"] : ["s3:GetObject"],
       Resource: objects,
     });
+    // S3 calls KMS as the caller for SSE-KMS objects: kms:Decrypt to read them (and to upload
+    // each part of a multipart upload), kms:GenerateDataKey to write them (S3 User Guide,
+    // "Permissions for SSE-KMS"; S3 API reference, CreateMultipartUpload).
+    if (input.kmsKeyArn) {
+      statements.push({
+        Sid: write ? "EncryptAndDecryptWithTheKey" : "DecryptWithTheKey",
+        Effect: "Allow",
+        Action: write ? ["kms:GenerateDataKey", "kms:Decrypt"] : ["kms:Decrypt"],
+        Resource: input.kmsKeyArn,
+      });
+    }
   }
   if (input.rds) {
     const { region, dbiResourceId, dbUser } = input.rds;

@@ -56,8 +56,9 @@ export function explainS3Error(err: unknown, ctx: S3CallContext): Error {
   const code = e.Code ?? e.name ?? "Error";
   const where = ctx.key ? `s3://${ctx.bucket}/${ctx.key}` : `s3://${ctx.bucket}`;
   const status = e.$metadata?.httpStatusCode;
-  const head = `S3 ${ctx.operation} on ${where} failed with ${code}${status ? ` (HTTP ${status})` : ""}: ${(e.message ?? String(err)).trim()}`;
-  return new S3Error(ctx.operation, code, head, s3Fix(code, ctx));
+  const message = (e.message ?? String(err)).trim();
+  const head = `S3 ${ctx.operation} on ${where} failed with ${code}${status ? ` (HTTP ${status})` : ""}: ${message}`;
+  return new S3Error(ctx.operation, code, head, s3Fix(code, ctx, message));
 }
 
 /** The IAM action an S3 operation needs, where its name is not one (S3 User Guide, actions for object operations). */
@@ -79,12 +80,28 @@ function accessDeniedFix(ctx: S3CallContext): string {
   return `the role's permission policy (and the session policy, if assume_role set one) must allow s3:${action} on ${resource}${source}; an explicit Deny anywhere wins.`;
 }
 
+/**
+ * With SSE-KMS, S3 calls KMS as the caller and passes KMS's refusal on: "User: … is not
+ * authorized to perform: kms:GenerateDataKey on resource: <key ARN> because …" (S3 User
+ * Guide, "Troubleshoot access denied (403 Forbidden) errors"). The action and key to allow
+ * are in the message, not in the S3 operation.
+ */
+const KMS_DENIAL = /is not authorized to perform: (kms:\w+) on resource: "?(arn:[^"\s]+)"?/;
+
+function kmsDeniedFix(action: string, keyArn: string): string {
+  return `S3 uses the KMS key ${keyArn} for this object (SSE-KMS), so the role's permission policy (and the session policy, if assume_role set one) must allow ${action} on ${keyArn}, ` +
+    "and the key's policy must let the role use it. Writing needs kms:GenerateDataKey; reading, and each part of a multipart upload, kms:Decrypt: " +
+    "give both (f/aws_oidc/trust_policy with kms_key_arn, or npm run aws:policy -- --kms-key-arn, adds them). An explicit Deny anywhere wins.";
+}
+
 /** Reads for which S3 hides a missing key behind a 403 unless the caller may list the bucket. */
 const KEY_READS = new Set(["GetObject", "HeadObject"]);
 
-function s3Fix(code: string, ctx: S3CallContext): string {
+function s3Fix(code: string, ctx: S3CallContext, message: string): string {
   // A HEAD response has no body: the SDK names the error after the status.
   if (code === "Forbidden") code = "AccessDenied";
+  const kms = code === "AccessDenied" ? KMS_DENIAL.exec(message) : null;
+  if (kms) return kmsDeniedFix(kms[1]!, kms[2]!);
   const mayNotExist = KEY_READS.has(ctx.operation)
     ? ` The key may also not exist: S3 answers 403 instead of 404 for a missing key when the role lacks s3:ListBucket on arn:aws:s3:::${ctx.bucket} (allow it, or list the prefix, to tell the two apart).`
     : "";

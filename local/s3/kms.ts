@@ -1,0 +1,107 @@
+// SSE-KMS in the S3 gate: which KMS key a write asks for or a stored object was written
+// with, named by its ARN, and the KMS permission S3 needs the caller to have on it.
+//
+// S3 calls KMS on the caller's behalf, so the caller needs (S3 User Guide, "Protecting data
+// with SSE-KMS", "Permissions"; S3 API reference, CreateMultipartUpload, "Permissions"):
+// - kms:GenerateDataKey to write an object (PutObject, CopyObject's destination,
+//   CreateMultipartUpload);
+// - kms:Decrypt to read one (GetObject, CopyObject's source), for each UploadPart of an
+//   SSE-KMS upload (the API reference: "the requester needs permissions for the kms:Decrypt
+//   action on the UploadPart and UploadPartCopy APIs") and to complete it (S3 decrypts the
+//   parts to assemble them: AWS Knowledge Center, "s3-multipart-kms-decrypt").
+// HeadObject reads metadata only and needs no KMS permission.
+import type { IncomingHttpHeaders, IncomingMessage } from "node:http";
+import { isAllowed, type Caller } from "./auth.ts";
+import { S3ErrorReply } from "./errors.ts";
+import { exchange, s3rverHeaders, type Upstream } from "./forward.ts";
+import { uriEscape } from "./request.ts";
+
+export const SSE_HEADER = "x-amz-server-side-encryption";
+export const KMS_KEY_HEADER = "x-amz-server-side-encryption-aws-kms-key-id";
+/** SSE-KMS and its dual-layer variant DSSE-KMS: both have S3 call KMS with the caller's permissions. */
+const KMS_MODES = new Set(["aws:kms", "aws:kms:dsse"]);
+
+/** Where the key ARNs live: the gate's region and the caller's account. */
+export interface KeyScope {
+  region: string;
+  accountId: string;
+}
+
+/**
+ * The AWS managed key S3 uses when SSE-KMS names no key ("If you specify
+ * x-amz-server-side-encryption:aws:kms but don't provide
+ * x-amz-server-side-encryption-aws-kms-key-id, Amazon S3 uses the AWS managed key (aws/s3)",
+ * S3 API reference, PutObject). There is no KMS here to resolve the alias to its key id, so
+ * the key is named by its alias ARN: the same name for the same key in every request.
+ */
+export function managedKeyArn(scope: KeyScope): string {
+  return `arn:aws:kms:${scope.region}:${scope.accountId}:alias/aws/s3`;
+}
+
+/** A key id, key ARN, alias name or alias ARN (what S3 accepts as the KMS key), as an ARN. */
+function keyArnOf(keyId: string, scope: KeyScope): string {
+  if (keyId.startsWith("arn:")) return keyId;
+  if (keyId.startsWith("alias/")) return `arn:aws:kms:${scope.region}:${scope.accountId}:${keyId}`;
+  return `arn:aws:kms:${scope.region}:${scope.accountId}:key/${keyId}`;
+}
+
+function single(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}
+
+/**
+ * The KMS key a write asks for (request headers) or an object was stored with (s3rver keeps
+ * both headers and answers them on GET and HEAD, as S3 does); undefined when SSE-KMS does not apply.
+ */
+export function kmsKeyOf(headers: IncomingHttpHeaders, scope: KeyScope): string | undefined {
+  const mode = single(headers[SSE_HEADER]);
+  if (mode === undefined || !KMS_MODES.has(mode)) return undefined;
+  const keyId = single(headers[KMS_KEY_HEADER]);
+  return keyId ? keyArnOf(keyId, scope) : managedKeyArn(scope);
+}
+
+/** The headers that make s3rver store the key by its ARN, which is how S3 reports it. */
+export function storedKeyHeaders(keyArn: string | undefined): Record<string, string> {
+  return keyArn ? { [KMS_KEY_HEADER]: keyArn } : {};
+}
+
+export function keyScopeOf(caller: Caller, region: string): KeyScope {
+  return { region, accountId: caller.session.accountId };
+}
+
+/**
+ * Refuses the request unless the caller may do `action` with the key. A customer managed key's
+ * default key policy hands the decision to IAM, so the session's policies must allow it. The AWS
+ * managed key aws/s3 has a key policy of its own that lets every principal of the account use
+ * it through S3 ("Allow access through S3 for all principals in the account that are
+ * authorized to use S3"), so only an explicit Deny refuses it (the STS stand-in's reasons for
+ * a Deny start with "explicitly denied").
+ */
+export async function authorizeKms(stsUrl: string, caller: Caller, scope: KeyScope, action: "kms:GenerateDataKey" | "kms:Decrypt", keyArn: string): Promise<void> {
+  const decision = await isAllowed(stsUrl, caller.session, { action, resource: keyArn });
+  if (decision.allowed) return;
+  if (keyArn === managedKeyArn(scope) && !decision.reason.startsWith("explicitly denied")) return;
+  // KMS's own wording, which S3 passes on: the resource is the key, unquoted.
+  throw new S3ErrorReply("AccessDenied", `User: ${caller.session.assumedRoleArn} is not authorized to perform: ${action} on resource: ${keyArn} because ${decision.reason}`);
+}
+
+/** kms:Decrypt for an object s3rver is answering with; the answer is drained when refused. */
+export async function authorizeRead(stsUrl: string, caller: Caller, scope: KeyScope, upstream: IncomingMessage): Promise<void> {
+  const keyArn = kmsKeyOf(upstream.headers, scope);
+  if (keyArn === undefined) return;
+  try {
+    await authorizeKms(stsUrl, caller, scope, "kms:Decrypt", keyArn);
+  } catch (err) {
+    upstream.resume();
+    throw err;
+  }
+}
+
+/** kms:Decrypt for CopyObject's source when it was stored with SSE-KMS (S3 reads it to copy it). */
+export async function authorizeCopySource(gate: { stsUrl: string; upstream: Upstream }, caller: Caller, scope: KeyScope, source: { bucket: string; key: string }): Promise<void> {
+  const rawPath = `/${source.bucket}/${source.key.split("/").map(uriEscape).join("/")}`;
+  const head = await exchange(gate.upstream, "HEAD", rawPath, await s3rverHeaders(gate.upstream, "HEAD", rawPath, undefined, 0), undefined);
+  head.resume();
+  // A missing source is for the copy itself to report (NoSuchKey).
+  if (head.statusCode === 200) await authorizeRead(gate.stsUrl, caller, scope, head);
+}
