@@ -78,7 +78,7 @@ export function keyScopeOf(caller: Caller, region: string): KeyScope {
  * a Deny start with "explicitly denied").
  */
 export async function authorizeKms(stsUrl: string, caller: Caller, scope: KeyScope, action: "kms:GenerateDataKey" | "kms:Decrypt", keyArn: string): Promise<void> {
-  const decision = await isAllowed(stsUrl, caller.session, { action, resource: keyArn });
+  const decision = await isAllowed(stsUrl, caller, { action, resource: keyArn });
   if (decision.allowed) return;
   if (keyArn === managedKeyArn(scope) && !decision.reason.startsWith("explicitly denied")) return;
   // KMS's own wording, which S3 passes on: the resource is the key, unquoted.
