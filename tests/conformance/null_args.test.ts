@@ -19,7 +19,7 @@ const PREFIX = "null-args/";
 let stack: Stack;
 
 /** Fields that differ between two runs whatever the arguments: times, URLs, ids, ETags. */
-const VOLATILE = new Set(["url", "expires_at", "expiration", "seconds", "last_modified", "etag", "job_id", "access_key_id", "assumed_role_arn", "reused_saved_session", "sts_calls"]);
+const VOLATILE = new Set(["stack", "url", "expires_at", "expiration", "seconds", "last_modified", "etag", "job_id", "access_key_id", "assumed_role_arn", "reused_saved_session", "sts_calls"]);
 
 /** What is left of a session ("59m57s") ticks between two runs; a whole duration ("1h") does not. */
 const REMAINING_TIME = /^(\d+h)?\d+m\d+s$/;
@@ -38,22 +38,29 @@ function optionalParameters(script: string): string[] {
   return Object.keys(meta.schema.properties).filter((name) => !(meta.schema.required ?? []).includes(name));
 }
 
+/** Scripts whose defaults make the call fail on purpose: both runs must fail alike. */
+const FAILS_BY_DEFAULT = new Set([
+  "f/aws_oidc/s3_delete_objects", // neither keys nor prefix: refused, rather than deleting a whole bucket
+  "f/aws_oidc/summarize_loads", // fail_on_failures defaults to true, and the one load failed
+]);
+
 /** Required arguments per script; `run` makes a write's target unique to one of the two runs. */
 const REQUIRED: Record<string, (run: string) => Record<string, unknown>> = {
   "f/aws_oidc/assume_role": () => ({ aws_oidc: `$res:${ROLE_RESOURCE}` }),
   "f/aws_oidc/whoami": () => ({ credentials: `$res:${CREDS}` }),
   "f/aws_oidc/s3_list_objects": () => ({ credentials: `$res:${CREDS}`, bucket: DEMO_BUCKET }),
-  "f/aws_oidc/s3_get_object": () => ({ credentials: `$res:${CREDS}`, bucket: DEMO_BUCKET, key: `${PREFIX}part-001.csv` }),
-  "f/aws_oidc/s3_presign_url": () => ({ credentials: `$res:${CREDS}`, bucket: DEMO_BUCKET, key: `${PREFIX}part-001.csv` }),
+  "f/aws_oidc/s3_get_object": () => ({ credentials: `$res:${CREDS}`, bucket: DEMO_BUCKET, key: `${PREFIX}part-000.csv` }),
+  "f/aws_oidc/s3_presign_url": () => ({ credentials: `$res:${CREDS}`, bucket: DEMO_BUCKET, key: `${PREFIX}part-000.csv` }),
   "f/aws_oidc/s3_put_object": (run) => ({ credentials: `$res:${CREDS}`, bucket: DEMO_BUCKET, key: `out/${run}.txt`, content: "hello" }),
-  "f/aws_oidc/s3_copy_object": (run) => ({ credentials: `$res:${CREDS}`, source_bucket: DEMO_BUCKET, source_key: `${PREFIX}part-001.csv`, bucket: DEMO_BUCKET, key: `copies/${run}.csv` }),
+  "f/aws_oidc/s3_copy_object": (run) => ({ credentials: `$res:${CREDS}`, source_bucket: DEMO_BUCKET, source_key: `${PREFIX}part-000.csv`, bucket: DEMO_BUCKET, key: `copies/${run}.csv` }),
   "f/aws_oidc/s3_delete_objects": () => ({ credentials: `$res:${CREDS}`, bucket: DEMO_BUCKET }),
-  "f/aws_oidc/plan_csv_loads": () => ({ credentials: `$res:${CREDS}`, bucket: DEMO_BUCKET, keys: [`${PREFIX}part-001.csv`] }),
+  "f/aws_oidc/plan_csv_loads": () => ({ credentials: `$res:${CREDS}`, bucket: DEMO_BUCKET, keys: [`${PREFIX}part-000.csv`] }),
   "f/aws_oidc/rds_query": () => ({ credentials: `$res:${CREDS}`, database: `$res:${DATABASE_RESOURCE}`, sql: `select count(*)::int as n from ${DEMO_TABLE}` }),
   "f/aws_oidc/rds_export_to_s3": (run) => ({ credentials: `$res:${CREDS}`, database: `$res:${DATABASE_RESOURCE}`, query: "select 1 as one", bucket: DEMO_BUCKET, key: `exports/${run}.csv` }),
-  "f/aws_oidc/rds_load_csv_from_s3": (run) => ({ credentials: `$res:${CREDS}`, database: `$res:${DATABASE_RESOURCE}`, bucket: DEMO_BUCKET, key: `${PREFIX}part-001.csv`, table: `orders_${run}` }),
+  "f/aws_oidc/rds_load_csv_from_s3": (run) => ({ credentials: `$res:${CREDS}`, database: `$res:${DATABASE_RESOURCE}`, bucket: DEMO_BUCKET, key: `${PREFIX}part-000.csv`, table: `orders_${run}` }),
   "f/aws_oidc/summarize_loads": () => ({ keys: ["a.csv"], loads: [{ error: { name: "Error", message: "boom" } }] }),
-  "f/aws_oidc/trust_policy": () => ({ account_id: ACCOUNT_ID, windmill_base_url: "https://windmill.example.com", workspace: "prod" }),
+  // A role needs some permission: the bucket is given, every other optional input is null.
+  "f/aws_oidc/trust_policy": () => ({ account_id: ACCOUNT_ID, windmill_base_url: "https://windmill.example.com", workspace: "prod", bucket: "data-lake" }),
   "u/alice/bucket_usage": () => ({ credentials: `$res:${CREDS}`, bucket: DEMO_BUCKET }),
 };
 
@@ -83,7 +90,8 @@ describe("an explicit null for every optional parameter gives the same result as
     const nulls = Object.fromEntries(optionalParameters(script).map((name) => [name, null]));
     const withNulls = await stack.runScript(script, { ...nulls, ...REQUIRED[script]("nulls") });
     const omitted = await stack.runScript(script, REQUIRED[script]("omitted"));
-    expect(normalized(withNulls.result, "nulls")).toEqual(normalized(omitted.result, "omitted"));
+    expect(omitted.status).toBe(FAILS_BY_DEFAULT.has(script) ? 500 : 200);
     expect(withNulls.status).toBe(omitted.status);
+    expect(normalized(withNulls.result, "nulls")).toEqual(normalized(omitted.result, "omitted"));
   });
 });
