@@ -126,7 +126,7 @@ const LOOP_ITERATION_SUFFIXES = ["/forloop-*", "/loop-*"];
  * other workspace of the instance can match, and the flow path is followed by `::` or the
  * iteration suffix, so `<flow>2` or `<flow>_x` cannot.
  */
-export function subPatterns(input: SetupInput): string[] {
+export function subPatterns(input: Pick<SetupInput, "scripts" | "flows" | "workspace">): string[] {
   return [
     ...input.scripts.map((s) => `*::${s}::no_flow::${input.workspace}`),
     ...input.flows.flatMap((f) => [f, ...LOOP_ITERATION_SUFFIXES.map((suffix) => f + suffix)].map((path) => `*::*::${path}::${input.workspace}`)),

@@ -156,7 +156,18 @@ export async function withRds<T>(
   explain: (err: unknown, describe: string) => Error = explainPgError,
 ): Promise<T> {
   const config = await awsClientConfig(credentials);
-  const rds = connectRds(database, config.credentials, config.region);
+  return withRdsSession(config.credentials, config.region, database, fn, explain);
+}
+
+/** withRds on a session in hand (the doctor's, which is never saved) instead of a saved resource. */
+export async function withRdsSession<T>(
+  credentials: CredentialsProvider,
+  region: string,
+  database: unknown,
+  fn: (rds: RdsConnection) => Promise<T>,
+  explain: (err: unknown, describe: string) => Error = explainPgError,
+): Promise<T> {
+  const rds = connectRds(database, credentials, region);
   rds.warnings.forEach((w) => console.warn(`WARNING: ${w}`));
   try {
     return await fn(rds);
@@ -187,26 +198,37 @@ export function quoteLiteral(value: string): string {
 /** Turns a postgres error into one that names what to fix; auth failures explain IAM's side. */
 export function explainPgError(err: unknown, where: string): Error {
   if (err instanceof InputError || err instanceof AwsCallError) return err;
-  const e = err as { code?: string; message?: string; detail?: string; hint?: string; position?: string };
-  const message = `PostgreSQL (${where}) failed${e.code ? ` with ${e.code}` : ""}: ${e.message ?? String(err)}${e.detail ? `\n${e.detail}` : ""}${e.hint ? `\nHint: ${e.hint}` : ""}`;
-  return new Error(`${message}\n${pgHint(e.code, e.message ?? "")}`);
+  const { problem, fix } = pgFailure(err, where);
+  return new Error(`${problem}\nFix: ${fix}`);
 }
 
-function pgHint(code: string | undefined, message: string): string {
-  if (code === "28P01" || /PAM authentication failed/.test(message)) {
-    return "Fix: RDS refused the IAM token. Check: the database user was granted rds_iam; the role allows rds-db:connect on arn:aws:rds-db:<region>:<account>:dbuser:<DbiResourceId>/<user>; the region and the endpoint the token is signed for are the instance's own: host/port, or signingHost/signingPort when host is a tunnel, proxy or CNAME (RDS checks the token against its endpoint, not the address dialled).";
+/** What failed (with PostgreSQL's own code and message) and what to change, apart. */
+export function pgFailure(err: unknown, where: string): { code: string | undefined; problem: string; fix: string } {
+  const e = err as { code?: string; message?: string; detail?: string; hint?: string; position?: string };
+  const problem = `PostgreSQL (${where}) failed${e.code ? ` with ${e.code}` : ""}: ${e.message ?? String(err)}${e.detail ? `\n${e.detail}` : ""}${e.hint ? `\nHint: ${e.hint}` : ""}`;
+  return { code: e.code, problem, fix: pgFix(e.code, e.message ?? "") };
+}
+
+/** RDS answers a refused IAM token with PAM (an IAM user) or password (a user without rds_iam) authentication failed. */
+export function isIamAuthFailure(code: string | undefined, message: string): boolean {
+  return code === "28P01" || /(PAM|password) authentication failed/.test(message);
+}
+
+function pgFix(code: string | undefined, message: string): string {
+  if (isIamAuthFailure(code, message)) {
+    return "RDS refused the IAM token. Check: the database user was granted rds_iam; the role allows rds-db:connect on arn:aws:rds-db:<region>:<account>:dbuser:<DbiResourceId>/<user>; the region and the endpoint the token is signed for are the instance's own: host/port, or signingHost/signingPort when host is a tunnel, proxy or CNAME (RDS checks the token against its endpoint, not the address dialled).";
   }
-  if (code === "28000") return "Fix: the server requires TLS (RDS IAM auth always does); keep tlsMode verify-full.";
+  if (code === "28000") return "the server requires TLS (RDS IAM auth always does); keep tlsMode verify-full.";
   // Before the CA check: Node words a name mismatch "Hostname/IP does not match certificate's altnames".
   if (/Hostname\/IP does not match|altnames/i.test(message)) {
-    return "Fix: the certificate does not name the host checked: use the instance endpoint as host, or, through a tunnel, proxy or CNAME, set signingHost to the instance endpoint (the certificate names it).";
+    return "the certificate does not name the host checked: use the instance endpoint as host, or, through a tunnel, proxy or CNAME, set signingHost to the instance endpoint (the certificate names it).";
   }
   if (/self[- ]signed|unable to verify|UNABLE_TO_GET_ISSUER|certificate/i.test(message)) {
-    return `Fix: the server certificate is not signed by caCert: paste the RDS CA bundle (${RDS_CA_BUNDLE_URL}).`;
+    return `the server certificate is not signed by caCert: paste the RDS CA bundle (${RDS_CA_BUNDLE_URL}).`;
   }
-  if (code === "57014") return "Fix: the statement hit statement_timeout: raise it, or add a WHERE/LIMIT.";
-  if (code === "42P01") return "Fix: the table does not exist: create it first, or check schema and spelling.";
-  if (code === "22P04" || code === "22P02") return "Fix: a CSV line does not match the table's columns or types (delimiter, quote, header and columns inputs).";
-  if (code === "ECONNREFUSED" || code === "ETIMEDOUT") return "Fix: the database is not reachable from the worker: check host, port and the security group.";
-  return "Fix: see the PostgreSQL error code above.";
+  if (code === "57014") return "the statement hit statement_timeout: raise it, or add a WHERE/LIMIT.";
+  if (code === "42P01") return "the table does not exist: create it first, or check schema and spelling.";
+  if (code === "22P04" || code === "22P02") return "a CSV line does not match the table's columns or types (delimiter, quote, header and columns inputs).";
+  if (code === "ECONNREFUSED" || code === "ETIMEDOUT") return "the database is not reachable from the worker: check host, port and the security group.";
+  return "see the PostgreSQL error code above.";
 }

@@ -53,12 +53,24 @@ export class S3Error extends AwsCallError {
 export function explainS3Error(err: unknown, ctx: S3CallContext): Error {
   if (err instanceof InputError) return err;
   const e = (err ?? {}) as S3ErrorShape;
-  const code = e.Code ?? e.name ?? "Error";
-  const where = ctx.key ? `s3://${ctx.bucket}/${ctx.key}` : `s3://${ctx.bucket}`;
   const status = e.$metadata?.httpStatusCode;
+  const code = bodylessCode(e.Code ?? e.name ?? "Error", status);
+  const where = ctx.key ? `s3://${ctx.bucket}/${ctx.key}` : `s3://${ctx.bucket}`;
   const message = (e.message ?? String(err)).trim();
   const head = `S3 ${ctx.operation} on ${where} failed with ${code}${status ? ` (HTTP ${status})` : ""}: ${message}`;
   return new S3Error(ctx.operation, code, head, s3Fix(code, ctx, message));
+}
+
+/**
+ * A HEAD response has no body to carry the error code: the SDK names the error after the
+ * status where the operation models it (HeadObject's NotFound), and "Unknown" otherwise
+ * (HeadBucket's 403), so the status decides.
+ */
+function bodylessCode(code: string, status: number | undefined): string {
+  if (code !== "Unknown") return code;
+  if (status === 403) return "Forbidden";
+  if (status === 404) return "NotFound";
+  return code;
 }
 
 /** The IAM action an S3 operation needs, where its name is not one (S3 User Guide, actions for object operations). */
@@ -102,6 +114,8 @@ function s3Fix(code: string, ctx: S3CallContext, message: string): string {
   if (code === "Forbidden") code = "AccessDenied";
   const kms = code === "AccessDenied" ? KMS_DENIAL.exec(message) : null;
   if (kms) return kmsDeniedFix(kms[1]!, kms[2]!);
+  // HeadBucket's 404 is a missing bucket, not a missing key.
+  if (code === "NotFound" && ctx.operation === "HeadBucket") code = "NoSuchBucket";
   const mayNotExist = KEY_READS.has(ctx.operation)
     ? ` The key may also not exist: S3 answers 403 instead of 404 for a missing key when the role lacks s3:ListBucket on arn:aws:s3:::${ctx.bucket} (allow it, or list the prefix, to tell the two apart).`
     : "";
