@@ -63,7 +63,8 @@ export function checkDatabase(value: unknown): CheckedDatabase {
     throw new InputError("database", "it is not an aws_rds_iam_postgres resource (no host)", "Pick an aws_rds_iam_postgres resource: host, port, database, user, tlsMode, caCert");
   }
   const port = checkPort("database.port", db.port ?? 5432, "Use the instance's port, usually 5432");
-  const signingHost = checkSigningHost(db.signingHost) ?? db.host;
+  // A signingHost equal to host says nothing more (a checked database carries both), so it is not refused as an IP.
+  const signingHost = db.signingHost === db.host ? db.host : (checkSigningHost(db.signingHost) ?? db.host);
   const signingPort = isAbsent(db.signingPort) ? port : checkPort("database.signingPort", db.signingPort, "Use the instance endpoint's port (usually 5432), or leave it empty when it is port");
   if (!db.user) throw new InputError("database.user", "it is empty", "Use a database user that was granted rds_iam");
   const tlsMode = (db.tlsMode ?? "verify-full") as TlsMode;
