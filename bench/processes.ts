@@ -13,6 +13,7 @@ const SAMPLE_INTERVAL_MS = 100;
 const JOB_ENTRY = "windmill/jobEntry.ts";
 const S3RVER_ENTRY = "s3rverChild.mjs";
 const BENCH_WORKER = "bench/worker.ts";
+const S3_PIPE = "bench/s3_pipe.mjs";
 
 export type ProcessRole = "postgres" | "stand-ins" | "client" | "s3rver" | "other";
 export const PROCESS_ROLES: ProcessRole[] = ["postgres", "stand-ins", "client", "s3rver", "other"];
@@ -30,12 +31,14 @@ export interface ProcessUsage {
   cpuSeconds: Record<ProcessRole, number>;
   /** Peak RSS in KiB of each Windmill job process seen, by job id. */
   jobPeakKb: Map<string, number>;
+  /** The largest peak RSS in KiB of any client process seen (a pipeline's stages are separate processes). */
+  clientPeakKb: number;
 }
 
 /** The role of one of our descendants, from its command line; undefined when it is none of ours (yet). */
 function roleOf(argv: string[]): ProcessRole | undefined {
   const command = argv.join(" ");
-  if (command.includes(JOB_ENTRY) || command.includes(BENCH_WORKER)) return "client";
+  if (command.includes(JOB_ENTRY) || command.includes(BENCH_WORKER) || command.includes(S3_PIPE)) return "client";
   if (command.includes(S3RVER_ENTRY)) return "s3rver";
   const program = argv[0]?.split("/").at(-1) ?? "";
   if (program === "psql") return "client";
@@ -123,11 +126,13 @@ export class ProcessMonitor {
     await this.sample(false);
     const cpuSeconds = Object.fromEntries(PROCESS_ROLES.map((r) => [r, 0])) as Record<ProcessRole, number>;
     const jobPeakKb = new Map<string, number>();
+    let clientPeakKb = 0;
     for (const t of this.tracked.values()) {
+      clientPeakKb = Math.max(clientPeakKb, t.peakKb);
       cpuSeconds[t.role] += (t.lastTicks - t.startTicks) / TICKS_PER_SECOND;
       if (t.jobId) jobPeakKb.set(t.jobId, Math.max(jobPeakKb.get(t.jobId) ?? 0, t.peakKb));
     }
-    return { cpuSeconds, jobPeakKb };
+    return { cpuSeconds, jobPeakKb, clientPeakKb };
   }
 
   private async sample(baseline: boolean): Promise<void> {
