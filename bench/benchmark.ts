@@ -11,6 +11,7 @@ import { measureCredentials } from "./phase_credentials.ts";
 import { prepareData } from "./phase_data.ts";
 import { measureExports } from "./phase_export.ts";
 import { measureLoads } from "./phase_load.ts";
+import { measureJobOverhead } from "./phase_overhead.ts";
 import type { BenchReport } from "./results.ts";
 import { startBenchStack } from "./benchStack.ts";
 
@@ -44,6 +45,7 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchReport> 
     log(`generating ${(options.sizeBytes / MIB).toFixed(0)} MiB of CSV in ${dir}`);
     const data = await prepareData(ctx, options.sizeBytes);
     await measureLoads(ctx, data);
+    await measureJobOverhead(ctx);
     await measureExports(ctx, data);
     await measureCredentials(ctx);
     return {

@@ -13,7 +13,7 @@ import { alreadyLoaded, ledgerDdl, ledgerKey, recordLoad } from "./loadLedger.ts
 import { explainPgError, quoteIdentifier, quoteLiteral, quoteTableName, withRds } from "./rds.ts";
 import { S3UploadStream } from "./multipartUpload.ts";
 import { checkBucket, checkKey, explainS3Error } from "./s3Errors.ts";
-import { s3Client } from "./s3.ts";
+import { s3Client, s3UploadClient } from "./s3.ts";
 import { InputError } from "./validate.ts";
 
 /** Report progress at most this often: each report is an HTTP call to Windmill. */
@@ -209,7 +209,7 @@ export async function exportQueryToS3(
   if (!query) throw new InputError("query", "it is empty", "Write the SELECT whose rows to export");
   const bucket = checkBucket("bucket", options.bucket);
   const key = checkKey("key", options.key);
-  const { s3 } = await s3Client(credentials);
+  const s3 = await s3UploadClient(credentials);
   return withRds(credentials, database, async ({ sql, warnings }) => {
     const records = new CsvRecordScanner(0x22);
     const contentType = options.gzip ? "application/gzip" : "text/csv; charset=utf-8";
