@@ -76,6 +76,14 @@ const howToRead = (cores: number) => `How to read it:
 - **× limit**: load rows compare rows/s with psql's \`\\copy\` through the same TLS IAM gateway
   (the first row); export rows compare MiB/s with the slower of psql's \`\\copy ... to\` a file
   and a plain upload of that file. Every ratio comes from this one run.
+- **Hand-built** rows are the pipelines a person writes with no bundle, over the same stand-ins:
+  \`aws s3 cp s3://b/k - | psql -c "\\copy t from stdin csv"\` and
+  \`psql -c "\\copy (q) to stdout csv" | aws s3 cp - s3://b/k\`, with \`bench/s3_pipe.mjs\` (Node, the
+  SDK's GetObject / lib-storage \`Upload\` of stdin, 8 MiB parts × 4) as \`aws s3 cp\`, joined by an
+  OS pipe; they alternate with psql and the job (the faster run of each is compared); their peak
+  RSS is the larger stage's.
+- **Per-job overhead**: the load job on an empty object, several times back to back; CPU s are
+  per job, so they show what every step of a flow pays before its first byte.
 - Jobs ran as real Windmill job processes through the stand-in's webhook; their time is from
   the webhook call to the result (process start, imports and connection included), as is
   psql's (process start to exit).
