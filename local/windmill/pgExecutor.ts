@@ -98,7 +98,7 @@ function tlsFor(db: PgDatabase): postgres.Options<Record<string, never>>["ssl"] 
   } catch (err) {
     throw new PgJobError(`Invalid Certs: ${err instanceof Error ? err.message : String(err)}`);
   }
-  return { ca: pem, rejectUnauthorized: true, servername: db.host };
+  return { ca: pem, rejectUnauthorized: true };
 }
 
 /** A declared type turns the JSON value into what Windmill binds (convert_val's main cases). */
