@@ -10,6 +10,7 @@ import { initSync, parse_deno } from "windmill-parser-wasm-ts";
 import { initSync as initSqlParser, parse_sql } from "windmill-parser-wasm-regex";
 import { getValidationTargetFromFilename, WindmillYamlValidator } from "windmill-yaml-validator";
 import { parse } from "yaml";
+import { checkCron } from "../../local/windmill/schedules.ts";
 import { runWmill } from "../../local/windmill/wmillCli.ts";
 import { REPO_ROOT } from "../helpers/testStack.ts";
 
@@ -119,6 +120,23 @@ describe("flows and schedules", () => {
   test("the validator does catch a broken flow (so the check above can fail)", () => {
     const { errors } = validator.validate("summary: x\nvalue:\n  modules:\n    - id: a\n      value:\n        type: nonsense\n", { type: "flow" });
     expect(errors.length).toBeGreaterThan(0);
+  });
+
+  test("a schedule reading a resource another schedule saves never fires at the same tick (the first run after a push would find it missing)", async () => {
+    type ScheduleFile = { schedule: string; timezone: string; args: Record<string, unknown> };
+    const schedules = await Promise.all((await files("f", ".schedule.yaml")).map(async (file) =>
+      ({ file, ...(parse(await readFile(join(REPO_ROOT, file), "utf8")) as ScheduleFile) })));
+    const dayStart = Date.UTC(2026, 0, 1);
+    const ticksOfADay = (s: ScheduleFile) => new Set(checkCron(s.schedule, s.timezone).nextRuns(24 * 60, new Date(dayStart))
+      .map((d) => d.getTime()).filter((t) => t < dayStart + 24 * 3600_000));
+    const pairs = schedules.flatMap((saver) => schedules
+      .filter((reader) => typeof saver.args.save_to === "string" && Object.values(reader.args).includes(`$res:${saver.args.save_to}`))
+      .map((reader) => {
+        const readerTicks = ticksOfADay(reader);
+        return { saver: saver.file, reader: reader.file, shared: [...ticksOfADay(saver)].filter((t) => readerTicks.has(t)).length };
+      }));
+    expect(pairs.length).toBeGreaterThan(0);
+    expect(pairs.filter((p) => p.shared > 0)).toEqual([]);
   });
 
   test("wmill lint finds nothing to report", async () => {

@@ -2,6 +2,7 @@
 // job in this process, and the STS stand-in's inspection and fault endpoints.
 import { startLocalStack, type LocalStack, type StackOptions } from "../../local/stack.ts";
 import { actAsJob, runWaitResult } from "../../local/windmill/client.ts";
+import type { JobRecord } from "../../local/windmill/state.ts";
 
 export { ACCOUNT_ID, DB_USER, DBI_RESOURCE_ID, DEMO_ROLE, DEMO_ROLE_ARN, REGION, REPO_ROOT, trustPolicy } from "../../local/stack.ts";
 export type { PolicyDocument, RoleConfig, StsConfig } from "../../local/sts/config.ts";
@@ -14,6 +15,11 @@ export interface Stack extends LocalStack {
   runScript(path: string, args: Record<string, unknown>): Promise<{ status: number; result: JobResult }>;
   /** Points this process's windmill-client (and AWS SDK env) at the stand-ins as a job at `path` would be. */
   actAsJob(path: string | null, flowPath?: string | null): void;
+  /**
+   * The jobs started since `jobs.length` was `before`, without the runs of the pushed schedules
+   * (and their steps): those fire on the wall clock, at every 10th minute, whatever test is running.
+   */
+  jobsStartedSince(before: number): JobRecord[];
   stsStats(): Promise<{ calls: Record<string, number> }>;
   stsSession(accessKeyId: string): Promise<{ secretAccessKey: string; sessionToken: string } | undefined>;
   stsFaults(body: Record<string, unknown>): Promise<void>;
@@ -30,6 +36,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     ...local,
     runScript: (path, args) => runWaitResult(windmill, "p", path, args),
     actAsJob: (path, flowPath = null) => actAsJob(windmill, local.jobEnv, path, flowPath),
+    jobsStartedSince: (before) => windmill.jobs.slice(before).filter((j) => j.schedulePath === null),
     stsStats: () => stsJson("/_local/stats"),
     stsSession: (id) => stsJson(`/_local/sessions/${id}`),
     async stsFaults(body) {
