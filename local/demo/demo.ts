@@ -1,6 +1,7 @@
 // `npm run demo`: starts every stand-in, pushes the repo with the real `wmill` CLI, runs
 // the s3_csv_to_rds flow through its webhook on generated CSVs, reads the table back
-// through the rds_query step, prints what a person would see in Windmill, and stops.
+// through the rds_query step and through a native PostgreSQL script on an IAM-backed
+// postgresql resource, prints what a person would see in Windmill, and stops.
 // `npm run dev`: the same set-up, then keeps running and prints how to call it.
 import { S3Client } from "@aws-sdk/client-s3";
 import { CREDENTIALS_RESOURCE, DATABASE_RESOURCE, DEMO_BUCKET, DEMO_TABLE, ROLE_RESOURCE, setUpWorkspace, uploadSampleCsvs } from "./demoData.ts";
@@ -8,6 +9,8 @@ import { parseArgs } from "node:util";
 import { startLocalStack, type LocalStack, type StackOptions } from "../stack.ts";
 import { interpolatedResource, runWaitResult, type RunnableKind } from "../windmill/client.ts";
 
+/** Where the demo writes the IAM-backed postgresql resource (the refresh schedule's save_to). */
+const PG_RESOURCE = "f/aws_oidc/orders_db_pg";
 /** Small enough to finish in seconds, big enough to show parallel loads. */
 const DEMO_OBJECTS = 8;
 const DEMO_ROWS_PER_OBJECT = 500;
@@ -73,6 +76,12 @@ async function demo(options: StackOptions): Promise<void> {
       sql: `select country, count(*)::int as orders, sum(amount)::text as amount from ${DEMO_TABLE} group by country order by country nulls last`,
     })) as { rows: Record<string, unknown>[] };
     console.table(query.rows);
+
+    step("rds_iam_postgresql_resource + orders_by_country", `a postgresql resource whose password is an IAM token (${PG_RESOURCE}), then Windmill's own PostgreSQL script on it`);
+    console.log(JSON.stringify(await webhook(stack, "p", "f/aws_oidc/rds_iam_postgresql_resource", {
+      credentials: `$res:${CREDENTIALS_RESOURCE}`, database: `$res:${DATABASE_RESOURCE}`, save_to: PG_RESOURCE,
+    }), null, 2));
+    console.table(await webhook(stack, "p", "f/aws_oidc/orders_by_country", { database: `$res:${PG_RESOURCE}`, min_orders: 1 }));
 
     const loaded = query.rows.reduce((n, r) => n + Number(r.orders), 0);
     console.log(`\nLoaded ${loaded} of ${rows} rows. STS AssumeRoleWithWebIdentity calls by the flow: ${flowCalls} (the saved session served every step).`);

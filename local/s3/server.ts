@@ -15,7 +15,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { closeOnSignals, isEntryModule } from "../shared/cli.ts";
+import { closeOnSignals, flagReader, isEntryModule } from "../shared/cli.ts";
 import { closeServer, HttpError, listen, readJson, sendJson } from "../shared/http.ts";
 import { authenticate, authorize, isAllowed, type Caller } from "./auth.ts";
 import { verifiedBody } from "./body.ts";
@@ -220,10 +220,7 @@ export async function startS3(options: S3Options): Promise<S3StandIn> {
 // CLI
 
 function parseArgs(argv: string[]): S3Options {
-  const value = (flag: string) => {
-    const i = argv.indexOf(flag);
-    return i >= 0 ? argv[i + 1] : undefined;
-  };
+  const value = flagReader(argv);
   const stsUrl = value("--sts-url");
   if (!stsUrl) throw new Error("usage: bun local/s3/server.ts --sts-url <url> [--port N] [--region us-east-1] [--data-dir DIR] [--host 127.0.0.1]");
   const port = value("--port");

@@ -15,3 +15,11 @@ export function closeOnSignals(close: () => Promise<void>): void {
     process.once(signal, () => void close().then(() => process.exit(0)));
   }
 }
+
+/** Reads `--flag value` pairs; undefined for a flag that is absent. */
+export function flagReader(argv: string[]): (flag: string) => string | undefined {
+  return (flag) => {
+    const i = argv.indexOf(flag);
+    return i >= 0 ? argv[i + 1] : undefined;
+  };
+}

@@ -9,7 +9,7 @@
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { headerValue } from "../aws/headers.ts";
-import { closeOnSignals, isEntryModule } from "../shared/cli.ts";
+import { closeOnSignals, flagReader, isEntryModule } from "../shared/cli.ts";
 import { closeServer, HttpError, listen, readBody, readJson, sendJson, sendText } from "../shared/http.ts";
 import { loadConfig } from "./config.ts";
 import { errorXml, internalFailure, StsErrorReply } from "./errors.ts";
@@ -206,10 +206,7 @@ export async function startSts(options: StsOptions): Promise<StsStandIn> {
 }
 
 function parseArgs(argv: string[]): StsOptions {
-  const value = (flag: string) => {
-    const i = argv.indexOf(flag);
-    return i >= 0 ? argv[i + 1] : undefined;
-  };
+  const value = flagReader(argv);
   const configPath = value("--config");
   if (!configPath) throw new Error("usage: bun local/sts/server.ts --config <sts.json> [--port N] [--host 127.0.0.1]");
   const port = value("--port");

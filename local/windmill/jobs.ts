@@ -8,6 +8,7 @@ import { HttpError } from "../shared/http.ts";
 import { repoVersionPins, type PinVersion } from "./bunLockfile.ts";
 import { runFlowValue, type OpenFlowValue, type OuterScope, type StepOutcome, type StepRunner } from "./flows.ts";
 import type { Caller, JobRecord, WorkspaceState } from "./state.ts";
+import { runPostgresqlJob } from "./pgExecutor.ts";
 import { runScriptJob } from "./worker.ts";
 
 /** What the engine needs from the API server. */
@@ -25,9 +26,10 @@ export interface JobHost {
   resolveArgs(state: WorkspaceState, args: Record<string, unknown>, caller: Caller, reservedVariables: Record<string, string>): Record<string, unknown>;
 }
 
-/** What a script job runs: its code, and its lock (none for an inline step that was never locked). */
+/** What a script job runs: its code, its language and its lock (none for an inline step that was never locked). */
 interface RawScript {
   content: string;
+  language: string;
   lock: string | undefined;
 }
 
@@ -155,6 +157,8 @@ export class JobEngine {
       };
       // windmill-worker/src/common.rs transform_json: each job resolves its own args when it starts.
       const args = this.host.resolveArgs(state, record.args, caller, reserved);
+      // windmill-worker/src/worker.rs handle_code_execution: the executor is chosen by the script's language.
+      if (script.language === "postgresql") return void Object.assign(record, await runPostgresqlJob(script.content, args));
       const outcome = await runScriptJob({
         path: record.path, content: script.content, lock: script.lock,
         readScript: async (path) => (await this.deployedScript(state, path))?.content,
@@ -199,8 +203,8 @@ export class JobEngine {
         if (!this.scriptExists(state, path)) throw new HttpError(404, `Flow ${record.path}, step ${stepId}: script ${path} not found`);
         return child("script", path, stepId, args, (r) => this.executeScript(caller, state, r, undefined, timeoutSeconds));
       },
-      runRawScript: ({ content, lock, stepId, pathInFlow, args, timeoutSeconds }) =>
-        child("rawscript", `${record.path}/${pathInFlow ?? stepId}`, stepId, args, (r) => this.executeScript(caller, state, r, { content, lock }, timeoutSeconds)),
+      runRawScript: ({ content, language, lock, stepId, pathInFlow, args, timeoutSeconds }) =>
+        child("rawscript", `${record.path}/${pathInFlow ?? stepId}`, stepId, args, (r) => this.executeScript(caller, state, r, { content, language, lock }, timeoutSeconds)),
       runFlow: ({ path, stepId, args }) => {
         if (!state.sync.flows.has(path)) throw new HttpError(404, `Flow ${record.path}, step ${stepId}: flow ${path} not found`);
         return child("flow", path, stepId, args, (r) => this.executeFlow(caller, state, r));
@@ -221,16 +225,18 @@ export class JobEngine {
 
   /**
    * A script's code and lock as deployed; before anything was pushed, the repo's files
-   * (`<path>.ts` and `<path>.script.lock`), as `wmill sync push` would deploy them.
+   * (`<path>.ts` or `<path>.pg.sql`, and `<path>.script.lock`), as `wmill sync push` would deploy them.
    */
   private async deployedScript(state: WorkspaceState, path: string): Promise<RawScript | undefined> {
     if (state.sync.scripts.size > 0) {
       const script = state.sync.scripts.get(path);
-      return script && { content: script.content, lock: script.lock ?? undefined };
+      return script && { content: script.content, language: script.language, lock: script.lock ?? undefined };
     }
     const file = join(this.host.workspaceDir, path);
+    const sql = await readFile(`${file}.pg.sql`, "utf8").catch(() => undefined);
+    if (sql !== undefined) return { content: sql, language: "postgresql", lock: undefined };
     const content = await readFile(`${file}.ts`, "utf8").catch(() => undefined);
-    return content === undefined ? undefined : { content, lock: await readFile(`${file}.script.lock`, "utf8").catch(() => undefined) };
+    return content === undefined ? undefined : { content, language: "bun", lock: await readFile(`${file}.script.lock`, "utf8").catch(() => undefined) };
   }
 
   async close(): Promise<void> {

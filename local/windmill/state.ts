@@ -86,6 +86,20 @@ export const HUB_RESOURCE_TYPES: ResourceType[] = [
       properties: { roleArn: { type: "string" }, region: { type: "string" } },
     },
   },
+  {
+    // The fields windmill-worker/src/pg_executor.rs reads (PgDatabase: host and dbname not optional).
+    name: "postgresql",
+    description: "PostgreSQL connection",
+    schema: {
+      type: "object",
+      required: ["host", "dbname"],
+      properties: {
+        host: { type: "string" }, port: { type: "number" }, user: { type: "string" }, password: { type: "string" }, dbname: { type: "string" },
+        sslmode: { type: "string", enum: ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] },
+        root_certificate_pem: { type: "string" },
+      },
+    },
+  },
 ];
 
 export function createWorkspaceState(id: string): WorkspaceState {

@@ -7,12 +7,16 @@ import { readdir, readFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { join, relative } from "node:path";
 import { initSync, parse_deno } from "windmill-parser-wasm-ts";
+import { initSync as initSqlParser, parse_sql } from "windmill-parser-wasm-regex";
 import { getValidationTargetFromFilename, WindmillYamlValidator } from "windmill-yaml-validator";
 import { parse } from "yaml";
+import { checkCron } from "../../local/windmill/schedules.ts";
 import { runWmill } from "../../local/windmill/wmillCli.ts";
 import { REPO_ROOT } from "../helpers/testStack.ts";
 
-initSync({ module: readFileSync(createRequire(import.meta.url).resolve("windmill-parser-wasm-ts/windmill_parser_wasm_bg.wasm")) });
+const resolveModule = createRequire(import.meta.url).resolve;
+initSync({ module: readFileSync(resolveModule("windmill-parser-wasm-ts/windmill_parser_wasm_bg.wasm")) });
+initSqlParser({ module: readFileSync(resolveModule("windmill-parser-wasm-regex/windmill_parser_wasm_bg.wasm")) });
 
 interface ParsedArg {
   name: string;
@@ -57,14 +61,24 @@ function expectedType(typ: unknown): Pick<SchemaProperty, "type" | "format" | "e
   throw new Error(`unexpected parser type ${JSON.stringify(typ)}`);
 }
 
-const scripts = (await files("f", ".ts")).concat(await files("u", ".ts"));
+const scripts = [...(await files("f", ".ts")), ...(await files("u", ".ts")), ...(await files("f", ".pg.sql"))];
+
+/**
+ * The arguments Windmill infers: `main`'s for TypeScript; for a PostgreSQL script its
+ * `-- $1 name` declarations after a `database` of the hub's postgresql type (windmill-cli inferSchema).
+ */
+function inferredArgs(script: string, code: string): ParsedArg[] {
+  if (!script.endsWith(".pg.sql")) return (JSON.parse(parse_deno(code)) as { args: ParsedArg[] }).args;
+  const database: ParsedArg = { name: "database", typ: { resource: "postgresql" }, default: null, has_default: false };
+  return [database, ...(JSON.parse(parse_sql(code)) as { args: ParsedArg[] }).args];
+}
 
 describe("script metadata matches main's signature", () => {
   for (const script of scripts) {
     test(script, async () => {
       const code = await readFile(join(REPO_ROOT, script), "utf8");
-      const meta = parse(await readFile(join(REPO_ROOT, script.replace(/\.ts$/, ".script.yaml")), "utf8")) as ScriptMetadata;
-      const args = (JSON.parse(parse_deno(code)) as { args: ParsedArg[] }).args;
+      const meta = parse(await readFile(join(REPO_ROOT, script.replace(/(\.pg\.sql|\.ts)$/, ".script.yaml")), "utf8")) as ScriptMetadata;
+      const args = inferredArgs(script, code);
       const properties = meta.schema.properties;
       expect(Object.keys(properties).sort()).toEqual(args.map((a) => a.name).sort());
       // Windmill marks as required exactly the parameters without a default.
@@ -106,6 +120,23 @@ describe("flows and schedules", () => {
   test("the validator does catch a broken flow (so the check above can fail)", () => {
     const { errors } = validator.validate("summary: x\nvalue:\n  modules:\n    - id: a\n      value:\n        type: nonsense\n", { type: "flow" });
     expect(errors.length).toBeGreaterThan(0);
+  });
+
+  test("a schedule reading a resource another schedule saves never fires at the same tick (the first run after a push would find it missing)", async () => {
+    type ScheduleFile = { schedule: string; timezone: string; args: Record<string, unknown> };
+    const schedules = await Promise.all((await files("f", ".schedule.yaml")).map(async (file) =>
+      ({ file, ...(parse(await readFile(join(REPO_ROOT, file), "utf8")) as ScheduleFile) })));
+    const dayStart = Date.UTC(2026, 0, 1);
+    const ticksOfADay = (s: ScheduleFile) => new Set(checkCron(s.schedule, s.timezone).nextRuns(24 * 60, new Date(dayStart))
+      .map((d) => d.getTime()).filter((t) => t < dayStart + 24 * 3600_000));
+    const pairs = schedules.flatMap((saver) => schedules
+      .filter((reader) => typeof saver.args.save_to === "string" && Object.values(reader.args).includes(`$res:${saver.args.save_to}`))
+      .map((reader) => {
+        const readerTicks = ticksOfADay(reader);
+        return { saver: saver.file, reader: reader.file, shared: [...ticksOfADay(saver)].filter((t) => readerTicks.has(t)).length };
+      }));
+    expect(pairs.length).toBeGreaterThan(0);
+    expect(pairs.filter((p) => p.shared > 0)).toEqual([]);
   });
 
   test("wmill lint finds nothing to report", async () => {

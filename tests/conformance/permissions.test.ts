@@ -224,7 +224,7 @@ describe("who a job runs as (jobs.rs, worker_flow.rs, windmill-queue schedule.rs
     const before = stack.windmill.jobs.length;
     const ran = await run(await scopedToken("olga"), "f", IDENTITY_FLOW, {});
     expect(ran.status, JSON.stringify(ran.result)).toBe(200);
-    const jobs = stack.windmill.jobs.slice(before);
+    const jobs = stack.jobsStartedSince(before);
     expect(jobs.length).toBeGreaterThanOrEqual(3);
     expect(new Set(jobs.map((j) => `${j.username} ${j.email}`))).toEqual(new Set(["olga olga@example.com"]));
     const who = jobs.find((j) => j.stepId === "who")?.result;

@@ -2,6 +2,7 @@
 // job in this process, and the STS stand-in's inspection and fault endpoints.
 import { startLocalStack, type LocalStack, type StackOptions } from "../../local/stack.ts";
 import { actAsJob, runWaitResult } from "../../local/windmill/client.ts";
+import type { JobRecord } from "../../local/windmill/state.ts";
 
 export { ACCOUNT_ID, DB_USER, DBI_RESOURCE_ID, DEMO_ROLE, DEMO_ROLE_ARN, REGION, REPO_ROOT, trustPolicy } from "../../local/stack.ts";
 export type { PolicyDocument, RoleConfig, StsConfig } from "../../local/sts/config.ts";
@@ -14,14 +15,22 @@ export interface Stack extends LocalStack {
   runScript(path: string, args: Record<string, unknown>): Promise<{ status: number; result: JobResult }>;
   /** Points this process's windmill-client (and AWS SDK env) at the stand-ins as a job at `path` would be. */
   actAsJob(path: string | null, flowPath?: string | null): void;
+  /** The jobs started since `jobs.length` was `before`, without the runs of any schedule (and their steps). */
+  jobsStartedSince(before: number): JobRecord[];
   stsStats(): Promise<{ calls: Record<string, number> }>;
   stsSession(accessKeyId: string): Promise<{ secretAccessKey: string; sessionToken: string } | undefined>;
   stsFaults(body: Record<string, unknown>): Promise<void>;
 }
 
+/**
+ * The local stack with the repo pushed and its schedules disabled. They fire on the wall clock
+ * (minute 0, 5, 10, ...), so left on they would add STS calls, jobs and fault consumption to
+ * whichever test runs then; tests of schedules create their own.
+ */
 export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const local = await startLocalStack(options);
   const { windmill, sts } = local;
+  await disablePushedSchedules(windmill);
   const stsJson = async (path: string) => {
     const res = await fetch(`${sts.url}${path}`);
     return res.status === 404 ? undefined : res.json();
@@ -30,10 +39,24 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     ...local,
     runScript: (path, args) => runWaitResult(windmill, "p", path, args),
     actAsJob: (path, flowPath = null) => actAsJob(windmill, local.jobEnv, path, flowPath),
+    jobsStartedSince: (before) => windmill.jobs.slice(before).filter((j) => j.schedulePath === null),
     stsStats: () => stsJson("/_local/stats"),
     stsSession: (id) => stsJson(`/_local/sessions/${id}`),
     async stsFaults(body) {
       await fetch(`${sts.url}/_local/faults`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
     },
   };
+}
+
+async function disablePushedSchedules(windmill: LocalStack["windmill"]): Promise<void> {
+  const api = (path: string, body?: unknown) => fetch(`${windmill.url}/api/w/${windmill.workspace}/schedules/${path}`, {
+    method: body ? "POST" : "GET",
+    headers: { authorization: `Bearer ${windmill.adminToken}`, "content-type": "application/json" },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const schedules = (await (await api("list")).json()) as { path: string }[];
+  for (const { path } of schedules) {
+    const res = await api(`setenabled/${path}`, { enabled: false });
+    if (!res.ok) throw new Error(`could not disable schedule ${path}: ${res.status} ${await res.text()}`);
+  }
 }

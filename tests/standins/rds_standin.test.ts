@@ -58,8 +58,15 @@ beforeAll(async () => {
     create table copy_target (id int primary key, payload text not null);
     create table copy_killed (id int primary key, payload text not null);
     grant select, insert, truncate on copy_target, copy_killed to ${IAM_USER};`);
-  const roleArn = await stack.addRole({
-    roleName: ROLE_NAME,
+  const roleArn = await connectRole(ROLE_NAME, [IAM_USER, NO_RDS_IAM_USER, GHOST_USER]);
+  stack.actAsJob("f/aws_oidc/rds_test");
+  credentials = await mint(roleArn, "rds-test");
+}, 30_000);
+
+/** A role this workspace's jobs may assume that may rds-db:connect as `users` (under `condition`, if given). */
+function connectRole(roleName: string, users: string[], condition?: Record<string, Record<string, string[]>>): Promise<string> {
+  return stack.addRole({
+    roleName,
     maxSessionDuration: SESSION_SECONDS,
     assumeRolePolicyDocument: trustPolicy(stack.provider, ACCOUNT_ID, `*::*::*::${stack.windmill.workspace}`),
     permissionPolicies: [{
@@ -67,13 +74,12 @@ beforeAll(async () => {
       Statement: [{
         Effect: "Allow",
         Action: "rds-db:connect",
-        Resource: [IAM_USER, NO_RDS_IAM_USER, GHOST_USER].map((user) => `arn:aws:rds-db:${REGION}:${ACCOUNT_ID}:dbuser:${rds.dbiResourceId}/${user}`),
+        Resource: users.map((user) => `arn:aws:rds-db:${REGION}:${ACCOUNT_ID}:dbuser:${rds.dbiResourceId}/${user}`),
+        ...(condition ? { Condition: condition } : {}),
       }],
     }],
   });
-  stack.actAsJob("f/aws_oidc/rds_test");
-  credentials = await mint(roleArn, "rds-test");
-}, 30_000);
+}
 
 afterAll(async () => {
   await Promise.all(clients.map((sql) => sql.end({ timeout: 1 })));
@@ -248,20 +254,8 @@ describe("RDS stand-in: refusals", () => {
   });
 
   test("a role allowed rds-db:connect only from some addresses: the gateway reports the client's (loopback)", async () => {
-    const allowedFrom = async (roleName: string, cidrs: string[]) => mint(await stack.addRole({
-      roleName,
-      maxSessionDuration: SESSION_SECONDS,
-      assumeRolePolicyDocument: trustPolicy(stack.provider, ACCOUNT_ID, `*::*::*::${stack.windmill.workspace}`),
-      permissionPolicies: [{
-        Version: "2012-10-17",
-        Statement: [{
-          Effect: "Allow",
-          Action: "rds-db:connect",
-          Resource: `arn:aws:rds-db:${REGION}:${ACCOUNT_ID}:dbuser:${rds.dbiResourceId}/${IAM_USER}`,
-          Condition: { IpAddress: { "aws:SourceIp": cidrs } },
-        }],
-      }],
-    }), roleName);
+    const allowedFrom = async (roleName: string, cidrs: string[]) =>
+      mint(await connectRole(roleName, [IAM_USER], { IpAddress: { "aws:SourceIp": cidrs } }), roleName);
     const local = await allowedFrom("rds-loopback", ["127.0.0.0/8", "::1/128"]);
     const [row] = await connect({ password: () => signer({ creds: local }).getAuthToken() })<{ user: string }[]>`select current_user as user`;
     expect(row!.user).toBe(IAM_USER);

@@ -80,8 +80,11 @@ describe("wmill sync against the Windmill stand-in", () => {
     expect(await api<string[]>("folders/listnames")).toEqual(expected.folders);
     for (const type of expected.resourceTypes) expect(await api<boolean>(`resources/type/exists/${type}`)).toBe(true);
     for (const path of expected.scripts) {
-      const script = await api<{ content: string }>(`scripts/get/p/${path}`);
-      expect(script.content).toBe(await readFile(join(workspace, `${path}.ts`), "utf8"));
+      const script = await api<{ content: string; language: string }>(`scripts/get/p/${path}`);
+      const file = expected.scriptFiles.get(path)!;
+      expect({ path, content: script.content, language: script.language }).toEqual({
+        path, content: await readFile(join(workspace, file), "utf8"), language: file.endsWith(".pg.sql") ? "postgresql" : "bun",
+      });
     }
   }, CLI_TIMEOUT_MS);
 
@@ -179,6 +182,8 @@ async function listFiles(dir: string): Promise<string[]> {
 
 interface ExpectedItems {
   scripts: string[];
+  /** Each script path's file (`.ts` or `.pg.sql`). */
+  scriptFiles: Map<string, string>;
   flows: string[];
   schedules: string[];
   folders: string[];
@@ -189,8 +194,11 @@ interface ExpectedItems {
 async function expectedItems(dir: string): Promise<ExpectedItems> {
   const files = (await listFiles(dir)).filter(isWorkspaceFile);
   const flowDir = /__flow\/|\.flow\//;
+  // windmill-cli's language per extension: `.ts` bun (wmill.yaml defaultTs), `.pg.sql` postgresql.
+  const scriptFiles = new Map(files.filter((f) => /\.(ts|pg\.sql)$/.test(f) && !flowDir.test(f)).map((f) => [f.replace(/\.(ts|pg\.sql)$/, ""), f]));
   return {
-    scripts: files.filter((f) => f.endsWith(".ts") && !flowDir.test(f)).map((f) => f.slice(0, -3)).sort(),
+    scripts: [...scriptFiles.keys()].sort(),
+    scriptFiles,
     flows: files.filter((f) => /(__flow|\.flow)\/flow\.yaml$/.test(f)).map((f) => f.replace(/(__flow|\.flow)\/flow\.yaml$/, "")).sort(),
     schedules: files.filter((f) => f.endsWith(".schedule.yaml")).map((f) => f.slice(0, -".schedule.yaml".length)).sort(),
     folders: files.filter((f) => /^f\/[^/]+\/folder\.meta\.yaml$/.test(f)).map((f) => f.split("/")[1]).sort(),

@@ -2,7 +2,8 @@
 // it has enough time left, otherwise mint one and save it as an aws_sts_credentials resource.
 import wmill from "windmill-client";
 import { assumeRoleWithWindmillToken, type Log, type MintParams } from "./assumeRole.ts";
-import { CREDENTIALS_RESOURCE_TYPE, maskAccessKeyId, refusedAsPermission, saveCredentialsResource, type AwsStsCredentials } from "./credentialsResource.ts";
+import { CREDENTIALS_RESOURCE_TYPE, maskAccessKeyId, saveCredentialsResource, type AwsStsCredentials } from "./credentialsResource.ts";
+import { refusedAsPermission } from "./generationalResource.ts";
 import { DEFAULT_AUDIENCE } from "./idToken.ts";
 import {
   checkPolicyArns,

@@ -118,6 +118,11 @@ function tlsOptions(db: CheckedDatabase, warnings: string[]): object {
   return { ca: db.caCert, rejectUnauthorized: true, ...servername };
 }
 
+/** Signs IAM tokens for the endpoint; the connection dials host:port: RDS checks the token against its own endpoint. */
+export function rdsSigner(db: CheckedDatabase, credentials: CredentialsProvider, defaultRegion: string): Signer {
+  return new Signer({ hostname: db.signingHost, port: db.signingPort, username: db.user, region: db.region ?? defaultRegion, credentials });
+}
+
 /**
  * Opens a pool on the database. `max` connections at most; each new one gets its own
  * IAM token from the shared credentials provider.
@@ -125,8 +130,7 @@ function tlsOptions(db: CheckedDatabase, warnings: string[]): object {
 function connectRds(database: unknown, credentials: CredentialsProvider, defaultRegion: string, max = 1): RdsConnection {
   const db = checkDatabase(database);
   const warnings: string[] = [];
-  // Signed for the endpoint, dialled at host:port: RDS checks the token against its own endpoint.
-  const signer = new Signer({ hostname: db.signingHost, port: db.signingPort, username: db.user, region: db.region ?? defaultRegion, credentials });
+  const signer = rdsSigner(db, credentials, defaultRegion);
   const sql = postgres({
     host: db.host,
     port: db.port,
