@@ -54,6 +54,20 @@ export async function pollResult(windmill: WebhookTarget, id: string, pollMs: nu
   }
 }
 
+/**
+ * Disables every schedule of the workspace (`schedules/list`, then `schedules/setenabled`). Tests
+ * and the benchmark do this after the push: the pushed schedules fire on the wall clock (minute
+ * 0, 5, 10, ...), so left on they add STS calls, jobs and consumed faults to whatever runs then.
+ */
+export async function disableSchedules(windmill: WebhookTarget): Promise<void> {
+  const api = `${windmill.url}/api/w/${windmill.workspace}/schedules`;
+  const schedules = (await (await fetch(`${api}/list`, { headers: headers(windmill) })).json()) as { path: string }[];
+  for (const { path } of schedules) {
+    const res = await fetch(`${api}/setenabled/${path}`, { method: "POST", headers: headers(windmill), body: JSON.stringify({ enabled: false }) });
+    if (!res.ok) throw new Error(`could not disable schedule ${path}: HTTP ${res.status} ${await res.text()}`);
+  }
+}
+
 /** A resource's value with its `$var:` / `$res:` references resolved, as a script reads it. */
 export async function interpolatedResource(windmill: WebhookTarget, path: string): Promise<unknown> {
   const res = await fetch(`${windmill.url}/api/w/${windmill.workspace}/resources/get_value_interpolated/${path}`, {

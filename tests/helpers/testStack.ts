@@ -1,7 +1,7 @@
 // The local stack plus what tests need on top: running a script as a job, acting as a
 // job in this process, and the STS stand-in's inspection and fault endpoints.
 import { startLocalStack, type LocalStack, type StackOptions } from "../../local/stack.ts";
-import { actAsJob, runWaitResult } from "../../local/windmill/client.ts";
+import { actAsJob, disableSchedules, runWaitResult } from "../../local/windmill/client.ts";
 import type { JobRecord } from "../../local/windmill/state.ts";
 
 export { ACCOUNT_ID, DB_USER, DBI_RESOURCE_ID, DEMO_ROLE, DEMO_ROLE_ARN, REGION, REPO_ROOT, trustPolicy } from "../../local/stack.ts";
@@ -22,15 +22,11 @@ export interface Stack extends LocalStack {
   stsFaults(body: Record<string, unknown>): Promise<void>;
 }
 
-/**
- * The local stack with the repo pushed and its schedules disabled. They fire on the wall clock
- * (minute 0, 5, 10, ...), so left on they would add STS calls, jobs and fault consumption to
- * whichever test runs then; tests of schedules create their own.
- */
+/** The local stack with the repo pushed and its schedules disabled (tests of schedules create their own). */
 export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const local = await startLocalStack(options);
   const { windmill, sts } = local;
-  await disablePushedSchedules(windmill);
+  await disableSchedules(windmill);
   const stsJson = async (path: string) => {
     const res = await fetch(`${sts.url}${path}`);
     return res.status === 404 ? undefined : res.json();
@@ -48,15 +44,3 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   };
 }
 
-async function disablePushedSchedules(windmill: LocalStack["windmill"]): Promise<void> {
-  const api = (path: string, body?: unknown) => fetch(`${windmill.url}/api/w/${windmill.workspace}/schedules/${path}`, {
-    method: body ? "POST" : "GET",
-    headers: { authorization: `Bearer ${windmill.adminToken}`, "content-type": "application/json" },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  const schedules = (await (await api("list")).json()) as { path: string }[];
-  for (const { path } of schedules) {
-    const res = await api(`setenabled/${path}`, { enabled: false });
-    if (!res.ok) throw new Error(`could not disable schedule ${path}: ${res.status} ${await res.text()}`);
-  }
-}
