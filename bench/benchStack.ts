@@ -7,7 +7,7 @@ import { loadCredentialsResource } from "../f/aws_oidc/lib/credentialsResource.t
 import { s3Client } from "../f/aws_oidc/lib/s3.ts";
 import { setUpWorkspace } from "../local/demo/demoData.ts";
 import { DB_USER, DEMO_ROLE_ARN, REGION, startLocalStack, type LocalStack } from "../local/stack.ts";
-import { actAsJob, pollResult, runAsync, type RunnableKind } from "../local/windmill/client.ts";
+import { actAsJob, disableSchedules, pollResult, runAsync, type RunnableKind } from "../local/windmill/client.ts";
 import type { JobRecord } from "../local/windmill/state.ts";
 import { tableDdl } from "./csv_data.ts";
 import { killJobProcesses } from "./processes.ts";
@@ -50,6 +50,8 @@ export interface JobRun {
 export async function startBenchStack(workspaceDir?: string): Promise<BenchStack> {
   const local = await startLocalStack({ s3: true, rds: true, workspaceDir });
   try {
+    // The pushed schedules' wall-clock runs would add STS calls and CPU to whatever step runs then.
+    await disableSchedules(local.windmill);
     await setUpWorkspace(local);
     actAsJob(local.windmill, local.jobEnv, BENCH_JOB_PATH);
     await assumeRoleAndSave({ roleArn: DEMO_ROLE_ARN, region: REGION, saveTo: BENCH_CREDENTIALS, duration: BENCH_SESSION_DURATION }, quiet);
