@@ -61,7 +61,9 @@ export async function pollResult(windmill: WebhookTarget, id: string, pollMs: nu
  */
 export async function disableSchedules(windmill: WebhookTarget): Promise<void> {
   const api = `${windmill.url}/api/w/${windmill.workspace}/schedules`;
-  const schedules = (await (await fetch(`${api}/list`, { headers: headers(windmill) })).json()) as { path: string }[];
+  const list = await fetch(`${api}/list`, { headers: headers(windmill) });
+  if (!list.ok) throw new Error(`could not list schedules: HTTP ${list.status} ${await list.text()}`);
+  const schedules = (await list.json()) as { path: string }[];
   for (const { path } of schedules) {
     const res = await fetch(`${api}/setenabled/${path}`, { method: "POST", headers: headers(windmill), body: JSON.stringify({ enabled: false }) });
     if (!res.ok) throw new Error(`could not disable schedule ${path}: HTTP ${res.status} ${await res.text()}`);

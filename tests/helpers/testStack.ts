@@ -43,4 +43,3 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     },
   };
 }
-
