@@ -60,7 +60,7 @@ export function checkAssumeRoleInput(input: AssumeRoleInput): { mint: MintParams
   if (input.roleArn && fromResource?.roleArn && input.roleArn !== fromResource.roleArn) {
     throw new InputError("role_arn", "it differs from the role of the aws_oidc resource", "Leave role_arn empty to use the resource's role, or clear aws_oidc");
   }
-  parseRoleArn(input.roleArn ? "role_arn" : "aws_oidc.roleArn", roleArn);
+  const { partition } = parseRoleArn(input.roleArn ? "role_arn" : "aws_oidc.roleArn", roleArn);
   const chainRoleArn = input.chainRoleArn?.trim() || undefined;
   if (chainRoleArn) parseRoleArn("chain_role_arn", chainRoleArn);
   if (input.chainExternalId && !chainRoleArn) {
@@ -72,7 +72,7 @@ export function checkAssumeRoleInput(input: AssumeRoleInput): { mint: MintParams
   const audience = input.audience?.trim() || DEFAULT_AUDIENCE;
   const mint: MintParams = {
     roleArn,
-    region: checkRegion(input.region || !fromResource ? "region" : "aws_oidc.region", region),
+    region: checkRegion(input.region || !fromResource ? "region" : "aws_oidc.region", region, partition),
     audience,
     sessionName,
     durationSeconds: parseDuration("duration", input.duration ?? 3600),

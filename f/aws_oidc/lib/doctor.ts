@@ -55,11 +55,11 @@ interface Setup {
 /** Malformed inputs are not a broken link: they fail the job before any check, naming the input. */
 function checkDoctorInput(input: DoctorInput): Setup {
   if (!input.awsOidc?.roleArn) throw new InputError("aws_oidc", "no role given", "Pick an aws_oidc resource: {roleArn, region}");
-  const { accountId, roleName } = parseRoleArn("aws_oidc.roleArn", input.awsOidc.roleArn);
+  const { accountId, roleName, partition } = parseRoleArn("aws_oidc.roleArn", input.awsOidc.roleArn);
   return {
     mint: {
       roleArn: input.awsOidc.roleArn.trim(),
-      region: checkRegion("aws_oidc.region", input.awsOidc.region),
+      region: checkRegion("aws_oidc.region", input.awsOidc.region, partition),
       audience: input.audience.trim() || "sts.amazonaws.com",
       sessionName: defaultSessionName(process.env.WM_JOB_PATH, process.env.WM_JOB_ID),
       durationSeconds: parseDuration("duration", input.duration),
