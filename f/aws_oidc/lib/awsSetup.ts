@@ -2,7 +2,8 @@
 // role), the permission policy (what the session may do) and a CloudFormation template
 // creating the OIDC provider and the role. Pure functions: no AWS call.
 import type { AdmittedRunnable } from "./admitted.ts";
-import { checkRegion, InputError } from "./validate.ts";
+import { checkKnownRegion } from "./awsRegions.ts";
+import { InputError } from "./validate.ts";
 
 export interface SetupInput {
   accountId: string;
@@ -118,7 +119,7 @@ export function checkSetupInput(input: SetupInput): SetupInput {
         "for the AWS managed key aws/s3 give none: its key policy already lets the account use it through S3");
     }
   }
-  if (input.rds) checkRegion("rds_region", input.rds.region);
+  if (input.rds) checkKnownRegion("rds_region", input.rds.region);
   if (input.rds && !DBI_PATTERN.test(input.rds.dbiResourceId)) {
     throw new InputError("dbi_resource_id", `${JSON.stringify(input.rds.dbiResourceId)} is not a DbiResourceId`,
       "Use the instance's Resource ID (db-XXXX) from the RDS console's Configuration tab, not its name");

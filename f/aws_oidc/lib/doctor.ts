@@ -13,7 +13,8 @@ import { checkDatabase, isIamAuthFailure, pgFailure, withRdsSession, type AwsRds
 import { checkBucket, explainS3Error } from "./s3Errors.ts";
 import { explainStsError } from "./stsErrors.ts";
 import { checkTrustPolicy, parseTrustPolicy, TRUST_POLICY_CHECK, type TrustPolicy } from "./trustPolicyCheck.ts";
-import { checkRegion, defaultSessionName, formatSeconds, InputError, parseDuration, parseRoleArn } from "./validate.ts";
+import { checkKnownRegion } from "./awsRegions.ts";
+import { defaultSessionName, formatSeconds, InputError, parseDuration, parseRoleArn } from "./validate.ts";
 
 /** The checks, in the order they run and appear. */
 export const CHECKS = {
@@ -59,7 +60,7 @@ function checkDoctorInput(input: DoctorInput): Setup {
   return {
     mint: {
       roleArn: input.awsOidc.roleArn.trim(),
-      region: checkRegion("aws_oidc.region", input.awsOidc.region, partition),
+      region: checkKnownRegion("aws_oidc.region", input.awsOidc.region, partition),
       audience: input.audience.trim() || "sts.amazonaws.com",
       sessionName: defaultSessionName(process.env.WM_JOB_PATH, process.env.WM_JOB_ID),
       durationSeconds: parseDuration("duration", input.duration),

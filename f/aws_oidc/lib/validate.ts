@@ -1,6 +1,5 @@
 // Input checks that run before any network call, so a typo in the run form is reported
 // against the field that holds it instead of as an STS error three calls later.
-import { nearestRegion, REGIONS_BY_PARTITION } from "./awsRegions.ts";
 
 /** Raised for a bad input: names the input and says what a valid value looks like. */
 export class InputError extends Error {
@@ -53,25 +52,10 @@ export function parseRoleArn(input: string, value: unknown): RoleArnParts {
   return { partition: match[1], accountId: match[2], roleName };
 }
 
-/**
- * A region code the AWS SDK knows, in `partition` when given (the role ARN's): a typo such as
- * us-easst-1 is refused before any call is made or anything saved, naming the nearest one.
- */
-export function checkRegion(input: string, value: unknown, partition?: string): string {
+export function checkRegion(input: string, value: unknown): string {
   const region = typeof value === "string" ? value.trim() : "";
   if (!REGION_PATTERN.test(region)) {
     throw new InputError(input, `${describe(value)} is not an AWS region`, "Use a region code such as us-east-1 or eu-west-3");
-  }
-  const known = partition ? REGIONS_BY_PARTITION.get(partition) ?? [] : [...REGIONS_BY_PARTITION.values()].flat();
-  if (!known.includes(region)) {
-    const otherPartition = [...REGIONS_BY_PARTITION].find(([, regions]) => regions.includes(region))?.[0];
-    if (otherPartition) {
-      throw new InputError(input, `${describe(value)} is a region of partition ${otherPartition}, and the role ARN is in partition ${partition}`,
-        `Use a role of that partition (arn:${otherPartition}:iam::<account>:role/<name>), or a region of ${partition}, e.g. ${nearestRegion(region, known)}`);
-    }
-    const where = partition ? ` in partition ${partition} (the role ARN's)` : "";
-    throw new InputError(input, `${describe(value)} is not a region the AWS SDK knows${where}`,
-      `Did you mean ${nearestRegion(region, known)}? Use one of: ${known.join(", ")} (a region newer than this bundle's AWS SDK needs a newer SDK)`);
   }
   return region;
 }
