@@ -71,6 +71,8 @@ export interface OuterScope {
 export interface StepOutcome {
   success: boolean;
   result: unknown;
+  /** A flow job that failed after its failure module ran (worker_flow.rs has_triggered_error_handler). */
+  failureModuleRan?: boolean;
 }
 
 /** Raised inside the runner to end the flow early (stop_after_if) with a result. */
@@ -86,6 +88,8 @@ export class StepFailed extends Error {
   constructor(
     readonly stepId: string,
     readonly error: unknown,
+    /** The failure came from a loop iteration whose copy of the failure module already ran. */
+    readonly failureModuleRan = false,
   ) {
     super(`step ${stepId} failed: ${errorMessage(error)}`);
   }
@@ -139,12 +143,15 @@ export async function runFlowValue(flow: OpenFlowValue, input: Record<string, un
   } catch (err) {
     if (err instanceof FlowStopped) return { success: true, result: err.result };
     const failure = err instanceof StepFailed ? err : new StepFailed("flow", { error: { name: "FlowError", message: (err as Error).message } });
+    // worker_flow.rs update_flow_status_after_job_completion_internal: once a failure module ran in a
+    // failed iteration (has_triggered_error_handler), no enclosing flow job runs its own; the flag goes up.
+    if (failure.failureModuleRan) return { success: false, result: failure.error, failureModuleRan: true };
     if (!flow.failure_module) return { success: false, result: failure.error };
     runner.log(`Step ${failure.stepId} failed; running the failure module`);
     const errorValue = { ...((failure.error as { error?: object })?.error ?? {}), step_id: failure.stepId };
     const handled = await runModule(flow.failure_module, 0, { ...scope, previous_result: { error: errorValue } }, runner).catch((e: unknown) =>
       e instanceof StepFailed ? e.error : { error: { message: String(e) } });
-    return { success: false, result: handled };
+    return { success: false, result: handled, failureModuleRan: true };
   }
 }
 
@@ -302,7 +309,7 @@ async function runForLoop(id: string, step: number, v: Extract<ModuleValue, { ty
         stepId: id, kind: parallel ? "forloop" : "loop", index, input, outer,
         flow: { modules: v.modules, failure_module: scope.failure_module && { ...scope.failure_module, id: `${scope.failure_module.id}-${step}-${index}` } },
       });
-    if (!outcome.success && !skipFailures) throw new StepFailed(id, outcome.result);
+    if (!outcome.success && !skipFailures) throw new StepFailed(id, outcome.result, outcome.failureModuleRan);
     results[index] = outcome.result;
   };
   const width = parallel ? Math.max(1, v.parallelism === undefined ? items.length : evaluateParallelism(id, v.parallelism, scope)) : 1;

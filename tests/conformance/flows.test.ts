@@ -190,6 +190,22 @@ describe("for-loop iterations are flow jobs (fact 3)", () => {
     expect(childrenOf(failed).map((j) => [j.stepId, j.success])).toEqual([["body", false], ["failure-0-1", true]]);
     expect(childrenOf(flow).every((j) => j.stepId === "each")).toBe(true);
   });
+
+  test("worker_flow.rs has_triggered_error_handler: once the copied failure module ran in a failed iteration, the flow's own failure module does not run again", async () => {
+    const failing = raw("body", "export async function main() { throw new Error('iteration fails'); }");
+    const failureModule = raw("failure", "export async function main(e: { step_id: string }) { return { handled_in: process.env.WM_FLOW_PATH, step: e.step_id }; }", { e: js("previous_result.error") });
+    await createFlow("f/aws_oidc/conf_failure_once", {
+      modules: [{ id: "each", value: { type: "forloopflow", iterator: js("[1]"), modules: [failing] } }],
+      failure_module: failureModule,
+    });
+    const { status, body } = await run("f", "f/aws_oidc/conf_failure_once", {});
+    expect(status).not.toBe(200);
+    expect(body).toEqual({ handled_in: "f/aws_oidc/conf_failure_once/loop-0", step: "body" });
+    const flow = lastFlowJob("f/aws_oidc/conf_failure_once");
+    expect(flow.success).toBe(false);
+    // The flow job's only child is the iteration: no failure step of its own.
+    expect(childrenOf(flow).map((j) => [j.stepId, j.path])).toEqual([["each", "f/aws_oidc/conf_failure_once/loop-0"]]);
+  });
 });
 
 describe("loop and branch options (fact 5)", () => {
