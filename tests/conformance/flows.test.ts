@@ -247,6 +247,20 @@ describe("loop and branch options (fact 5)", () => {
     const inTurn = (await run("f", "f/aws_oidc/conf_branchall_sequential", {})).body as { start: number; end: number }[];
     expect(inTurn[1].start).toBeGreaterThanOrEqual(inTurn[0].end);
   });
+
+  test("worker_flow.rs (BranchAll): each branch is a flow job at <flow>/branchall-<i>, whose steps are its children", async () => {
+    const branches = [0, 1].map((b) => ({ modules: [raw(`where_${b}`, WHERE, { x: { type: "static", value: b } })] }));
+    await createFlow("f/aws_oidc/conf_branchall_jobs", { modules: [{ id: "both", value: { type: "branchall", branches } }] });
+    const { status, body } = await run("f", "f/aws_oidc/conf_branchall_jobs", {});
+    expect(status).toBe(200);
+    const flow = lastFlowJob("f/aws_oidc/conf_branchall_jobs");
+    const branchJobs = childrenOf(flow);
+    expect(branchJobs.map((j) => [j.kind, j.path, j.stepId]).sort()).toEqual([0, 1].map((b) => ["flow", `f/aws_oidc/conf_branchall_jobs/branchall-${b}`, "both"]));
+    for (const [b, result] of (body as { x: number; flow_path: string; flow_job: string; step: string }[]).entries()) {
+      const branchJob = branchJobs.find((j) => j.path.endsWith(`/branchall-${b}`))!;
+      expect(result).toMatchObject({ x: b, flow_path: branchJob.path, flow_job: branchJob.id, step: `where_${b}` });
+    }
+  });
 });
 
 describe("$res: and $var: arguments (fact 5)", () => {
