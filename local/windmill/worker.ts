@@ -1,7 +1,8 @@
 // Runs one script job the way a Windmill worker runs a bun script: a fresh job folder with
-// the script, the workspace scripts it imports and the lock's installed packages, a fresh
-// Bun process with the worker's env vars and a job-scoped token, `main` called with the
-// job's args mapped by parameter name, stdout/stderr kept as the job's logs.
+// the script, the workspace scripts it imports and the lock's installed packages (or, for a
+// locked script, its cached bundle), a fresh Bun process with the worker's env vars and a
+// job-scoped token, `main` called with the job's args mapped by parameter name (jobEntry.ts,
+// Windmill's wrapper), stdout/stderr kept as the job's logs.
 import { spawn } from "node:child_process";
 import { createHash, randomUUID } from "node:crypto";
 import { access, copyFile, mkdir, mkdtemp, readFile, rename, rm, symlink, writeFile } from "node:fs/promises";
