@@ -32,6 +32,8 @@ export interface ScriptJob {
   /** The worker's WM_* / BASE_* variables for this job. */
   env: Record<string, string>;
   timeoutMs?: number;
+  /** Aborted when the job is canceled: the process is killed. */
+  signal?: AbortSignal;
 }
 
 export interface JobOutcome {
@@ -133,6 +135,8 @@ function spawnJob(job: ScriptJob, dir: string, specFile: string): Promise<{ logs
       cwd: dir,
       env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? tmpdir(), ...job.env, WM_LOCAL_JOB_SPEC: specFile },
       stdio: ["ignore", "pipe", "pipe"],
+      signal: job.signal,
+      killSignal: "SIGKILL",
     });
     let logs = "";
     let timedOut = false;
