@@ -220,7 +220,7 @@ describe("who a job runs as (jobs.rs, worker_flow.rs, windmill-queue schedule.rs
     const jobs = stack.jobsStartedSince(before);
     expect(jobs.length).toBeGreaterThanOrEqual(3);
     expect(new Set(jobs.map((j) => `${j.username} ${j.email}`))).toEqual(new Set(["olga olga@example.com"]));
-    const who = jobs.find((j) => j.stepId === "who")?.result;
+    const who = jobs.find((j) => j.stepId === "who")?.result as Record<string, string>;
     expect(who).toMatchObject({
       username: "olga", email: "olga@example.com", token_username: "olga", groups: ["all", "aws_operators"], permissioned_as: "u/olga",
       state_path: `${IDENTITY_FLOW}/who_user`,
