@@ -125,8 +125,7 @@ export class JobEngine {
     const started = Date.parse(record.startedAt);
     const finished = run
       .catch((err: unknown) => {
-        record.success = false;
-        record.result = { error: { name: "ExecutionErr", message: err instanceof Error ? err.message : String(err) } };
+        settle(record, { success: false, result: { error: { name: "ExecutionErr", message: err instanceof Error ? err.message : String(err) } } });
       })
       .then(() => {
         if (record.canceled) return record;
