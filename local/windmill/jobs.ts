@@ -106,8 +106,8 @@ export class JobEngine {
   /**
    * windmill-queue jobs.rs cancel_job: the job completes at once as canceled, with the result
    * `{error: {message: "Job canceled: <reason> by <user>", name: "Canceled", reason, canceler}}`
-   * (the message Windmill's canceled-job completion writes). A running script's process is not
-   * killed here (the worker pings and stops it in Windmill); what it returns later is dropped.
+   * (the shape execution.rs cancel_jobs writes for "cancel all"; cancel_job's own text was not
+   * read). Its running process is killed, its child jobs canceled; a late result is dropped.
    */
   cancel(id: string, canceler: string, reason: string): void {
     const record = this.byId.get(id);
