@@ -13,8 +13,7 @@
 import type { IncomingHttpHeaders, IncomingMessage } from "node:http";
 import { isAllowed, type Caller } from "./auth.ts";
 import { S3ErrorReply } from "./errors.ts";
-import { exchange, s3rverHeaders, type Upstream } from "./forward.ts";
-import { uriEscape } from "./request.ts";
+import { headStored, type Upstream } from "./forward.ts";
 
 export const SSE_HEADER = "x-amz-server-side-encryption";
 export const KMS_KEY_HEADER = "x-amz-server-side-encryption-aws-kms-key-id";
@@ -99,9 +98,7 @@ export async function authorizeRead(stsUrl: string, caller: Caller, scope: KeySc
 
 /** kms:Decrypt for CopyObject's source when it was stored with SSE-KMS (S3 reads it to copy it). */
 export async function authorizeCopySource(gate: { stsUrl: string; upstream: Upstream }, caller: Caller, scope: KeyScope, source: { bucket: string; key: string }): Promise<void> {
-  const rawPath = `/${source.bucket}/${source.key.split("/").map(uriEscape).join("/")}`;
-  const head = await exchange(gate.upstream, "HEAD", rawPath, await s3rverHeaders(gate.upstream, "HEAD", rawPath, undefined, 0), undefined);
-  head.resume();
+  const head = await headStored(gate.upstream, source.bucket, source.key);
   // A missing source is for the copy itself to report (NoSuchKey).
   if (head.statusCode === 200) await authorizeRead(gate.stsUrl, caller, scope, head);
 }

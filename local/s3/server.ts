@@ -27,6 +27,7 @@ import { authorizeCopySource, authorizeKms, authorizeRead, keyScopeOf, kmsKeyOf,
 import { DEFAULT_REGION } from "./limits.ts";
 import { completeMultipartUpload, createMultipartUpload, forgetAborted, uploadPart, type MultipartUploads, type Reply } from "./multipart.ts";
 import { classify, type Operation } from "./operations.ts";
+import { planRange, rangedReply } from "./ranges.ts";
 import { parseTarget, type Target } from "./request.ts";
 import { startS3rver, stopChild } from "./s3rver.ts";
 
@@ -105,12 +106,14 @@ async function plainExchange(gate: Gate, req: IncomingMessage, target: Target, o
   const writeKey = OBJECT_WRITES.has(operation.name) ? kmsKeyOf(req.headers, scope) : undefined;
   if (writeKey) await authorizeKms(gate.stsUrl, caller, scope, "kms:GenerateDataKey", writeKey);
   if (operation.copySource) await authorizeCopySource(gate, caller, scope, operation.copySource);
+  const range = KEY_READS.has(operation.name) ? await planRange(gate.upstream, req, target) : {};
   const { body, length } = verifiedBody(req, caller);
-  const upstream = await forward(gate.upstream, target, req, body, length, { copySource: operation.copySource, set: storedKeyHeaders(writeKey) });
+  const set = { ...storedKeyHeaders(writeKey), ...(range.forwardedRange && { range: range.forwardedRange }) };
+  const upstream = await forward(gate.upstream, target, req, body, length, { copySource: operation.copySource, set, drop: ["range"] });
   if (upstream.statusCode === 404 && KEY_READS.has(operation.name)) await hideMissingKeyWithoutList(gate, caller, target, upstream);
   if (operation.name === "GetObject" && (upstream.statusCode === 200 || upstream.statusCode === 206)) await authorizeRead(gate.stsUrl, caller, scope, upstream);
   if (operation.name === "AbortMultipartUpload") forgetAborted(gate, target, upstream);
-  return { upstream };
+  return { upstream, options: rangedReply(upstream, range) };
 }
 
 /** Object reads whose "no such key" S3 tells only to callers who may list the bucket. */

@@ -1,0 +1,92 @@
+// What S3 does with ranges, presigned headers, encryption, copy sizes and key names, through the
+// real AWS SDK against the S3 stand-in (issue 21: each rule names the AWS page or the moto test
+// that records S3's answer, in local/s3/).
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { CreateBucketCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
+import { assumeRoleWithWindmillToken } from "../../f/aws_oidc/lib/assumeRole.ts";
+import { startS3, type S3StandIn } from "../../local/s3/server.ts";
+import { DEMO_ROLE_ARN, REGION, startStack, type Stack } from "../helpers/testStack.ts";
+
+const BUCKET = "object-rules";
+setDefaultTimeout(30_000);
+let stack: Stack;
+let s3: S3StandIn;
+let client: S3Client;
+
+beforeAll(async () => {
+  stack = await startStack();
+  s3 = await startS3({ stsUrl: stack.sts.url });
+  stack.actAsJob("f/aws_oidc/test");
+  const { credentials } = await assumeRoleWithWindmillToken(
+    { roleArn: DEMO_ROLE_ARN, region: REGION, audience: "sts.amazonaws.com", sessionName: "rules-test", durationSeconds: 3600 },
+    () => {},
+  );
+  client = new S3Client({ region: REGION, endpoint: s3.url, forcePathStyle: true, credentials, maxAttempts: 1 });
+  await client.send(new CreateBucketCommand({ Bucket: BUCKET }));
+});
+afterAll(async () => {
+  await s3?.close();
+  await stack?.close();
+});
+
+const put = (Key: string, Body: string | Buffer, extra: Record<string, string> = {}) => client.send(new PutObjectCommand({ Bucket: BUCKET, Key, Body, ...extra }));
+
+describe("ranges (RFC 9110 as S3 applies it)", () => {
+  const FIFTY = Buffer.from("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWX");
+  const get = async (Key: string, Range: string) => {
+    const got = await client.send(new GetObjectCommand({ Bucket: BUCKET, Key, Range }));
+    return { asked: Range, status: got.$metadata.httpStatusCode, contentRange: got.ContentRange, length: got.ContentLength, body: Buffer.from(await got.Body!.transformToByteArray()).toString() };
+  };
+  const part = (asked: string, first: number, last: number) =>
+    ({ asked, status: 206, contentRange: `bytes ${first}-${last}/50`, length: last - first + 1, body: FIFTY.subarray(first, last + 1).toString() });
+  const whole = (asked: string, body = FIFTY.toString()) => ({ asked, status: 200, contentRange: undefined, length: body.length, body });
+  const invalidRange = (asked: string, size: number) =>
+    ({ name: "InvalidRange", message: "The requested range is not satisfiable", $metadata: { httpStatusCode: 416 }, RangeRequested: asked, ActualObjectSize: String(size) });
+
+  beforeAll(async () => {
+    await put("ranges/fifty.txt", FIFTY);
+    await put("ranges/empty.txt", "");
+  });
+
+  test("suffix ranges, single bytes and clamped last bytes are 206 with exactly those bytes", async () => {
+    for (const [asked, first, last] of [["bytes=-10", 40, 49], ["bytes=0-0", 0, 0], ["bytes=49-49", 49, 49], ["bytes=45-1000", 45, 49], ["bytes=10-", 10, 49], ["bytes=-100", 0, 49], ["bytes=3-7", 3, 7]] as const) {
+      expect(await get("ranges/fifty.txt", asked)).toEqual(part(asked, first, last));
+    }
+  });
+
+  test("an invalid or multi-range header is ignored: the whole object, 200", async () => {
+    for (const asked of ["bytes=10-0", "bytes=0-1,5-6", "bytes=-", "bytes=0--1", "items=0-5", "garbage"]) {
+      expect(await get("ranges/fifty.txt", asked)).toEqual(whole(asked));
+    }
+  });
+
+  test("a range starting at or past the end, bytes=-0, or any start on an empty object is 416 InvalidRange", async () => {
+    for (const asked of ["bytes=50-", "bytes=50-60", "bytes=-0"]) {
+      await expect(get("ranges/fifty.txt", asked)).rejects.toMatchObject(invalidRange(asked, 50));
+    }
+    await expect(get("ranges/empty.txt", "bytes=0-")).rejects.toMatchObject(invalidRange("bytes=0-", 0));
+    await expect(client.send(new HeadObjectCommand({ Bucket: BUCKET, Key: "ranges/fifty.txt", Range: "bytes=60-" }))).rejects.toMatchObject({ $metadata: { httpStatusCode: 416 } });
+  });
+
+  test("HeadObject with a range answers its length and Content-Range", async () => {
+    const head = await client.send(new HeadObjectCommand({ Bucket: BUCKET, Key: "ranges/fifty.txt", Range: "bytes=-10" }));
+    expect({ status: head.$metadata.httpStatusCode, range: head.ContentRange, length: head.ContentLength }).toEqual({ status: 206, range: "bytes 40-49/50", length: 10 });
+  });
+});
+
+describe("presigned URLs sign their x-amz-* headers", () => {
+  test("a presigned PUT carrying an x-amz-* header it did not sign is 403 AccessDenied, and nothing is stored", async () => {
+    const url = await getSignedUrl(client, new PutObjectCommand({ Bucket: BUCKET, Key: "presigned/extra.txt" }), { expiresIn: 60 });
+    for (const header of [{ "x-amz-meta-extra": "1" }, { "x-amz-server-side-encryption": "AES256" }] as Record<string, string>[]) {
+      const res = await fetch(url, { method: "PUT", body: "smuggled", headers: header });
+      const xml = await res.text();
+      expect({ status: res.status, code: /<Code>(.*?)<\/Code>/.exec(xml)?.[1], message: /<Message>(.*?)<\/Message>/.exec(xml)?.[1], headers: /<HeadersNotSigned>(.*?)<\/HeadersNotSigned>/.exec(xml)?.[1] })
+        .toEqual({ status: 403, code: "AccessDenied", message: "There were headers present in the request which were not signed", headers: Object.keys(header)[0] });
+    }
+    await expect(client.send(new HeadObjectCommand({ Bucket: BUCKET, Key: "presigned/extra.txt" }))).rejects.toMatchObject({ name: "NotFound" });
+    // The same header, signed, is fine.
+    const signed = await getSignedUrl(client, new PutObjectCommand({ Bucket: BUCKET, Key: "presigned/extra.txt", Metadata: { extra: "1" } }), { expiresIn: 60, unhoistableHeaders: new Set(["x-amz-meta-extra"]) });
+    expect((await fetch(signed, { method: "PUT", body: "declared", headers: { "x-amz-meta-extra": "1" } })).status).toBe(200);
+  });
+});
