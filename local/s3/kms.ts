@@ -13,7 +13,6 @@
 import type { IncomingHttpHeaders, IncomingMessage } from "node:http";
 import { isAllowed, type Caller } from "./auth.ts";
 import { S3ErrorReply } from "./errors.ts";
-import { headStored, type Upstream } from "./forward.ts";
 
 export const SSE_HEADER = "x-amz-server-side-encryption";
 export const KMS_KEY_HEADER = "x-amz-server-side-encryption-aws-kms-key-id";
@@ -59,9 +58,16 @@ export function kmsKeyOf(headers: IncomingHttpHeaders, scope: KeyScope): string 
   return keyId ? keyArnOf(keyId, scope) : managedKeyArn(scope);
 }
 
-/** The headers that make s3rver store the key by its ARN, which is how S3 reports it. */
-export function storedKeyHeaders(keyArn: string | undefined): Record<string, string> {
-  return keyArn ? { [KMS_KEY_HEADER]: keyArn } : {};
+/**
+ * The encryption headers a new object is stored with, and which S3 answers on its writes and
+ * reads: the mode the request asks for, else SSE-S3, the default of every bucket since
+ * 2023-01-05 (S3 User Guide, "Setting default server-side encryption behavior for Amazon S3
+ * buckets": "all new object uploads to Amazon S3 are automatically encrypted" with SSE-S3);
+ * with SSE-KMS, the key by its ARN, which is how S3 reports it.
+ */
+export function storedEncryption(headers: IncomingHttpHeaders, keyArn: string | undefined): Record<string, string> {
+  const mode = single(headers[SSE_HEADER]) ?? "AES256";
+  return keyArn ? { [SSE_HEADER]: mode, [KMS_KEY_HEADER]: keyArn } : { [SSE_HEADER]: mode };
 }
 
 export function keyScopeOf(caller: Caller, region: string): KeyScope {
@@ -94,11 +100,4 @@ export async function authorizeRead(stsUrl: string, caller: Caller, scope: KeySc
     upstream.resume();
     throw err;
   }
-}
-
-/** kms:Decrypt for CopyObject's source when it was stored with SSE-KMS (S3 reads it to copy it). */
-export async function authorizeCopySource(gate: { stsUrl: string; upstream: Upstream }, caller: Caller, scope: KeyScope, source: { bucket: string; key: string }): Promise<void> {
-  const head = await headStored(gate.upstream, source.bucket, source.key);
-  // A missing source is for the copy itself to report (NoSuchKey).
-  if (head.statusCode === 200) await authorizeRead(gate.stsUrl, caller, scope, head);
 }

@@ -10,7 +10,7 @@ import { readLimited, verifiedBody } from "./body.ts";
 import { CHECKSUM_ALGORITHMS } from "./checksums.ts";
 import { MESSAGES, notImplemented, S3ErrorReply, xmlUnescape } from "./errors.ts";
 import { forward, type RelayOptions, type Upstream } from "./forward.ts";
-import { authorizeKms, keyScopeOf, kmsKeyOf, storedKeyHeaders } from "./kms.ts";
+import { authorizeKms, keyScopeOf, kmsKeyOf, storedEncryption } from "./kms.ts";
 import { MAX_COMPLETE_BODY_BYTES, MAX_PART_NUMBER, MIN_PART_BYTES } from "./limits.ts";
 import { param, type Target } from "./request.ts";
 
@@ -27,6 +27,8 @@ interface TrackedUpload {
   /** Lowercase (crc32, sha256, ...); undefined when CreateMultipartUpload asked for none. */
   checksumAlgorithm: string | undefined;
   kmsKeyArn: string | undefined;
+  /** The upload's encryption headers, which UploadPart and CompleteMultipartUpload answer with. */
+  encryption: Record<string, string>;
   parts: Map<number, TrackedPart>;
 }
 
@@ -75,14 +77,15 @@ export async function createMultipartUpload(gate: MultipartGate, req: IncomingMe
   const kmsKeyArn = kmsKeyOf(req.headers, scope);
   if (kmsKeyArn) await authorizeKms(gate.stsUrl, caller, scope, "kms:GenerateDataKey", kmsKeyArn);
   const { body, length } = verifiedBody(req, caller);
-  const upstream = await forward(gate.upstream, target, req, body, length, { set: storedKeyHeaders(kmsKeyArn) });
+  const encryption = storedEncryption(req.headers, kmsKeyArn);
+  const upstream = await forward(gate.upstream, target, req, body, length, { set: encryption });
   if (upstream.statusCode !== 200) return { upstream };
   const xml = await readBody(upstream);
   const uploadId = /<UploadId>([^<]+)<\/UploadId>/.exec(xml.toString("utf8"))?.[1];
   if (!uploadId) throw new Error("s3rver answered CreateMultipartUpload without an UploadId");
-  gate.uploads.set(uploadId, { bucket: target.bucket!, key: target.key!, checksumAlgorithm, kmsKeyArn, parts: new Map() });
+  gate.uploads.set(uploadId, { bucket: target.bucket!, key: target.key!, checksumAlgorithm, kmsKeyArn, encryption, parts: new Map() });
   // S3 echoes the algorithm the parts must carry.
-  return { upstream, options: { body: xml, headers: checksumAlgorithm ? { "x-amz-checksum-algorithm": checksumAlgorithm.toUpperCase() } : {} } };
+  return { upstream, options: { body: xml, headers: { ...encryption, ...(checksumAlgorithm && { "x-amz-checksum-algorithm": checksumAlgorithm.toUpperCase() }) } } };
 }
 
 function partNumberOf(target: Target): number {
@@ -113,7 +116,7 @@ export async function uploadPart(gate: MultipartGate, req: IncomingMessage, targ
   const value = checksum?.value();
   upload.parts.set(partNumber, { size: length, etag: unquote(String(upstream.headers.etag ?? "")), checksum: value });
   // UploadPart answers the part's checksum (x-amz-checksum-crc32: ...) when the request carried one.
-  return { upstream, options: { headers: checksum && value ? { [`x-amz-checksum-${checksum.algorithm}`]: value } : {} } };
+  return { upstream, options: { headers: { ...upload.encryption, ...(checksum && value && { [`x-amz-checksum-${checksum.algorithm}`]: value }) } } };
 }
 
 interface ListedPart {
@@ -173,8 +176,9 @@ export async function completeMultipartUpload(gate: MultipartGate, req: Incoming
   const document = await readLimited(verifiedBody(req, caller).body, MAX_COMPLETE_BODY_BYTES);
   checkParts(upload, parseCompleteRequest(document.toString("utf8")));
   const upstream = await forward(gate.upstream, target, req, document, document.length);
-  if (upstream.statusCode === 200) gate.uploads.delete(uploadId);
-  return { upstream };
+  if (upstream.statusCode !== 200) return { upstream };
+  gate.uploads.delete(uploadId);
+  return { upstream, options: { headers: upload.encryption } };
 }
 
 /** An aborted upload is gone: its parts are NoSuchUpload from now on. */

@@ -23,8 +23,9 @@ import { deleteObjects } from "./deleteObjects.ts";
 import { MESSAGES, newRequestIds, S3ErrorReply, sendS3Error, type RequestIds } from "./errors.ts";
 import { applyFaults, clearFaults, takeDropFault, takeErrorFault, type S3Faults } from "./faults.ts";
 import { forward, relay, s3rverUpstream, type Upstream } from "./forward.ts";
-import { authorizeCopySource, authorizeKms, authorizeRead, keyScopeOf, kmsKeyOf, storedKeyHeaders } from "./kms.ts";
-import { DEFAULT_REGION } from "./limits.ts";
+import { checkCopy } from "./copy.ts";
+import { authorizeKms, authorizeRead, keyScopeOf, kmsKeyOf, storedEncryption } from "./kms.ts";
+import { DEFAULT_REGION, MAX_COPY_SOURCE_BYTES } from "./limits.ts";
 import { completeMultipartUpload, createMultipartUpload, forgetAborted, uploadPart, type MultipartUploads, type Reply } from "./multipart.ts";
 import { classify, type Operation } from "./operations.ts";
 import { planRange, rangedReply } from "./ranges.ts";
@@ -53,6 +54,8 @@ export interface S3Options {
   host?: string;
   /** Where s3rver keeps buckets; a temp dir (removed on close) when not given. */
   dataDir?: string;
+  /** For tests only: the largest CopyObject source (S3's 5 GiB, MAX_COPY_SOURCE_BYTES, when not given), so a multipart copy can be tested on small objects. */
+  maxCopySourceBytes?: number;
 }
 
 export interface S3StandIn {
@@ -74,6 +77,7 @@ interface Gate {
   faults: S3Faults;
   stats: S3Stats;
   uploads: MultipartUploads;
+  maxCopySourceBytes: number;
 }
 
 function increment(record: Record<string, number>, name: string): void {
@@ -105,14 +109,16 @@ async function plainExchange(gate: Gate, req: IncomingMessage, target: Target, o
   const scope = keyScopeOf(caller, gate.region);
   const writeKey = OBJECT_WRITES.has(operation.name) ? kmsKeyOf(req.headers, scope) : undefined;
   if (writeKey) await authorizeKms(gate.stsUrl, caller, scope, "kms:GenerateDataKey", writeKey);
-  if (operation.copySource) await authorizeCopySource(gate, caller, scope, operation.copySource);
+  const copyHeaders = operation.copySource ? await checkCopy(gate, req, target, caller, scope, operation.copySource) : {};
+  const encryption = OBJECT_WRITES.has(operation.name) ? storedEncryption(req.headers, writeKey) : {};
   const range = KEY_READS.has(operation.name) ? await planRange(gate.upstream, req, target) : {};
   const { body, length } = verifiedBody(req, caller);
-  const set = { ...storedKeyHeaders(writeKey), ...(range.forwardedRange && { range: range.forwardedRange }) };
+  const set = { ...copyHeaders, ...encryption, ...(range.forwardedRange && { range: range.forwardedRange }) };
   const upstream = await forward(gate.upstream, target, req, body, length, { copySource: operation.copySource, set, drop: ["range"] });
   if (upstream.statusCode === 404 && KEY_READS.has(operation.name)) await hideMissingKeyWithoutList(gate, caller, target, upstream);
   if (operation.name === "GetObject" && (upstream.statusCode === 200 || upstream.statusCode === 206)) await authorizeRead(gate.stsUrl, caller, scope, upstream);
   if (operation.name === "AbortMultipartUpload") forgetAborted(gate, target, upstream);
+  if (OBJECT_WRITES.has(operation.name) && upstream.statusCode === 200) return { upstream, options: { headers: encryption } };
   return { upstream, options: rangedReply(upstream, range) };
 }
 
@@ -201,6 +207,7 @@ export async function startS3(options: S3Options): Promise<S3StandIn> {
     faults: { status: 500, count: 0, dropConnections: 0 },
     stats: { calls: {}, errors: {} },
     uploads: new Map(),
+    maxCopySourceBytes: options.maxCopySourceBytes ?? MAX_COPY_SOURCE_BYTES,
   };
   const { server, url } = await listen((req, res) => {
     const path = (req.url ?? "/").split("?")[0]!;

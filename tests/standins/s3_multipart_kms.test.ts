@@ -144,7 +144,8 @@ describe("SSE-KMS", () => {
       c.send(new CopyObjectCommand({ Bucket: BUCKET, Key: "kms/copy.txt", CopySource: `${BUCKET}/kms/source.txt`, ...extra }));
     await expect(copy(s3Only)).rejects.toMatchObject(denied("kms:Decrypt"));
     await copy(client);
-    expect((await client.send(new HeadObjectCommand({ Bucket: BUCKET, Key: "kms/copy.txt" }))).ServerSideEncryption).toBeUndefined();
+    // Without SSE headers the copy takes the bucket's default, SSE-S3, not its source's key.
+    expect((await client.send(new HeadObjectCommand({ Bucket: BUCKET, Key: "kms/copy.txt" }))).ServerSideEncryption).toBe("AES256");
     await s3Only.send(new PutObjectCommand({ Bucket: BUCKET, Key: "kms/plain-source.txt", Body: "plain" }));
     await expect(s3Only.send(new CopyObjectCommand({ Bucket: BUCKET, Key: "kms/copy2.txt", CopySource: `${BUCKET}/kms/plain-source.txt`, ServerSideEncryption: "aws:kms", SSEKMSKeyId: KEY_ARN })))
       .rejects.toMatchObject(denied("kms:GenerateDataKey"));

@@ -2,7 +2,17 @@
 // real AWS SDK against the S3 stand-in (issue 21: each rule names the AWS page or the moto test
 // that records S3's answer, in local/s3/).
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { CreateBucketCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import {
+  CompleteMultipartUploadCommand,
+  CopyObjectCommand,
+  CreateBucketCommand,
+  CreateMultipartUploadCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  PutObjectCommand,
+  S3Client,
+  UploadPartCommand,
+} from "@aws-sdk/client-s3";
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
 import { assumeRoleWithWindmillToken } from "../../f/aws_oidc/lib/assumeRole.ts";
 import { startS3, type S3StandIn } from "../../local/s3/server.ts";
@@ -88,5 +98,36 @@ describe("presigned URLs sign their x-amz-* headers", () => {
     // The same header, signed, is fine.
     const signed = await getSignedUrl(client, new PutObjectCommand({ Bucket: BUCKET, Key: "presigned/extra.txt", Metadata: { extra: "1" } }), { expiresIn: 60, unhoistableHeaders: new Set(["x-amz-meta-extra"]) });
     expect((await fetch(signed, { method: "PUT", body: "declared", headers: { "x-amz-meta-extra": "1" } })).status).toBe(200);
+  });
+});
+
+describe("default encryption (SSE-S3 since 2023-01-05)", () => {
+  test("every write and read of an object stored without SSE headers reports AES256", async () => {
+    expect((await put("sse/plain.txt", "x")).ServerSideEncryption).toBe("AES256");
+    expect((await client.send(new HeadObjectCommand({ Bucket: BUCKET, Key: "sse/plain.txt" }))).ServerSideEncryption).toBe("AES256");
+    const got = await client.send(new GetObjectCommand({ Bucket: BUCKET, Key: "sse/plain.txt" }));
+    await got.Body!.transformToString();
+    expect(got.ServerSideEncryption).toBe("AES256");
+    const copy = await client.send(new CopyObjectCommand({ Bucket: BUCKET, Key: "sse/copy.txt", CopySource: `${BUCKET}/sse/plain.txt` }));
+    expect(copy.ServerSideEncryption).toBe("AES256");
+    const { UploadId } = await client.send(new CreateMultipartUploadCommand({ Bucket: BUCKET, Key: "sse/multipart.txt" }));
+    const part = await client.send(new UploadPartCommand({ Bucket: BUCKET, Key: "sse/multipart.txt", UploadId, PartNumber: 1, Body: "x" }));
+    expect(part.ServerSideEncryption).toBe("AES256");
+    const done = await client.send(new CompleteMultipartUploadCommand({ Bucket: BUCKET, Key: "sse/multipart.txt", UploadId, MultipartUpload: { Parts: [{ PartNumber: 1, ETag: part.ETag }] } }));
+    expect(done.ServerSideEncryption).toBe("AES256");
+    expect((await client.send(new HeadObjectCommand({ Bucket: BUCKET, Key: "sse/multipart.txt" }))).ServerSideEncryption).toBe("AES256");
+  });
+
+  test("an in-place copy is refused unless it changes something; an encryption header counts, metadata is kept", async () => {
+    await put("sse/in-place.txt", "kept", { ContentType: "text/csv" });
+    await expect(client.send(new CopyObjectCommand({ Bucket: BUCKET, Key: "sse/in-place.txt", CopySource: `${BUCKET}/sse/in-place.txt` }))).rejects.toMatchObject({
+      name: "InvalidRequest",
+      message: "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.",
+    });
+    const copied = await client.send(new CopyObjectCommand({ Bucket: BUCKET, Key: "sse/in-place.txt", CopySource: `${BUCKET}/sse/in-place.txt`, ServerSideEncryption: "AES256" }));
+    expect(copied.ServerSideEncryption).toBe("AES256");
+    const head = await client.send(new HeadObjectCommand({ Bucket: BUCKET, Key: "sse/in-place.txt" }));
+    expect({ type: head.ContentType, sse: head.ServerSideEncryption }).toEqual({ type: "text/csv", sse: "AES256" });
+    expect(await (await client.send(new GetObjectCommand({ Bucket: BUCKET, Key: "sse/in-place.txt" }))).Body!.transformToString()).toBe("kept");
   });
 });
