@@ -10,7 +10,8 @@ import { readLimited, verifiedBody } from "./body.ts";
 import { CHECKSUM_ALGORITHMS } from "./checksums.ts";
 import { MESSAGES, notImplemented, S3ErrorReply, xmlUnescape } from "./errors.ts";
 import { forward, type RelayOptions, type Upstream } from "./forward.ts";
-import { authorizeKms, keyScopeOf, kmsKeyOf, storedEncryption } from "./kms.ts";
+import { authorizeKms, keyScopeOf, requestedKmsKey, storedEncryption } from "./kms.ts";
+import type { KmsKeys } from "./kmsKeys.ts";
 import { MAX_COMPLETE_BODY_BYTES, MAX_PART_NUMBER, MIN_PART_BYTES } from "./limits.ts";
 import { param, type Target } from "./request.ts";
 
@@ -40,6 +41,7 @@ export interface MultipartGate {
   region: string;
   upstream: Upstream;
   uploads: MultipartUploads;
+  kmsKeys: KmsKeys;
 }
 
 /** s3rver's answer and what the gate adds to it, for the gate to relay. */
@@ -74,7 +76,7 @@ function requestedChecksumAlgorithm(req: IncomingMessage): string | undefined {
 export async function createMultipartUpload(gate: MultipartGate, req: IncomingMessage, target: Target, caller: Caller): Promise<Reply> {
   const checksumAlgorithm = requestedChecksumAlgorithm(req);
   const scope = keyScopeOf(caller, gate.region);
-  const kmsKeyArn = kmsKeyOf(req.headers, scope);
+  const kmsKeyArn = requestedKmsKey(req.headers, scope, gate.kmsKeys);
   if (kmsKeyArn) await authorizeKms(gate.stsUrl, caller, scope, "kms:GenerateDataKey", kmsKeyArn);
   const { body, length } = verifiedBody(req, caller);
   const encryption = storedEncryption(req.headers, kmsKeyArn);

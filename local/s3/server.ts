@@ -24,7 +24,8 @@ import { MESSAGES, newRequestIds, S3ErrorReply, sendS3Error, type RequestIds } f
 import { applyFaults, clearFaults, takeDropFault, takeErrorFault, type S3Faults } from "./faults.ts";
 import { forward, relay, s3rverUpstream, type Upstream } from "./forward.ts";
 import { checkCopy } from "./copy.ts";
-import { authorizeKms, authorizeRead, keyScopeOf, kmsKeyOf, storedEncryption } from "./kms.ts";
+import { authorizeKms, authorizeRead, keyScopeOf, requestedKmsKey, storedEncryption } from "./kms.ts";
+import { KmsKeys, type KmsKeyConfig } from "./kmsKeys.ts";
 import { DEFAULT_REGION, MAX_COPY_SOURCE_BYTES } from "./limits.ts";
 import { completeMultipartUpload, createMultipartUpload, forgetAborted, uploadPart, type MultipartUploads, type Reply } from "./multipart.ts";
 import { classify, type Operation } from "./operations.ts";
@@ -33,6 +34,7 @@ import { parseTarget, type Target } from "./request.ts";
 import { startS3rver, stopChild } from "./s3rver.ts";
 
 export type { S3Faults } from "./faults.ts";
+export type { KmsKeyConfig } from "./kmsKeys.ts";
 
 // ---------------------------------------------------------------------------------------
 // Public API
@@ -54,6 +56,8 @@ export interface S3Options {
   host?: string;
   /** Where s3rver keeps buckets; a temp dir (removed on close) when not given. */
   dataDir?: string;
+  /** The customer managed KMS keys SSE-KMS may name (the AWS managed key aws/s3 exists in every account without being listed). */
+  kmsKeys?: KmsKeyConfig[];
   /** For tests only: the largest CopyObject source (S3's 5 GiB, MAX_COPY_SOURCE_BYTES, when not given), so a multipart copy can be tested on small objects. */
   maxCopySourceBytes?: number;
 }
@@ -78,6 +82,7 @@ interface Gate {
   stats: S3Stats;
   uploads: MultipartUploads;
   maxCopySourceBytes: number;
+  kmsKeys: KmsKeys;
 }
 
 function increment(record: Record<string, number>, name: string): void {
@@ -107,7 +112,7 @@ const OBJECT_WRITES = new Set(["PutObject", "CopyObject"]);
 
 async function plainExchange(gate: Gate, req: IncomingMessage, target: Target, operation: Operation, caller: Caller): Promise<Reply> {
   const scope = keyScopeOf(caller, gate.region);
-  const writeKey = OBJECT_WRITES.has(operation.name) ? kmsKeyOf(req.headers, scope) : undefined;
+  const writeKey = OBJECT_WRITES.has(operation.name) ? requestedKmsKey(req.headers, scope, gate.kmsKeys) : undefined;
   if (writeKey) await authorizeKms(gate.stsUrl, caller, scope, "kms:GenerateDataKey", writeKey);
   const copyHeaders = operation.copySource ? await checkCopy(gate, req, target, caller, scope, operation.copySource) : {};
   const encryption = OBJECT_WRITES.has(operation.name) ? storedEncryption(req.headers, writeKey) : {};
@@ -208,6 +213,7 @@ export async function startS3(options: S3Options): Promise<S3StandIn> {
     stats: { calls: {}, errors: {} },
     uploads: new Map(),
     maxCopySourceBytes: options.maxCopySourceBytes ?? MAX_COPY_SOURCE_BYTES,
+    kmsKeys: new KmsKeys(options.kmsKeys),
   };
   const { server, url } = await listen((req, res) => {
     const path = (req.url ?? "/").split("?")[0]!;
@@ -232,9 +238,13 @@ export async function startS3(options: S3Options): Promise<S3StandIn> {
 function parseArgs(argv: string[]): S3Options {
   const value = flagReader(argv);
   const stsUrl = value("--sts-url");
-  if (!stsUrl) throw new Error("usage: bun local/s3/server.ts --sts-url <url> [--port N] [--region us-east-1] [--data-dir DIR] [--host 127.0.0.1]");
+  if (!stsUrl) throw new Error("usage: bun local/s3/server.ts --sts-url <url> [--port N] [--region us-east-1] [--data-dir DIR] [--host 127.0.0.1] [--kms-keys '[{\"arn\":\"arn:aws:kms:...:key/...\",\"aliases\":[\"alias/x\"]}]']");
   const port = value("--port");
-  return { stsUrl, port: port === undefined ? undefined : Number(port), region: value("--region"), dataDir: value("--data-dir"), host: value("--host") };
+  const kmsKeys = value("--kms-keys");
+  return {
+    stsUrl, port: port === undefined ? undefined : Number(port), region: value("--region"), dataDir: value("--data-dir"), host: value("--host"),
+    kmsKeys: kmsKeys === undefined ? undefined : (JSON.parse(kmsKeys) as KmsKeyConfig[]),
+  };
 }
 
 async function main(): Promise<void> {

@@ -129,5 +129,9 @@ describe("default encryption (SSE-S3 since 2023-01-05)", () => {
     const head = await client.send(new HeadObjectCommand({ Bucket: BUCKET, Key: "sse/in-place.txt" }));
     expect({ type: head.ContentType, sse: head.ServerSideEncryption }).toEqual({ type: "text/csv", sse: "AES256" });
     expect(await (await client.send(new GetObjectCommand({ Bucket: BUCKET, Key: "sse/in-place.txt" }))).Body!.transformToString()).toBe("kept");
+    // An SSE-KMS object copied onto itself without SSE headers changes: it becomes SSE-S3 (moto test_copy_object_in_place_with_encryption).
+    await put("sse/kms-in-place.txt", "k", { ServerSideEncryption: "aws:kms" });
+    const reencrypted = await client.send(new CopyObjectCommand({ Bucket: BUCKET, Key: "sse/kms-in-place.txt", CopySource: `${BUCKET}/sse/kms-in-place.txt` }));
+    expect({ sse: reencrypted.ServerSideEncryption, key: reencrypted.SSEKMSKeyId }).toEqual({ sse: "AES256", key: undefined });
   });
 });

@@ -289,6 +289,8 @@ export async function headObject(s3: S3Client, bucket: string, key: string): Pro
     last_modified: head.LastModified?.toISOString() ?? null,
     storage_class: head.StorageClass ?? "STANDARD",
     server_side_encryption: head.ServerSideEncryption ?? null,
+    /** The KMS key by its key ARN (S3 reports it so, however the write named it), with SSE-KMS. */
+    kms_key_id: head.SSEKMSKeyId ?? null,
     metadata: head.Metadata ?? {},
   };
 }
