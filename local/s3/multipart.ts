@@ -22,7 +22,7 @@ interface TrackedPart {
   checksum: string | undefined;
 }
 
-interface TrackedUpload {
+export interface TrackedUpload {
   bucket: string;
   key: string;
   /** Lowercase (crc32, sha256, ...); undefined when CreateMultipartUpload asked for none. */
@@ -50,9 +50,9 @@ export interface Reply {
   options?: RelayOptions;
 }
 
-const unquote = (etag: string) => etag.replace(/"/g, "");
+export const unquote = (etag: string) => etag.replace(/"/g, "");
 
-function trackedUpload(gate: MultipartGate, target: Target): { uploadId: string; upload: TrackedUpload } {
+export function trackedUpload(gate: MultipartGate, target: Target): { uploadId: string; upload: TrackedUpload } {
   const uploadId = param(target, "uploadId") ?? "";
   const upload = gate.uploads.get(uploadId);
   if (!upload || upload.bucket !== target.bucket || upload.key !== target.key) throw new S3ErrorReply("NoSuchUpload", MESSAGES.noSuchUpload, { UploadId: uploadId });
@@ -90,7 +90,7 @@ export async function createMultipartUpload(gate: MultipartGate, req: IncomingMe
   return { upstream, options: { body: xml, headers: { ...encryption, ...(checksumAlgorithm && { "x-amz-checksum-algorithm": checksumAlgorithm.toUpperCase() }) } } };
 }
 
-function partNumberOf(target: Target): number {
+export function partNumberOf(target: Target): number {
   const raw = param(target, "partNumber") ?? "";
   const number = /^\d{1,5}$/.test(raw) ? Number(raw) : NaN;
   if (!(number >= 1 && number <= MAX_PART_NUMBER)) {

@@ -95,6 +95,14 @@ function classifyObject(target: Target, headers: IncomingHttpHeaders, bucket: st
       return { name: "CreateMultipartUpload", checks: [{ action: "s3:PutObject", resource }] };
     case "PUT ?uploadId":
       return { name: "UploadPart", checks: [{ action: "s3:PutObject", resource }] };
+    case "PUT ?uploadId +copy": {
+      const source = parseCopySource(copySourceHeader as string);
+      return {
+        name: "UploadPartCopy",
+        checks: [{ action: "s3:PutObject", resource }, { action: "s3:GetObject", resource: objectArn(source.bucket, source.key) }],
+        copySource: source,
+      };
+    }
     case "POST ?uploadId":
       return { name: "CompleteMultipartUpload", checks: [{ action: "s3:PutObject", resource }] };
     case "DELETE ?uploadId":

@@ -29,6 +29,7 @@ import { KmsKeys, type KmsKeyConfig } from "./kmsKeys.ts";
 import { DEFAULT_REGION, MAX_COPY_SOURCE_BYTES } from "./limits.ts";
 import { completeMultipartUpload, createMultipartUpload, forgetAborted, uploadPart, type MultipartUploads, type Reply } from "./multipart.ts";
 import { classify, type Operation } from "./operations.ts";
+import { uploadPartCopy } from "./partCopy.ts";
 import { planRange, rangedReply } from "./ranges.ts";
 import { parseTarget, type Target } from "./request.ts";
 import { startS3rver, stopChild } from "./s3rver.ts";
@@ -100,6 +101,8 @@ function exchangeFor(gate: Gate, req: IncomingMessage, target: Target, operation
       return createMultipartUpload(gate, req, target, caller);
     case "UploadPart":
       return uploadPart(gate, req, target, caller);
+    case "UploadPartCopy":
+      return uploadPartCopy(gate, req, target, caller, operation.copySource!);
     case "CompleteMultipartUpload":
       return completeMultipartUpload(gate, req, target, caller);
     default:

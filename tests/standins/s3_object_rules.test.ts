@@ -12,13 +12,18 @@ import {
   PutObjectCommand,
   S3Client,
   UploadPartCommand,
+  UploadPartCopyCommand,
 } from "@aws-sdk/client-s3";
+import { randomBytes } from "node:crypto";
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
 import { assumeRoleWithWindmillToken } from "../../f/aws_oidc/lib/assumeRole.ts";
 import { startS3, type S3StandIn } from "../../local/s3/server.ts";
 import { DEMO_ROLE_ARN, REGION, startStack, type Stack } from "../helpers/testStack.ts";
 
 const BUCKET = "object-rules";
+const MIB = 1024 * 1024;
+/** The stand-in's single-copy limit for this file: S3's 5 GiB, scaled down so a test can cross it. */
+const COPY_LIMIT = 6 * MIB;
 setDefaultTimeout(30_000);
 let stack: Stack;
 let s3: S3StandIn;
@@ -26,19 +31,23 @@ let client: S3Client;
 
 beforeAll(async () => {
   stack = await startStack();
-  s3 = await startS3({ stsUrl: stack.sts.url });
+  s3 = await startS3({ stsUrl: stack.sts.url, maxCopySourceBytes: COPY_LIMIT });
   stack.actAsJob("f/aws_oidc/test");
-  const { credentials } = await assumeRoleWithWindmillToken(
-    { roleArn: DEMO_ROLE_ARN, region: REGION, audience: "sts.amazonaws.com", sessionName: "rules-test", durationSeconds: 3600 },
-    () => {},
-  );
-  client = new S3Client({ region: REGION, endpoint: s3.url, forcePathStyle: true, credentials, maxAttempts: 1 });
+  client = await clientFor();
   await client.send(new CreateBucketCommand({ Bucket: BUCKET }));
 });
 afterAll(async () => {
   await s3?.close();
   await stack?.close();
 });
+
+async function clientFor(sessionPolicy?: string): Promise<S3Client> {
+  const { credentials } = await assumeRoleWithWindmillToken(
+    { roleArn: DEMO_ROLE_ARN, region: REGION, audience: "sts.amazonaws.com", sessionName: "rules-test", durationSeconds: 3600, sessionPolicy },
+    () => {},
+  );
+  return new S3Client({ region: REGION, endpoint: s3.url, forcePathStyle: true, credentials, maxAttempts: 1 });
+}
 
 const put = (Key: string, Body: string | Buffer, extra: Record<string, string> = {}) => client.send(new PutObjectCommand({ Bucket: BUCKET, Key, Body, ...extra }));
 
@@ -133,5 +142,46 @@ describe("default encryption (SSE-S3 since 2023-01-05)", () => {
     await put("sse/kms-in-place.txt", "k", { ServerSideEncryption: "aws:kms" });
     const reencrypted = await client.send(new CopyObjectCommand({ Bucket: BUCKET, Key: "sse/kms-in-place.txt", CopySource: `${BUCKET}/sse/kms-in-place.txt` }));
     expect({ sse: reencrypted.ServerSideEncryption, key: reencrypted.SSEKMSKeyId }).toEqual({ sse: "AES256", key: undefined });
+  });
+});
+
+describe("copies over the single-copy limit (5 GiB on S3, 6 MiB here)", () => {
+  const SOURCE = randomBytes(13 * MIB);
+  const tooLarge = { name: "InvalidRequest", message: `The specified copy source is larger than the maximum allowable size for a copy source: ${COPY_LIMIT}`, $metadata: { httpStatusCode: 400 } };
+  beforeAll(async () => {
+    await put("big/source.bin", SOURCE);
+  });
+
+  test("one CopyObject of a source over the limit is InvalidRequest; one at the limit copies", async () => {
+    await expect(client.send(new CopyObjectCommand({ Bucket: BUCKET, Key: "big/copy.bin", CopySource: `${BUCKET}/big/source.bin` }))).rejects.toMatchObject(tooLarge);
+    await put("big/at-limit.bin", SOURCE.subarray(0, COPY_LIMIT));
+    await client.send(new CopyObjectCommand({ Bucket: BUCKET, Key: "big/at-limit-copy.bin", CopySource: `${BUCKET}/big/at-limit.bin` }));
+  });
+
+  test("UploadPartCopy copies byte ranges into parts; the object comes out byte-exact", async () => {
+    const { UploadId } = await client.send(new CreateMultipartUploadCommand({ Bucket: BUCKET, Key: "big/parts.bin" }));
+    const ranges = [[0, 6 * MIB - 1], [6 * MIB, 12 * MIB - 1], [12 * MIB, 13 * MIB - 1]];
+    const parts = [];
+    for (const [i, [first, last]] of ranges.entries()) {
+      const copied = await client.send(new UploadPartCopyCommand({ Bucket: BUCKET, Key: "big/parts.bin", UploadId, PartNumber: i + 1, CopySource: `${BUCKET}/big/source.bin`, CopySourceRange: `bytes=${first}-${last}` }));
+      expect(copied.CopyPartResult?.ETag).toMatch(/^"[0-9a-f]{32}"$/);
+      parts.push({ PartNumber: i + 1, ETag: copied.CopyPartResult!.ETag });
+    }
+    await client.send(new CompleteMultipartUploadCommand({ Bucket: BUCKET, Key: "big/parts.bin", UploadId, MultipartUpload: { Parts: parts } }));
+    const got = Buffer.from(await (await client.send(new GetObjectCommand({ Bucket: BUCKET, Key: "big/parts.bin" }))).Body!.transformToByteArray());
+    expect(got.equals(SOURCE)).toBe(true);
+  });
+
+  test("a part copy over the limit, a malformed or out-of-range source range, a missing source, or no s3:GetObject on it are refused", async () => {
+    const { UploadId } = await client.send(new CreateMultipartUploadCommand({ Bucket: BUCKET, Key: "big/refused.bin" }));
+    const partCopy = (CopySourceRange: string | undefined, c = client, CopySource = `${BUCKET}/big/source.bin`) =>
+      c.send(new UploadPartCopyCommand({ Bucket: BUCKET, Key: "big/refused.bin", UploadId, PartNumber: 1, CopySource, CopySourceRange }));
+    await expect(partCopy(undefined)).rejects.toMatchObject(tooLarge);
+    await expect(partCopy("bytes=0-")).rejects.toMatchObject({ name: "InvalidArgument" });
+    await expect(partCopy(`bytes=0-${13 * MIB}`)).rejects.toMatchObject({ name: "InvalidRequest", message: `Range specified is not valid for source object of size: ${13 * MIB}` });
+    await expect(partCopy("bytes=0-9", client, `${BUCKET}/big/nope.bin`)).rejects.toMatchObject({ name: "NoSuchKey" });
+    const putOnly = await clientFor(JSON.stringify({ Version: "2012-10-17", Statement: [{ Effect: "Allow", Action: "s3:PutObject", Resource: "*" }] }));
+    await expect(partCopy("bytes=0-9", putOnly)).rejects.toMatchObject({ name: "AccessDenied", message: expect.stringContaining(`s3:GetObject on resource: "arn:aws:s3:::${BUCKET}/big/source.bin"`) });
+    await partCopy("bytes=0-9");
   });
 });

@@ -1,7 +1,6 @@
 // S3 operations on a saved credentials resource, shaped for Windmill: typed inputs,
 // results a person reads as a table, errors that say which bucket/key and what to fix.
 import {
-  CopyObjectCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
   HeadObjectCommand,
@@ -253,25 +252,6 @@ export async function deleteObjects(
     report.deleted += batch.length - errors.length;
   }
   return report;
-}
-
-export async function copyObject(
-  s3: S3Client,
-  options: { sourceBucket: string; sourceKey: string; bucket: string; key: string; encryption: Encryption },
-): Promise<{ source: string; destination: string; etag: string | null }> {
-  const sourceBucket = checkBucket("source_bucket", options.sourceBucket);
-  const sourceKey = checkKey("source_key", options.sourceKey);
-  const bucket = checkBucket("bucket", options.bucket);
-  const key = checkKey("key", options.key);
-  const response = await s3.send(new CopyObjectCommand({
-    Bucket: bucket,
-    Key: key,
-    CopySource: `${sourceBucket}/${encodeURIComponent(sourceKey).replace(/%2F/g, "/")}`,
-    ...encryptionParams(options.encryption),
-  })).catch((err: unknown) => {
-    throw explainS3Error(err, { operation: "CopyObject", bucket, key, source: `${sourceBucket}/${sourceKey}` });
-  });
-  return { source: `s3://${sourceBucket}/${sourceKey}`, destination: `s3://${bucket}/${key}`, etag: response.CopyObjectResult?.ETag ?? null };
 }
 
 export async function headObject(s3: S3Client, bucket: string, key: string): Promise<Record<string, unknown>> {

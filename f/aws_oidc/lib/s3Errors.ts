@@ -81,6 +81,7 @@ const IAM_ACTION: Record<string, string> = {
   CopyObject: "PutObject",
   CreateMultipartUpload: "PutObject",
   UploadPart: "PutObject",
+  UploadPartCopy: "PutObject",
   CompleteMultipartUpload: "PutObject",
   DeleteObjects: "DeleteObject",
 };
