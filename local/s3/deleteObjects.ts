@@ -7,7 +7,8 @@ import { idHeaders, MESSAGES, notImplemented, S3ErrorReply, xmlEscape, xmlUnesca
 import { exchange, s3rverHeaders, type Upstream } from "./forward.ts";
 import { DELETE_CONCURRENCY, MAX_DELETE_BODY_BYTES, MAX_DELETE_KEYS, S3_XMLNS } from "./limits.ts";
 import { objectArn } from "./operations.ts";
-import { uriEscape, type Target } from "./request.ts";
+import type { Target } from "./request.ts";
+import { storedPath } from "./storedKeys.ts";
 
 interface DeleteOutcome {
   key: string;
@@ -42,7 +43,7 @@ function s3rverErrorOf(xml: string): { code: string; message: string } {
 
 /** Deletes one key through s3rver; undefined on success. */
 async function deleteInS3rver(upstream: Upstream, bucket: string, key: string): Promise<{ code: string; message: string } | undefined> {
-  const rawPath = `/${bucket}/${key.split("/").map(uriEscape).join("/")}`;
+  const rawPath = storedPath(bucket, key);
   const response = await exchange(upstream, "DELETE", rawPath, await s3rverHeaders(upstream, "DELETE", rawPath, undefined, 0), undefined);
   const text = (await readBody(response)).toString("utf8");
   return response.statusCode === 204 || response.statusCode === 200 ? undefined : s3rverErrorOf(text);

@@ -8,7 +8,8 @@ import { SignatureV4 } from "@smithy/signature-v4";
 import { UNSIGNED_PAYLOAD } from "../aws/sigv4.ts";
 import { idHeaders, type RequestIds } from "./errors.ts";
 import { HOP_HEADERS, PRESIGN_PARAMS, RESPONSE_HOP_HEADERS, S3RVER_CREDENTIALS } from "./limits.ts";
-import { uriEscape, type Target } from "./request.ts";
+import type { Target } from "./request.ts";
+import { storedPath } from "./storedKeys.ts";
 
 /** The hash constructor the SDK itself hands its SigV4 signer in Node. */
 const Sha256 = Hash.bind(null, "sha256");
@@ -45,9 +46,8 @@ export async function s3rverHeaders(upstream: Upstream, method: string, rawPath:
   const encodings = (headers["content-encoding"] ?? "").split(",").map((e) => e.trim()).filter((e) => e && e !== "aws-chunked");
   if (encodings.length) headers["content-encoding"] = encodings.join(", ");
   else delete headers["content-encoding"];
-  // s3rver decodes x-amz-copy-source with decodeURI, which leaves %2B and friends encoded.
   const { copySource } = rewrites;
-  if (copySource) headers["x-amz-copy-source"] = encodeURI(`/${copySource.bucket}/${copySource.key}`);
+  if (copySource) headers["x-amz-copy-source"] = storedPath(copySource.bucket, copySource.key);
   for (const name of rewrites.drop ?? []) delete headers[name];
   Object.assign(headers, rewrites.set);
   headers.host = `${upstream.host}:${upstream.port}`;
@@ -90,9 +90,9 @@ export interface RelayOptions {
   body?: Buffer | Readable;
 }
 
-/** s3rver's path for an object: the bucket and each key segment URI-encoded. */
-export function storedPath(bucket: string, key: string): string {
-  return `/${bucket}/${key.split("/").map(uriEscape).join("/")}`;
+/** s3rver's path for a request's bucket or object (keys as stored: storedKeys.ts). */
+export function upstreamPath(target: Target): string {
+  return target.key === undefined ? `/${target.bucket ?? ""}` : storedPath(target.bucket!, target.key);
 }
 
 /** HEAD of a stored object as s3rver has it (status and headers; the empty body already drained). */
@@ -105,8 +105,9 @@ export async function headStored(upstream: Upstream, bucket: string, key: string
 
 /** The client's request, rewritten, sent on to s3rver: its response once the status line arrives. */
 export async function forward(upstream: Upstream, target: Target, req: IncomingMessage, body: Readable | Buffer, length: number, rewrites: Rewrites = {}): Promise<IncomingMessage> {
-  const headers = await s3rverHeaders(upstream, target.method, target.rawPath, req, length, rewrites);
-  return exchange(upstream, target.method, `${target.rawPath}${forwardedQuery(target)}`, headers, body);
+  const path = upstreamPath(target);
+  const headers = await s3rverHeaders(upstream, target.method, path, req, length, rewrites);
+  return exchange(upstream, target.method, `${path}${forwardedQuery(target)}`, headers, body);
 }
 
 /** s3rver's response to the client, under this request's ids; `drop` cuts it midway (a fault). */

@@ -14,6 +14,7 @@ import { authorizeKms, keyScopeOf, requestedKmsKey, storedEncryption } from "./k
 import type { KmsKeys } from "./kmsKeys.ts";
 import { MAX_COMPLETE_BODY_BYTES, MAX_PART_NUMBER, MIN_PART_BYTES } from "./limits.ts";
 import { param, type Target } from "./request.ts";
+import { restoreKeys } from "./storedKeys.ts";
 
 interface TrackedPart {
   size: number;
@@ -82,12 +83,12 @@ export async function createMultipartUpload(gate: MultipartGate, req: IncomingMe
   const encryption = storedEncryption(req.headers, kmsKeyArn);
   const upstream = await forward(gate.upstream, target, req, body, length, { set: encryption });
   if (upstream.statusCode !== 200) return { upstream };
-  const xml = await readBody(upstream);
+  const xml = Buffer.from(restoreKeys((await readBody(upstream)).toString("utf8")));
   const uploadId = /<UploadId>([^<]+)<\/UploadId>/.exec(xml.toString("utf8"))?.[1];
   if (!uploadId) throw new Error("s3rver answered CreateMultipartUpload without an UploadId");
   gate.uploads.set(uploadId, { bucket: target.bucket!, key: target.key!, checksumAlgorithm, kmsKeyArn, encryption, parts: new Map() });
   // S3 echoes the algorithm the parts must carry.
-  return { upstream, options: { body: xml, headers: { ...encryption, ...(checksumAlgorithm && { "x-amz-checksum-algorithm": checksumAlgorithm.toUpperCase() }) } } };
+  return { upstream, options: { body: xml, headers: { ...encryption, "content-length": String(xml.length), ...(checksumAlgorithm && { "x-amz-checksum-algorithm": checksumAlgorithm.toUpperCase() }) } } };
 }
 
 export function partNumberOf(target: Target): number {

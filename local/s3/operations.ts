@@ -4,6 +4,7 @@ import type { IncomingHttpHeaders } from "node:http";
 import { notImplemented, S3ErrorReply } from "./errors.ts";
 import { BUCKET_NAME, SUBRESOURCES } from "./limits.ts";
 import { decodeComponent, param, type Target } from "./request.ts";
+import { checkKeyLength } from "./storedKeys.ts";
 
 export interface PermissionCheck {
   action: string;
@@ -67,10 +68,8 @@ function classifyBucket(target: Target, bucket: string, sub: string | undefined)
 }
 
 function classifyObject(target: Target, headers: IncomingHttpHeaders, bucket: string, key: string, sub: string | undefined): Operation {
-  if (key.split("/").some((segment) => segment === "." || segment === "..")) {
-    // s3rver keeps objects as files; these segments would resolve outside the bucket.
-    throw notImplemented("keys with '.' or '..' path segments");
-  }
+  // Any key up to 1024 bytes is valid, "." and ".." segments and empty ones included (storedKeys.ts).
+  checkKeyLength(key);
   const resource = objectArn(bucket, key);
   const copySourceHeader = headers["x-amz-copy-source"];
   const copying = typeof copySourceHeader === "string";

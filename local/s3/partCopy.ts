@@ -8,7 +8,8 @@ import { Readable } from "node:stream";
 import { headerValue } from "../aws/headers.ts";
 import type { Caller } from "./auth.ts";
 import { notImplemented, S3ErrorReply, xmlEscape } from "./errors.ts";
-import { exchange, forwardedQuery, headStored, s3rverHeaders, storedPath, type Upstream } from "./forward.ts";
+import { exchange, forwardedQuery, headStored, s3rverHeaders, upstreamPath, type Upstream } from "./forward.ts";
+import { storedPath } from "./storedKeys.ts";
 import { authorizeKms, authorizeRead, keyScopeOf } from "./kms.ts";
 import { S3_XMLNS } from "./limits.ts";
 import { partNumberOf, trackedUpload, unquote, type MultipartGate, type Reply } from "./multipart.ts";
@@ -74,8 +75,8 @@ export async function uploadPartCopy(gate: PartCopyGate, req: IncomingMessage, t
     throw new S3ErrorReply("InvalidRequest", `The specified copy source is larger than the maximum allowable size for a copy source: ${gate.maxCopySourceBytes}`);
   }
   const body = await readSource(gate.upstream, source, span);
-  const path = `${target.rawPath}${forwardedQuery(target)}`;
-  const upstream = await exchange(gate.upstream, "PUT", path, await s3rverHeaders(gate.upstream, "PUT", target.rawPath, undefined, length), body);
+  const path = upstreamPath(target);
+  const upstream = await exchange(gate.upstream, "PUT", `${path}${forwardedQuery(target)}`, await s3rverHeaders(gate.upstream, "PUT", path, undefined, length), body);
   if (upstream.statusCode !== 200) return { upstream };
   upstream.resume();
   const etag = unquote(String(upstream.headers.etag ?? ""));

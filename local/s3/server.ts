@@ -16,10 +16,11 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { closeOnSignals, flagReader, isEntryModule } from "../shared/cli.ts";
-import { closeServer, HttpError, listen, readJson, sendJson } from "../shared/http.ts";
+import { closeServer, HttpError, listen, readBody, readJson, sendJson } from "../shared/http.ts";
 import { authenticate, authorize, isAllowed, type Caller } from "./auth.ts";
 import { verifiedBody } from "./body.ts";
 import { deleteObjects } from "./deleteObjects.ts";
+import { listObjects } from "./listObjects.ts";
 import { MESSAGES, newRequestIds, S3ErrorReply, sendS3Error, type RequestIds } from "./errors.ts";
 import { applyFaults, clearFaults, takeDropFault, takeErrorFault, type S3Faults } from "./faults.ts";
 import { forward, relay, s3rverUpstream, type Upstream } from "./forward.ts";
@@ -32,6 +33,7 @@ import { classify, type Operation } from "./operations.ts";
 import { uploadPartCopy } from "./partCopy.ts";
 import { planRange, rangedReply } from "./ranges.ts";
 import { parseTarget, type Target } from "./request.ts";
+import { restoreKeys } from "./storedKeys.ts";
 import { startS3rver, stopChild } from "./s3rver.ts";
 
 export type { S3Faults } from "./faults.ts";
@@ -91,8 +93,17 @@ function increment(record: Record<string, number>, name: string): void {
 }
 
 async function proxy(gate: Gate, req: IncomingMessage, res: ServerResponse, target: Target, operation: Operation, caller: Caller, ids: RequestIds): Promise<void> {
-  const reply = await exchangeFor(gate, req, target, operation, caller);
+  const reply = await withClientKeys(await exchangeFor(gate, req, target, operation, caller), req, operation);
   relay(reply.upstream, res, ids, takeDropFault(gate.faults), reply.options);
+}
+
+/** s3rver's answers that name a key (errors, CompleteMultipartUpload's result) carry it as stored: read, and given the client's key back. */
+async function withClientKeys(reply: Reply, req: IncomingMessage, operation: Operation): Promise<Reply> {
+  const { upstream, options } = reply;
+  const namesKey = (upstream.statusCode ?? 500) >= 300 || operation.name === "CompleteMultipartUpload";
+  if (!namesKey || req.method === "HEAD" || options?.body !== undefined || !String(upstream.headers["content-type"] ?? "").includes("xml")) return reply;
+  const body = Buffer.from(restoreKeys((await readBody(upstream)).toString("utf8")));
+  return { upstream, options: { ...options, body, headers: { ...options?.headers, "content-length": String(body.length) } } };
 }
 
 function exchangeFor(gate: Gate, req: IncomingMessage, target: Target, operation: Operation, caller: Caller): Promise<Reply> {
@@ -158,6 +169,7 @@ async function handleS3(gate: Gate, req: IncomingMessage, res: ServerResponse): 
     const caller = await authenticate(gate, req, target);
     await authorize(gate.stsUrl, caller, operation.checks);
     if (operation.name === "DeleteObjects") await deleteObjects(gate, req, res, target, caller, ids);
+    else if (operation.name === "ListObjects" || operation.name === "ListObjectsV2") await listObjects(gate, req, res, target, ids);
     else await proxy(gate, req, res, target, operation, caller, ids);
   } catch (err) {
     // A client that went away mid-request has nobody left to answer.

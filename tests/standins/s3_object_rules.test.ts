@@ -7,8 +7,12 @@ import {
   CopyObjectCommand,
   CreateBucketCommand,
   CreateMultipartUploadCommand,
+  DeleteObjectCommand,
+  DeleteObjectsCommand,
   GetObjectCommand,
   HeadObjectCommand,
+  ListObjectsCommand,
+  ListObjectsV2Command,
   PutObjectCommand,
   S3Client,
   UploadPartCommand,
@@ -183,5 +187,62 @@ describe("copies over the single-copy limit (5 GiB on S3, 6 MiB here)", () => {
     const putOnly = await clientFor(JSON.stringify({ Version: "2012-10-17", Statement: [{ Effect: "Allow", Action: "s3:PutObject", Resource: "*" }] }));
     await expect(partCopy("bytes=0-9", putOnly)).rejects.toMatchObject({ name: "AccessDenied", message: expect.stringContaining(`s3:GetObject on resource: "arn:aws:s3:::${BUCKET}/big/source.bin"`) });
     await partCopy("bytes=0-9");
+  });
+});
+
+describe("keys: any UTF-8 up to 1024 bytes", () => {
+  const LONG_SEGMENT = `${"s".repeat(300)}/end`;
+  const AT_LIMIT = `k/${"é".repeat(511)}`;
+  const odd = [LONG_SEGMENT, "a//b", "dir/./x", "dir/../x", "folder/", "//lead"];
+
+  test("a segment over 255 bytes, empty, '.' and '..' segments and a 1024-byte key put, get, head, list and delete", async () => {
+    expect(Buffer.byteLength(AT_LIMIT)).toBe(1024);
+    for (const Key of odd) await put(`keys/${Key}`, `body of ${Key}`);
+    await put(AT_LIMIT, "x");
+    for (const Key of odd) {
+      expect(await (await client.send(new GetObjectCommand({ Bucket: BUCKET, Key: `keys/${Key}` }))).Body!.transformToString()).toBe(`body of ${Key}`);
+      expect((await client.send(new HeadObjectCommand({ Bucket: BUCKET, Key: `keys/${Key}` }))).ContentLength).toBe(Buffer.byteLength(`body of ${Key}`));
+    }
+    expect((await client.send(new HeadObjectCommand({ Bucket: BUCKET, Key: AT_LIMIT }))).ContentLength).toBe(1);
+    const listed = await client.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: "keys/" }));
+    const expected = odd.map((k) => `keys/${k}`).sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+    expect(listed.Contents?.map((c) => c.Key)).toEqual(expected);
+    await client.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: "keys/a//b" }));
+    await client.send(new DeleteObjectsCommand({ Bucket: BUCKET, Delete: { Objects: [{ Key: `keys/${LONG_SEGMENT}` }, { Key: "keys/dir/../x" }] } }));
+    const after = await client.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: "keys/" }));
+    expect(after.Contents?.map((c) => c.Key)).toEqual(expected.filter((k) => !["keys/a//b", `keys/${LONG_SEGMENT}`, "keys/dir/../x"].includes(k)));
+    await expect(client.send(new GetObjectCommand({ Bucket: BUCKET, Key: "keys/a//b" }))).rejects.toMatchObject({ name: "NoSuchKey", Key: "keys/a//b" });
+  });
+
+  test("a key over 1024 bytes is 400 KeyTooLongError", async () => {
+    const tooLong = `${AT_LIMIT}x`;
+    await expect(put(tooLong, "x")).rejects.toMatchObject({ name: "KeyTooLongError", message: "Your key is too long", $metadata: { httpStatusCode: 400 }, Size: "1025", MaxSizeAllowed: "1024" });
+    await expect(client.send(new CreateMultipartUploadCommand({ Bucket: BUCKET, Key: tooLong }))).rejects.toMatchObject({ name: "KeyTooLongError" });
+  });
+
+  test("listings are in UTF-8 byte order, with prefixes, delimiters and continuations as S3 pages them", async () => {
+    // U+FF5E sorts before U+1F600 in UTF-8 (EF.. < F0..), after it in UTF-16 (FF5E > D83D).
+    const keys = ["order/a", "order/a/b", "order/a//c", "order/ab", "order/b/x", "order/b/y", "order/c", "order/\u{FF5E}", "order/\u{1F600}", "order/\u00e9/z"];
+    for (const Key of keys) await put(Key, "o");
+    const byBytes = [...keys].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+    expect((await client.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: "order/" }))).Contents?.map((c) => c.Key)).toEqual(byBytes);
+    const pages: string[][] = [];
+    let ContinuationToken: string | undefined;
+    do {
+      const page = await client.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: "order/", Delimiter: "/", MaxKeys: 2, ContinuationToken }));
+      expect(page.KeyCount).toBe((page.Contents?.length ?? 0) + (page.CommonPrefixes?.length ?? 0));
+      pages.push([...(page.Contents ?? []).map((c) => c.Key!), ...(page.CommonPrefixes ?? []).map((p) => `prefix ${p.Prefix}`)]);
+      ContinuationToken = page.NextContinuationToken;
+    } while (ContinuationToken);
+    expect(pages).toEqual([
+      ["order/a", "prefix order/a/"], ["order/ab", "prefix order/b/"], ["order/c", "prefix order/\u00e9/"], ["order/\u{FF5E}", "order/\u{1F600}"],
+    ]);
+    const nested = await client.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: "order/a/", Delimiter: "/" }));
+    expect({ keys: nested.Contents?.map((c) => c.Key), prefixes: nested.CommonPrefixes?.map((p) => p.Prefix) }).toEqual({ keys: ["order/a/b"], prefixes: ["order/a//"] });
+    const v1 = await client.send(new ListObjectsCommand({ Bucket: BUCKET, Prefix: "order/", Delimiter: "/", MaxKeys: 3, Marker: "order/a" }));
+    expect({ keys: v1.Contents?.map((c) => c.Key), prefixes: v1.CommonPrefixes?.map((p) => p.Prefix), truncated: v1.IsTruncated, next: v1.NextMarker })
+      .toEqual({ keys: ["order/ab"], prefixes: ["order/a/", "order/b/"], truncated: true, next: "order/b/" });
+    const startAfter = await client.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: "order/", StartAfter: "order/c" }));
+    expect(startAfter.Contents?.map((c) => c.Key)).toEqual(byBytes.slice(byBytes.indexOf("order/c") + 1));
   });
 });
