@@ -68,9 +68,7 @@ export async function deleteObjects(gate: { stsUrl: string; upstream: Upstream }
   const outcomes = await mapLimit(keys, DELETE_CONCURRENCY, async (key): Promise<DeleteOutcome> => {
     const check = { action: "s3:DeleteObject", resource: objectArn(bucket, key) };
     if (!(await isAllowed(gate.stsUrl, caller, check)).allowed) return { key, error: { code: "AccessDenied", message: MESSAGES.accessDenied } };
-    // s3rver prunes a key's emptied parent folders after a delete, which races with the
-    // parallel deletes of its neighbours: one retry settles it (S3 itself has no such race).
-    const error = (await deleteInS3rver(gate.upstream, bucket, key)) && (await deleteInS3rver(gate.upstream, bucket, key));
+    const error = await deleteInS3rver(gate.upstream, bucket, key);
     return { key, error: error?.code === "NoSuchKey" ? undefined : error };
   });
   const missingBucket = outcomes.find((o) => o.error?.code === "NoSuchBucket");
