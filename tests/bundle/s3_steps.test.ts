@@ -54,6 +54,11 @@ describe("put, get, head, copy", () => {
     const { result } = await run("s3_get_object", { key: "range.txt", range: "bytes=2-5" });
     expect(result.body).toBe("2345");
     expect(result.range).toBe("bytes 2-5/10");
+    // The advice the range input gives, "bytes=-100" (last 100 bytes), is what S3 does.
+    expect((await run("s3_get_object", { key: "range.txt", range: "bytes=-3" })).result).toMatchObject({ body: "789", range: "bytes 7-9/10", size: 3 });
+    const past = await run("s3_get_object", { key: "range.txt", range: "bytes=10-" });
+    expect(past.result.error.message).toContain("failed with InvalidRange (HTTP 416)");
+    expect(past.result.error.message.split("Fix:")[1]).toContain("check its size with s3_head_object");
   });
 
   test("the size guard refuses to load a big object whole", async () => {
