@@ -7,6 +7,7 @@ import { access, mkdir, rename, rm, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { workerProxyEnv } from "../shared/proxy.ts";
 
 /**
  * Kept across runs (in the OS temp dir) so a test run installs only the locks it has not
@@ -31,8 +32,8 @@ export interface LockFiles {
 
 // windmill-worker/src/bun_executor.rs (install_bun_lockfile, get_common_bun_proc_envs): a cleared env with PATH, HOME and the proxy variables.
 function installEnv(): Record<string, string> {
-  const passed = ["PATH", "HOME", "TZ", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy"];
-  const env: Record<string, string> = { DO_NOT_TRACK: "1" };
+  const passed = ["PATH", "HOME", "TZ"];
+  const env: Record<string, string> = { DO_NOT_TRACK: "1", ...workerProxyEnv() };
   for (const name of passed) if (process.env[name]) env[name] = process.env[name]!;
   env.PATH ??= "/usr/bin:/bin";
   env.HOME ??= tmpdir();

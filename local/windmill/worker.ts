@@ -11,6 +11,7 @@ import { bunBinary, installedLock, type LockFiles } from "./bunInstall.ts";
 import { EMPTY_PACKAGE_JSON, invalidRequirements, splitLockfile } from "./bunLock.ts";
 import { bunPackageJson, type PinVersion, type ReadWorkspaceScript } from "./bunLockfile.ts";
 import { windmillParser } from "./parser.ts";
+import { workerProxyEnv } from "../shared/proxy.ts";
 
 /** A worker's default job timeout is 15 minutes; a stand-in job should never need more. */
 const DEFAULT_TIMEOUT_MS = 15 * 60 * 1000;
@@ -131,7 +132,8 @@ function spawnJob(job: ScriptJob, dir: string, specFile: string): Promise<{ logs
     // --no-install: a package the lock lacks fails the import instead of being fetched on the fly.
     const child = spawn(bunBinary(), ["run", "--no-install", ENTRY], {
       cwd: dir,
-      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? tmpdir(), ...job.env, WM_LOCAL_JOB_SPEC: specFile },
+      // windmill-worker/src/bun_executor.rs (handle_bun_job): a cleared env, then the worker's PROXY_ENVS and its own variables.
+      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? tmpdir(), ...workerProxyEnv(), ...job.env, WM_LOCAL_JOB_SPEC: specFile },
       stdio: ["ignore", "pipe", "pipe"],
     });
     let logs = "";
