@@ -7,7 +7,7 @@ import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from "node:fs/promis
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { bunBinary, installedLock, type LockFiles } from "./bunInstall.ts";
+import { bunBinary, homeFallback, installedLock, type LockFiles } from "./bunInstall.ts";
 import { EMPTY_PACKAGE_JSON, invalidRequirements, splitLockfile } from "./bunLock.ts";
 import { bunPackageJson, type PinVersion, type ReadWorkspaceScript } from "./bunLockfile.ts";
 import { windmillParser } from "./parser.ts";
@@ -127,13 +127,14 @@ async function writeWorkspaceScripts(job: ScriptJob, dir: string): Promise<strin
   return scriptFile;
 }
 
-function spawnJob(job: ScriptJob, dir: string, specFile: string): Promise<{ logs: string; timedOut: boolean }> {
+async function spawnJob(job: ScriptJob, dir: string, specFile: string): Promise<{ logs: string; timedOut: boolean }> {
+  const home = await homeFallback();
   return new Promise((resolve, reject) => {
     // --no-install: a package the lock lacks fails the import instead of being fetched on the fly.
     const child = spawn(bunBinary(), ["run", "--no-install", ENTRY], {
       cwd: dir,
       // windmill-worker/src/bun_executor.rs (handle_bun_job): a cleared env, then the worker's PROXY_ENVS and its own variables.
-      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? tmpdir(), ...workerProxyEnv(), ...job.env, WM_LOCAL_JOB_SPEC: specFile },
+      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: home, ...workerProxyEnv(), ...job.env, WM_LOCAL_JOB_SPEC: specFile },
       stdio: ["ignore", "pipe", "pipe"],
     });
     let logs = "";
