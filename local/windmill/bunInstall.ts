@@ -75,17 +75,21 @@ export async function writeLockFiles(dir: string, files: LockFiles): Promise<voi
   else await writeFile(join(dir, "bun.lock"), files.bunLock);
 }
 
-/** In this process, the install under way for each lock hash (a second job with that lock waits for it). */
+/** In this process, the install under way for each lock's folder (a second job with that lock waits for it). */
 const installing = new Map<string, Promise<string>>();
 
-/** The folder whose node_modules holds the lock's packages, installed on first use. */
-export function installedLock(files: LockFiles): Promise<string> {
+/**
+ * The folder whose node_modules holds the lock's packages, installed on first use. The cache
+ * is checked on every call, not once per process: it may have changed hands since.
+ */
+export async function installedLock(files: LockFiles): Promise<string> {
   const hash = createHash("sha256").update(JSON.stringify([files.packageJson, files.bunLock ?? null, files.isBinary ?? false])).digest("hex");
-  let install = installing.get(hash);
+  const folder = join(await installCacheDir(), hash);
+  let install = installing.get(folder);
   if (!install) {
-    install = installCacheDir().then((cache) => installOnce(join(cache, hash), files));
-    installing.set(hash, install);
-    install.catch(() => installing.delete(hash));
+    install = installOnce(folder, files);
+    installing.set(folder, install);
+    install.catch(() => installing.delete(folder));
   }
   return install;
 }

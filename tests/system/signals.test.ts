@@ -8,8 +8,8 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { REPO_ROOT } from "../helpers/testStack.ts";
 
-/** What dev prints once every stand-in is up and the sample data is in place. */
-const READY_LINE = "Running; Ctrl-C (or closing this terminal) stops every stand-in.";
+/** How the line dev prints once every stand-in is up and the sample data is in place begins. */
+const READY_PREFIX = "Running; ";
 
 interface Proc {
   pid: number;
@@ -68,7 +68,7 @@ describe("npm run dev", () => {
     try {
       const lines = createInterface({ input: dev.stdout! });
       const ready = await new Promise<boolean>((resolve) => {
-        lines.on("line", (line) => line === READY_LINE && resolve(true));
+        lines.on("line", (line) => line.startsWith(READY_PREFIX) && resolve(true));
         void exited.then(() => resolve(false));
       });
       if (!ready) throw new Error(`dev exited before it was ready:\n${stderr}`);
