@@ -37,13 +37,16 @@ const TIMESTAMP = /\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z/g;
 /** What is left of a session ("59m57s") ticks between two runs; a whole duration ("1h") does not. */
 const REMAINING_TIME = /^(\d+h)?\d+m\d+s$/;
 
-/** A presigned URL's signing time and the signature over it (SigV4 query parameters). */
-const SIGNING_TIME = /(X-Amz-Date=)\d{8}T\d{6}Z|(X-Amz-Credential=[^&%]+(?:%2F|\/))\d{8}|(X-Amz-Signature=)[0-9a-f]{64}/g;
+/**
+ * A presigned URL's signing time, its lifetime (clamped to the session's time left) and the
+ * signature over both (SigV4 query parameters).
+ */
+const SIGNING_TIME = /(X-Amz-Date=)\d{8}T\d{6}Z|(X-Amz-Credential=[^&%]+(?:%2F|\/))\d{8}|(X-Amz-Signature=)[0-9a-f]{64}|(X-Amz-Expires=)\d+/g;
 
 function normalizedText(text: string, run: string): string {
   if (REMAINING_TIME.test(text)) return "<time left>";
   return text
-    .replace(SIGNING_TIME, (_, date = "", credential = "", signature = "") => `${date}${credential}${signature}<signed now>`)
+    .replace(SIGNING_TIME, (_, date = "", credential = "", signature = "", expires = "") => `${date}${credential}${signature}${expires}<signed now>`)
     .replace(TIMESTAMP, "<time>")
     .replaceAll(run, "<run>")
     .replace(JOB_ID, "<job>");
