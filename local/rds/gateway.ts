@@ -93,7 +93,12 @@ export function acceptConnection(raw: Socket, ctx: GatewayContext, links: Set<Li
   });
 }
 
-/** rds.force_ssl=1: Postgres's own pg_hba refusal for a connection without TLS. */
+/**
+ * rds.force_ssl=1: Postgres's own pg_hba refusal for a connection without TLS, SQLSTATE 28000
+ * (PostgreSQL src/backend/libpq/auth.c ClientAuthentication: a "reject" pg_hba line is
+ * ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION, worded "pg_hba.conf rejects connection ...";
+ * "no encryption" since PostgreSQL 14, "SSL off" before).
+ */
 export function refuseWithoutTls(connection: PostgresConnection, raw: Socket, state: State): boolean {
   if (state.tlsInfo) return false;
   const params = state.clientInfo?.parameters;
@@ -165,7 +170,10 @@ export async function authenticateAndSplice(
   } catch (err) {
     const reason = err instanceof IamAuthError ? err.message : `internal error: ${err instanceof Error ? err.message : String(err)}`;
     ctx.recordFailure({ at: new Date(), user, database, reason });
-    connection.sendError({ severity: "FATAL", code: "28P01", message: `PAM authentication failed for user "${user}"` });
+    // PostgreSQL src/backend/libpq/auth.c auth_failed: a failed PAM login (how RDS checks IAM
+    // tokens) is ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION, 28000; 28P01 is only for
+    // password, md5 and SCRAM. The message tells it apart from the no-TLS refusal's 28000.
+    connection.sendError({ severity: "FATAL", code: "28000", message: `PAM authentication failed for user "${user}"` });
     connection.socket.end();
     return;
   }

@@ -2,7 +2,7 @@
 // front end built on pg-gateway that behaves like an RDS endpoint with IAM database
 // authentication and rds.force_ssl: TLS only, the password is an RDS IAM auth token
 // (a SigV4-presigned URL) checked as RDS checks it, and every refusal looks the same to
-// the client (`PAM authentication failed`, 28P01) while the real reason stays on this
+// the client (`PAM authentication failed`, SQLSTATE 28000) while the real reason stays on this
 // side (`lastAuthFailures`). After authentication the gateway splices the client's TLS
 // socket to a Postgres session opened for that user, so COPY streams at full speed.
 //

@@ -141,8 +141,7 @@ describe("each broken setup of the troubleshooting table: the doctor names the r
     const rows = await doctor({ ...setup, database: database("doctor_no_grant") });
     const rds = rowOf(rows, "RDS IAM connection");
     expect(rds.result).toBe("failed");
-    expect(rds.detail).toContain("28P01");
-    expect(rds.detail).toContain("PAM authentication failed");
+    expect(rds.detail).toContain('failed with 28000: PAM authentication failed for user "doctor_no_grant"');
     expect(rds.fix).toContain('GRANT rds_iam TO "doctor_no_grant"');
     expect(stack.rds!.lastAuthFailures.at(-1)).toMatchObject({ user: "doctor_no_grant", reason: expect.stringContaining("rds_iam") });
     expect(rowOf(rows, "verdict")).toMatchObject({ detail: "first broken link: RDS IAM connection", fix: rds.fix });

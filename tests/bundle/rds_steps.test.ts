@@ -3,9 +3,11 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { gzipSync } from "node:zlib";
+import postgres from "postgres";
 import wmill from "windmill-client";
 import { assumeRoleAndSave } from "../../f/aws_oidc/lib/assumeRoleAndSave.ts";
 import { DEFAULT_LEDGER_TABLE, ledgerDdl } from "../../f/aws_oidc/lib/loadLedger.ts";
+import { explainPgError } from "../../f/aws_oidc/lib/rds.ts";
 import { s3Client } from "../../f/aws_oidc/lib/s3.ts";
 import { startRds, type RdsStandIn } from "../../local/rds/server.ts";
 import { expectNoLeaks, findLeaks } from "../helpers/leaks.ts";
@@ -90,9 +92,27 @@ describe("rds_query", () => {
     const other = { host: rds.host, port: rds.port, database: "postgres", user: "other_user", caCert: rds.caCertPem };
     const { status, result } = await stack.runScript("f/aws_oidc/rds_query", { credentials: `$res:${CREDS}`, database: other, sql: "select 1" });
     expect(status).toBe(500);
-    expect(result.error.message).toContain("28P01");
+    expect(result.error.message).toContain('failed with 28000: PAM authentication failed for user "other_user"');
     expect(result.error.message).toContain("rds-db:connect");
     expect(stack.rds!.lastAuthFailures.at(-1)?.user).toBe("other_user");
+  });
+
+  test("a refused IAM token and a connection without TLS are both 28000: the fix tells them apart by the message", async () => {
+    const rds = stack.rds!;
+    const failureOf = async (options: { ssl: false | { ca: string }; password: string }) => {
+      const sql = postgres({ host: rds.host, port: rds.port, database: "postgres", username: DB_USER, max: 1, onnotice: () => {}, ...options });
+      try {
+        return await sql`select 1`.then(() => undefined, (err: unknown) => err);
+      } finally {
+        await sql.end({ timeout: 1 });
+      }
+    };
+    const noTls = explainPgError(await failureOf({ ssl: false, password: "x" }), "db");
+    expect(noTls.message).toMatch(/failed with 28000: pg_hba\.conf .* no encryption/);
+    expect(noTls.message).toContain("Fix: the server requires TLS");
+    const badToken = explainPgError(await failureOf({ ssl: { ca: rds.caCertPem }, password: "not-a-token" }), "db");
+    expect(badToken.message).toContain(`failed with 28000: PAM authentication failed for user "${DB_USER}"`);
+    expect(badToken.message).toContain("Fix: RDS refused the IAM token");
   });
 });
 
@@ -129,7 +149,7 @@ describe("rds_query through a tunnel (signingHost)", () => {
   test("without signingHost the token names the tunnel: refused, and the fix names signingHost", async () => {
     const { status, result } = await query(viaTunnel);
     expect(status).toBe(500);
-    expect(result.error.message).toContain("28P01");
+    expect(result.error.message).toContain("28000: PAM authentication failed");
     expect(result.error.message).toContain("signingHost");
     expect(tunnelled.lastAuthFailures.at(-1)?.reason).toContain(`signed for 127.0.0.1:${tunnelled.port}, but this instance is ${ENDPOINT.host}:${ENDPOINT.port}`);
   });
@@ -139,7 +159,7 @@ describe("rds_query through a tunnel (signingHost)", () => {
     const { status, result } = await query({ ...viaTunnel, signingHost: "db.example.internal", signingPort: ENDPOINT.port });
     expect(status).toBe(500);
     expect(result.error.message).toMatch(/db\.example\.internal/);
-    expect(result.error.message).not.toContain("28P01");
+    expect(result.error.message).not.toContain("28000");
     expect(result.error.message).toContain("Fix: the certificate does not name the host checked");
   });
 

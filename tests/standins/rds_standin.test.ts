@@ -1,6 +1,6 @@
 // The RDS stand-in as a client sees it: real `postgres` client, real RDS Signer, real STS
 // credentials minted from a Windmill OIDC token, verify-full TLS against the stand-in's CA.
-// Every refusal must look like RDS's (28P01, PAM message) while lastAuthFailures says why,
+// Every refusal must look like RDS's (28000, PAM message) while lastAuthFailures says why,
 // so each refusal test also checks that it was refused for the reason it is about.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createHash, randomBytes } from "node:crypto";
@@ -129,7 +129,7 @@ function connect(options: { user?: string; password?: Password; ssl?: postgres.O
 /** The client sees RDS's one message; the stand-in's log says why. */
 async function expectRefused(sql: Sql, user: string, reason: RegExp, instance: RdsStandIn = rds): Promise<void> {
   const before = instance.lastAuthFailures.at(-1);
-  await expect(sql`select 1`).rejects.toMatchObject({ code: "28P01", message: PAM_FAILED(user) });
+  await expect(sql`select 1`).rejects.toMatchObject({ code: "28000", message: PAM_FAILED(user) });
   const failure = instance.lastAuthFailures.at(-1);
   expect(failure).not.toBe(before);
   expect(failure).toMatchObject({ user, database: DATABASE });

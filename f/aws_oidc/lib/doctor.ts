@@ -220,9 +220,9 @@ class RdsCheckFailure extends Error {
 }
 
 function rdsFailure(err: unknown, where: string, setup: Setup, session: SessionCredentials): RdsCheckFailure {
-  const { code, problem, fix } = pgFailure(err, where);
+  const { problem, fix } = pgFailure(err, where);
   const db = setup.database!;
-  if (!isIamAuthFailure(code, (err as Error).message ?? "")) return new RdsCheckFailure(problem, fix);
+  if (!isIamAuthFailure((err as Error).message ?? "")) return new RdsCheckFailure(problem, fix);
   const arn = `arn:aws:rds-db:${db.region ?? setup.mint.region}:${session.accountId}:dbuser:<DbiResourceId>/${db.user}`;
   return new RdsCheckFailure(problem,
     `RDS refused the IAM token for user "${db.user}" (it gives the same answer for each cause). Check, in order: ` +

@@ -214,16 +214,26 @@ export function pgFailure(err: unknown, where: string): { code: string | undefin
   return { code: e.code, problem, fix: pgFix(e.code, e.message ?? "") };
 }
 
-/** RDS answers a refused IAM token with PAM (an IAM user) or password (a user without rds_iam) authentication failed. */
-export function isIamAuthFailure(code: string | undefined, message: string): boolean {
-  return code === "28P01" || /(PAM|password) authentication failed/.test(message);
+/**
+ * RDS answers a refused IAM token with `PAM authentication failed` (an IAM user) or `password
+ * authentication failed` (a user without rds_iam). A failed PAM login is SQLSTATE 28000
+ * (PostgreSQL src/backend/libpq/auth.c auth_failed; 28P01 is only password/md5/SCRAM), the
+ * same code as the pg_hba refusal of a connection without TLS: the message tells them apart.
+ */
+export function isIamAuthFailure(message: string): boolean {
+  return /(PAM|password) authentication failed/.test(message);
+}
+
+/** rds.force_ssl: Postgres's pg_hba refusal, "no pg_hba.conf entry" or "pg_hba.conf rejects", "no encryption" (PostgreSQL 14+) or "SSL off". */
+export function isNoTlsRefusal(code: string | undefined, message: string): boolean {
+  return code === "28000" && /pg_hba\.conf/.test(message) && /no encryption|SSL off/.test(message);
 }
 
 function pgFix(code: string | undefined, message: string): string {
-  if (isIamAuthFailure(code, message)) {
-    return "RDS refused the IAM token. Check: the database user was granted rds_iam; the role allows rds-db:connect on arn:aws:rds-db:<region>:<account>:dbuser:<DbiResourceId>/<user>; the region and the endpoint the token is signed for are the instance's own: host/port, or signingHost/signingPort when host is a tunnel, proxy or CNAME (RDS checks the token against its endpoint, not the address dialled).";
+  if (isIamAuthFailure(message)) {
+    return "RDS refused the IAM token. Check: the database user was granted rds_iam; the role allows rds-db:connect on arn:aws:rds-db:<region>:<account>:dbuser:<id>/<user>, where <id> is the instance's DbiResourceId (db-…), an Aurora cluster's DbClusterResourceId (cluster-…) or an RDS Proxy's id (prx-…); the region and the endpoint the token is signed for are the instance's, cluster's or proxy's own: host/port, or signingHost/signingPort when host is a tunnel or CNAME (RDS checks the token against its endpoint, not the address dialled).";
   }
-  if (code === "28000") return "the server requires TLS (RDS IAM auth always does); keep tlsMode verify-full.";
+  if (isNoTlsRefusal(code, message)) return "the server requires TLS (RDS IAM auth always does, and rds.force_ssl refuses connections without it); keep tlsMode verify-full.";
   // Before the CA check: Node words a name mismatch "Hostname/IP does not match certificate's altnames".
   if (/Hostname\/IP does not match|altnames/i.test(message)) {
     return "the certificate does not name the host checked: use the instance endpoint as host, or, through a tunnel, proxy or CNAME, set signingHost to the instance endpoint (the certificate names it).";
