@@ -153,7 +153,8 @@ describe("each broken setup of the troubleshooting table: the doctor names the r
     const rds = rowOf(rows, "RDS IAM connection");
     expect(rds.result).toBe("failed");
     expect(rds.detail).toContain("PAM authentication failed");
-    expect(rds.fix).toContain(`rds-db:connect on arn:aws:rds-db:${REGION}:${ACCOUNT_ID}:dbuser:<DbiResourceId>/doctor_other`);
+    expect(rds.fix).toContain(`rds-db:connect on arn:aws:rds-db:${REGION}:${ACCOUNT_ID}:dbuser:<resource id>/doctor_other`);
+    expect(rds.fix).toContain("an Aurora cluster's DbClusterResourceId (cluster-…");
     expect(stack.rds!.lastAuthFailures.at(-1)).toMatchObject({ user: "doctor_other", reason: expect.stringContaining("rds-db:connect") });
     expect(rowOf(rows, "verdict").detail).toBe("first broken link: RDS IAM connection");
   });

@@ -1,8 +1,9 @@
 // PostgreSQL on RDS with IAM database authentication: no password anywhere. Each new
 // connection signs a fresh 15-minute token with the session's credentials; TLS verifies
 // the server certificate unless a weaker mode is asked for by name. The token and the
-// certificate name the instance's endpoint, which may differ from the address dialled
-// (a tunnel, a proxy, a CNAME): signingHost/signingPort name it then.
+// certificate name the endpoint (a DB instance's, an Aurora cluster's writer or reader
+// endpoint, an RDS Proxy's), which may differ from the address dialled (a tunnel, a CNAME):
+// signingHost/signingPort name it then.
 import { Signer } from "@aws-sdk/rds-signer";
 import { isIP } from "node:net";
 import postgres, { type Sql } from "postgres";
@@ -16,7 +17,7 @@ export interface AwsRdsIamPostgres {
   /** The address dialled: the endpoint itself, or a tunnel, proxy or CNAME in front of it. */
   host: string;
   port: number;
-  /** The instance endpoint the token is signed for and the certificate is checked against, when `host` is not it. */
+  /** The endpoint (instance, Aurora cluster writer/reader, RDS Proxy) the token is signed for and the certificate is checked against, when `host` is not it. */
   signingHost?: string;
   /** The endpoint's port, when `port` is a tunnel's or proxy's. */
   signingPort?: number;
@@ -92,7 +93,7 @@ function checkPort(input: string, value: unknown, fix: string): number {
  */
 function checkSigningHost(value: unknown): string | undefined {
   if (isAbsent(value)) return undefined;
-  const fix = "Use the instance endpoint name alone, e.g. mydb.abc123.us-east-1.rds.amazonaws.com (its port goes in signingPort), or leave it empty when host is the endpoint";
+  const fix = "Use the endpoint name alone, e.g. mydb.abc123.us-east-1.rds.amazonaws.com, an Aurora cluster's mycluster.cluster-abc123.us-east-1.rds.amazonaws.com or an RDS Proxy's myproxy.proxy-abc123.us-east-1.rds.amazonaws.com (its port goes in signingPort), or leave it empty when host is the endpoint";
   if (typeof value !== "string") throw new InputError("database.signingHost", `${JSON.stringify(value)} is not a host name`, fix);
   const host = value.trim();
   if (isIP(host)) throw new InputError("database.signingHost", `${JSON.stringify(host)} is an IP address, but the token and the certificate name the endpoint's DNS name`, fix);
@@ -241,6 +242,8 @@ function pgFix(code: string | undefined, message: string): string {
   if (/self[- ]signed|unable to verify|UNABLE_TO_GET_ISSUER|certificate/i.test(message)) {
     return `the server certificate is not signed by caCert: paste the RDS CA bundle (${RDS_CA_BUNDLE_URL}).`;
   }
+  // Aurora's reader endpoint reaches a replica, where every transaction is read-only (Aurora User Guide, "Amazon Aurora endpoint connections").
+  if (code === "25006") return "the server accepts reads only: an Aurora reader endpoint (cluster-ro-) or a replica. Write through the cluster (writer) endpoint, <name>.cluster-<id>.<region>.rds.amazonaws.com, as host or signingHost.";
   if (code === "57014") return "the statement hit statement_timeout: raise it, or add a WHERE/LIMIT.";
   if (code === "42P01") return "the table does not exist: create it first, or check schema and spelling.";
   if (code === "22P04" || code === "22P02") return "a CSV line does not match the table's columns or types (delimiter, quote, header and columns inputs).";
