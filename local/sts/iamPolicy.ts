@@ -167,6 +167,10 @@ function resourceMatches(labelled: LabelledStatement, resource: string, context:
   return !listOf(statement.NotResource).some(listed);
 }
 
+/**
+ * Principal ids are compared exactly: an OIDC provider's URL is case-sensitive and must be the
+ * token's iss (IAM User Guide, "Create an OpenID Connect (OIDC) identity provider in IAM").
+ */
 function principalListed(block: PrincipalBlock, principal: TrustRequest["principal"]): boolean {
   if (block === "*") return true;
   return listOf(block[principal.type]).some((id) => id === "*" || principal.ids.includes(id));
