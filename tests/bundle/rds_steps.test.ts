@@ -69,7 +69,7 @@ describe("rds_query", () => {
 
   test("a statement over statement_timeout is cancelled with a hint", async () => {
     const { status, result } = await run("rds_query", { sql: "select pg_sleep(5)", statement_timeout: "1s" });
-    expect(status).toBe(500);
+    expect(status).toBe(422);
     expect(result.error.message).toContain("57014");
     expect(result.error.message).toContain("statement_timeout");
   });
@@ -91,7 +91,7 @@ describe("rds_query", () => {
     const rds = stack.rds!;
     const other = { host: rds.host, port: rds.port, database: "postgres", user: "other_user", caCert: rds.caCertPem };
     const { status, result } = await stack.runScript("f/aws_oidc/rds_query", { credentials: `$res:${CREDS}`, database: other, sql: "select 1" });
-    expect(status).toBe(500);
+    expect(status).toBe(422);
     expect(result.error.message).toContain('failed with 28000: PAM authentication failed for user "other_user"');
     expect(result.error.message).toContain("rds-db:connect");
     expect(stack.rds!.lastAuthFailures.at(-1)?.user).toBe("other_user");
@@ -148,7 +148,7 @@ describe("rds_query through a tunnel (signingHost)", () => {
 
   test("without signingHost the token names the tunnel: refused, and the fix names signingHost", async () => {
     const { status, result } = await query(viaTunnel);
-    expect(status).toBe(500);
+    expect(status).toBe(422);
     expect(result.error.message).toContain("28000: PAM authentication failed");
     expect(result.error.message).toContain("signingHost");
     expect(tunnelled.lastAuthFailures.at(-1)?.reason).toContain(`signed for 127.0.0.1:${tunnelled.port}, but this instance is ${ENDPOINT.host}:${ENDPOINT.port}`);
@@ -157,7 +157,7 @@ describe("rds_query through a tunnel (signingHost)", () => {
   test("the certificate is checked against signingHost, not the address dialled", async () => {
     // 127.0.0.1 is in the certificate, this name is not: only a check against signingHost fails.
     const { status, result } = await query({ ...viaTunnel, signingHost: "db.example.internal", signingPort: ENDPOINT.port });
-    expect(status).toBe(500);
+    expect(status).toBe(422);
     expect(result.error.message).toMatch(/db\.example\.internal/);
     expect(result.error.message).not.toContain("28000");
     expect(result.error.message).toContain("Fix: the certificate does not name the host checked");
@@ -236,7 +236,7 @@ describe("rds_load_csv_from_s3", () => {
   test("a line with the wrong column count loads nothing and says which input to check", async () => {
     await putObject("in/bad.csv", "id,name,note,score\n10,a,b,1\n11,only-two\n");
     const { status, result } = await run("rds_load_csv_from_s3", { bucket: BUCKET, key: "in/bad.csv", table: "people" });
-    expect(status).toBe(500);
+    expect(status).toBe(422);
     expect(result.error.message).toContain("22P04");
     expect((await run("rds_query", { sql: "select count(*)::int as n from people where id >= 10" })).result.rows).toEqual([{ n: 0 }]);
   });
@@ -247,7 +247,7 @@ describe("rds_load_csv_from_s3", () => {
     const killed = stack.rds!.faults.killBackendOnNextCopy({ afterBytes: 1024 * 1024 });
     const { status, result } = await run("rds_load_csv_from_s3", { bucket: BUCKET, key: "in/big.csv", table: "events" });
     await killed;
-    expect(status).toBe(500);
+    expect(status).toBe(422);
     expect(result.error.message).toMatch(/terminat|connection/i);
     expect((await run("rds_query", { sql: "select count(*)::int as n from events where label like 'label-%'" })).result.rows).toEqual([{ n: 0 }]);
   });
@@ -341,7 +341,7 @@ describe("rds_load_csv_from_s3 on an Aurora cluster endpoint", () => {
   test("through the reader endpoint (cluster-ro-) the token is accepted but the replica refuses the write", async () => {
     await putObject("in/aurora-more.csv", "id,name,note,score\n3,Edsger,,8\n");
     const { status, result } = await load(viaEndpoint(aurora.readerEndpoint!), "in/aurora-more.csv");
-    expect(status).toBe(500);
+    expect(status).toBe(422);
     expect(result.error.message).toContain("25006");
     expect(result.error.message).toContain("read-only transaction");
     expect(result.error.message).toContain("Fix: the server accepts reads only: an Aurora reader endpoint (cluster-ro-)");
