@@ -11,10 +11,15 @@ import type { AuthFailure, RdsEndpoint, RdsEndpointOption, RdsFaults } from "./t
 
 export interface GatewayContext {
   region: string;
-  dbiResourceId: string;
+  /** The id rds-db:connect ARNs name: db-… (instance), cluster-… (Aurora cluster) or prx-… (proxy). */
+  resourceId: string;
+  /** What the client reaches, in refusal reasons: "instance", "cluster" or "proxy". */
+  serverKind: string;
   stsUrl: string;
-  /** The endpoint tokens must name; absent: the address the client dialled. Port absent: the gateway's. */
-  endpoint?: RdsEndpointOption;
+  /** The endpoints a token may name; none: the address the client dialled. Port absent: the gateway's. */
+  endpoints: RdsEndpointOption[];
+  /** Aurora's reader endpoint, when it is one of `endpoints`: its sessions are read-only. */
+  reader?: RdsEndpointOption;
   tls: TlsMaterial;
   cluster: Cluster;
   faults: RdsFaults;
@@ -26,8 +31,8 @@ export interface GatewayContext {
 
 export interface Gateway {
   port: number;
-  /** The endpoint tokens must name, its port resolved; absent when none was configured. */
-  endpoint?: RdsEndpoint;
+  /** The endpoints tokens may name, their ports resolved; empty when none was configured. */
+  endpoints: RdsEndpoint[];
   restart(): Promise<void>;
   close(): Promise<void>;
 }
@@ -48,7 +53,7 @@ export async function startGateway(requestedPort: number, ctx: GatewayContext): 
   };
   return {
     port,
-    endpoint: ctx.endpoint && { host: ctx.endpoint.host, port: ctx.endpoint.port ?? port },
+    endpoints: ctx.endpoints.map((e) => ({ host: e.host, port: e.port ?? port })),
     async restart() {
       await shutDown();
       server = await listenOn(port);
@@ -93,7 +98,12 @@ export function acceptConnection(raw: Socket, ctx: GatewayContext, links: Set<Li
   });
 }
 
-/** rds.force_ssl=1: Postgres's own pg_hba refusal for a connection without TLS. */
+/**
+ * rds.force_ssl=1: Postgres's own pg_hba refusal for a connection without TLS, SQLSTATE 28000
+ * (PostgreSQL src/backend/libpq/auth.c ClientAuthentication: a "reject" pg_hba line is
+ * ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION, worded "pg_hba.conf rejects connection ...";
+ * "no encryption" since PostgreSQL 14, "SSL off" before).
+ */
 export function refuseWithoutTls(connection: PostgresConnection, raw: Socket, state: State): boolean {
   if (state.tlsInfo) return false;
   const params = state.clientInfo?.parameters;
@@ -156,20 +166,24 @@ export async function authenticateAndSplice(
   const database = params.database ?? user;
   const token = readPassword(data);
   ctx.recordToken(token);
+  const expected = expectedAuthority(ctx, raw, sniServerName);
   try {
     await verifyIamToken(token, {
-      ...expectedAuthority(ctx, raw, sniServerName),
-      user, region: ctx.region, dbiResourceId: ctx.dbiResourceId, stsUrl: ctx.stsUrl, admin: ctx.cluster.admin,
+      ...expected,
+      user, region: ctx.region, resourceId: ctx.resourceId, serverKind: ctx.serverKind, stsUrl: ctx.stsUrl, admin: ctx.cluster.admin,
       sourceIp: sourceIpOf(raw),
     });
   } catch (err) {
     const reason = err instanceof IamAuthError ? err.message : `internal error: ${err instanceof Error ? err.message : String(err)}`;
     ctx.recordFailure({ at: new Date(), user, database, reason });
-    connection.sendError({ severity: "FATAL", code: "28P01", message: `PAM authentication failed for user "${user}"` });
+    // PostgreSQL src/backend/libpq/auth.c auth_failed: a failed PAM login (how RDS checks IAM
+    // tokens) is ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION, 28000; 28P01 is only for
+    // password, md5 and SCRAM. The message tells it apart from the no-TLS refusal's 28000.
+    connection.sendError({ severity: "FATAL", code: "28000", message: `PAM authentication failed for user "${user}"` });
     connection.socket.end();
     return;
   }
-  const backend = await openBackendSession(ctx.cluster.socketPath, params);
+  const backend = await openBackendSession(ctx.cluster.socketPath, ctx.reader && expected.endpoint === ctx.reader ? readOnly(params) : params);
   link.add(backend.socket);
   const client = connection.detach();
   if (client.destroyed) return tearDown(link);
@@ -182,13 +196,28 @@ export async function authenticateAndSplice(
 }
 
 /**
- * What the token must be signed for: the configured endpoint (RDS checks its own name, so a
- * tunnel or proxy may be dialled), or else the name the client dialled (SNI; absent for IP
- * addresses) and the port it reached.
+ * What the token must be signed for: a configured endpoint (RDS checks its own name, so a
+ * tunnel may be dialled), or else the name the client dialled (SNI; absent for IP addresses)
+ * and the port it reached. Of an Aurora cluster's endpoints, the one the client named in SNI
+ * (a client connects to the writer or the reader endpoint by name); without SNI, the first
+ * (writer) one: which name AWS expects then is not documented, so the stricter choice.
  */
-export function expectedAuthority(ctx: GatewayContext, raw: Socket, sniServerName: string | undefined): { authority: string; authorityIs: "endpoint" | "dialled" } {
-  if (ctx.endpoint) return { authority: `${ctx.endpoint.host}:${ctx.endpoint.port ?? raw.localPort}`, authorityIs: "endpoint" };
+export function expectedAuthority(ctx: GatewayContext, raw: Socket, sniServerName: string | undefined): { authority: string; authorityIs: "endpoint" | "dialled"; endpoint?: RdsEndpointOption } {
+  const sni = sniServerName?.toLowerCase();
+  const endpoint = ctx.endpoints.find((e) => e.host.toLowerCase() === sni) ?? ctx.endpoints[0];
+  if (endpoint) return { authority: `${endpoint.host}:${endpoint.port ?? raw.localPort}`, authorityIs: "endpoint", endpoint };
   return { authority: `${sniServerName ?? raw.localAddress}:${raw.localPort}`, authorityIs: "dialled" };
+}
+
+/**
+ * Aurora's reader endpoint leads to a replica, where every transaction is read-only (a write
+ * fails with 25006 "cannot execute … in a read-only transaction"); a Postgres session with
+ * default_transaction_read_only behaves alike (Aurora User Guide, "Amazon Aurora endpoint
+ * connections": the reader endpoint serves read-only connections).
+ */
+function readOnly(params: ClientParameters): ClientParameters {
+  const option = "-c default_transaction_read_only=on";
+  return { ...params, options: params.options ? `${params.options} ${option}` : option };
 }
 
 /** PasswordMessage: 'p', int32 length, the password as a NUL-terminated string. */

@@ -21,7 +21,10 @@ export interface TokenCheckContext {
   authorityIs: "endpoint" | "dialled";
   user: string;
   region: string;
-  dbiResourceId: string;
+  /** The id rds-db:connect names: the instance's DbiResourceId, the cluster's DbClusterResourceId or the proxy's id. */
+  resourceId: string;
+  /** "instance", "cluster" or "proxy": what the refusal reasons call the server. */
+  serverKind: string;
   stsUrl: string;
   admin: Sql;
   /** The client's address (aws:SourceIp), when the socket still knows it. */
@@ -132,7 +135,7 @@ function checkTokenClaims(token: IamToken, ctx: TokenCheckContext, now: Date): v
  */
 function authorityRefusal(signedFor: string, ctx: TokenCheckContext): string {
   if (ctx.authorityIs === "dialled") return `the token was signed for ${signedFor}, but the client connected to ${ctx.authority} (Signer hostname/port)`;
-  return `the token was signed for ${signedFor}, but this instance is ${ctx.authority}: sign for the instance endpoint (Signer hostname/port) even when the client dials a tunnel, proxy or CNAME`;
+  return `the token was signed for ${signedFor}, but this ${ctx.serverKind} is ${ctx.authority}: sign for the ${ctx.serverKind} endpoint (Signer hostname/port) even when the client dials a tunnel, proxy or CNAME`;
 }
 
 /** The STS session the token's access key belongs to. */
@@ -149,7 +152,8 @@ async function checkSignature(token: IamToken, session: StsSession, region: stri
 }
 
 export async function checkConnectPermission(ctx: TokenCheckContext, session: StsSession): Promise<void> {
-  const resource = `arn:aws:rds-db:${ctx.region}:${session.accountId}:dbuser:${ctx.dbiResourceId}/${ctx.user}`;
+  // RDS User Guide, "Creating and using an IAM policy for IAM database access": dbuser:<db-…|cluster-…|prx-…>/<user>.
+  const resource = `arn:aws:rds-db:${ctx.region}:${session.accountId}:dbuser:${ctx.resourceId}/${ctx.user}`;
   const res = await fetch(`${ctx.stsUrl}/_local/authorize`, {
     method: "POST",
     headers: { "content-type": "application/json" },

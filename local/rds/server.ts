@@ -2,16 +2,17 @@
 // front end built on pg-gateway that behaves like an RDS endpoint with IAM database
 // authentication and rds.force_ssl: TLS only, the password is an RDS IAM auth token
 // (a SigV4-presigned URL) checked as RDS checks it, and every refusal looks the same to
-// the client (`PAM authentication failed`, 28P01) while the real reason stays on this
+// the client (`PAM authentication failed`, SQLSTATE 28000) while the real reason stays on this
 // side (`lastAuthFailures`). After authentication the gateway splices the client's TLS
 // socket to a Postgres session opened for that user, so COPY streams at full speed.
 //
 // Given an endpoint name, tokens must be signed for it (as RDS checks its own endpoint) while
-// clients may dial the gateway through a tunnel or proxy; the certificate names it too.
+// clients may dial the gateway through a tunnel or proxy; the certificate names it too. As an
+// Aurora cluster it has a writer and a reader endpoint (sessions through the reader are
+// read-only) and a cluster-… resource id; as an RDS Proxy a proxy endpoint and a prx-… id.
 //
 // Library: `startRds({ stsUrl })`. Directly: `bun local/rds/server.ts --sts-url URL`.
 // Talks to the STS stand-in only over HTTP (`/_local/sessions/<id>`, `/_local/authorize`).
-import { randomBytes } from "node:crypto";
 import { rmSync } from "node:fs";
 import { mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -24,9 +25,10 @@ import { ADMIN_DATABASE, AUTH_FAILURES_KEPT, DEFAULT_COPY_KILL_AFTER_BYTES, DEFA
 import { createTlsMaterial } from "./tls.ts";
 import { killNextCopy, startCluster } from "./cluster.ts";
 import { startGateway } from "./gateway.ts";
-import type { AuthFailure, RdsEndpoint, RdsEndpointOption, RdsFaults } from "./types.ts";
+import { checkResourceId, randomResourceId, topologyEndpoints } from "./topology.ts";
+import type { AuthFailure, RdsEndpoint, RdsEndpointOption, RdsFaults, RdsTopology } from "./types.ts";
 
-export type { AuthFailure, CopyKill, RdsEndpoint, RdsEndpointOption, RdsFaults } from "./types.ts";
+export type { AuthFailure, CopyKill, RdsEndpoint, RdsEndpointOption, RdsFaults, RdsTopology } from "./types.ts";
 
 export interface RdsOptions {
   /** The STS stand-in's base URL; sessions and permissions are looked up there. */
@@ -45,7 +47,12 @@ export interface RdsOptions {
    * 127.0.0.1. Omitted: tokens must name the address the client dialled.
    */
   endpoint?: RdsEndpointOption;
-  /** The instance's DbiResourceId, as it appears in rds-db:connect resource ARNs. */
+  /** A DB instance (default), an Aurora cluster or an RDS Proxy: the latter two name their endpoints after themselves. */
+  topology?: RdsTopology;
+  /**
+   * The id rds-db:connect resource ARNs name: the instance's DbiResourceId (db-…), the
+   * cluster's DbClusterResourceId (cluster-…) or the proxy's id (prx-…). Default: a random one.
+   */
   dbiResourceId?: string;
   /** Where to report refused logins and gateway errors as they happen (silent by default). */
   log?: (line: string) => void;
@@ -55,8 +62,11 @@ export interface RdsStandIn {
   /** The address the gateway listens on (what clients dial). */
   host: typeof RDS_HOST;
   port: number;
-  /** The configured endpoint name tokens must be signed for; absent when none was given. */
+  /** The endpoint tokens must be signed for (an instance's, a cluster's writer, a proxy's); absent when none was given. */
   endpoint?: RdsEndpoint;
+  /** An Aurora cluster's reader endpoint (cluster-ro-): tokens may be signed for it too, and its sessions are read-only. */
+  readerEndpoint?: RdsEndpoint;
+  topology: RdsTopology;
   /** The CA that signed the gateway's certificate: clients pass it as `ssl: { ca }`. */
   caCertPem: string;
   /** The same CA on disk, for psql's `sslrootcert`. */
@@ -77,11 +87,14 @@ export interface RdsStandIn {
 
 export async function startRds(options: RdsOptions): Promise<RdsStandIn> {
   const region = options.region ?? DEFAULT_REGION;
-  const dbiResourceId = options.dbiResourceId ?? randomDbiResourceId();
+  const topology = options.topology ?? { kind: "instance" };
+  const dbiResourceId = options.dbiResourceId ?? randomResourceId(topology.kind);
+  checkResourceId(topology.kind, dbiResourceId);
   const log = options.log ?? (() => {});
   if (options.endpoint) checkEndpoint(options.endpoint);
+  const { endpoints, reader } = topologyEndpoints(topology, region, options.endpoint);
   const { dir, release } = await stateDirectory(options.dataDir);
-  const [clusterStart, tlsStart] = await Promise.allSettled([startCluster(dir), createTlsMaterial(options.endpoint?.host)]);
+  const [clusterStart, tlsStart] = await Promise.allSettled([startCluster(dir), createTlsMaterial(endpoints.map((e) => e.host))]);
   const cluster = clusterStart.status === "fulfilled" ? clusterStart.value : undefined;
   try {
     if (clusterStart.status === "rejected") throw clusterStart.reason;
@@ -97,7 +110,8 @@ export async function startRds(options: RdsOptions): Promise<RdsStandIn> {
       restart: () => gateway.restart(),
     };
     const gateway = await startGateway(options.port ?? 0, {
-      region, dbiResourceId, stsUrl: options.stsUrl.replace(/\/+$/, ""), endpoint: options.endpoint, tls, cluster: started, faults, log,
+      region, resourceId: dbiResourceId, serverKind: SERVER_KIND[topology.kind], stsUrl: options.stsUrl.replace(/\/+$/, ""),
+      endpoints, reader, tls, cluster: started, faults, log,
       recordToken: (token) => receivedTokens.push(token),
       recordFailure(failure) {
         lastAuthFailures.push(failure);
@@ -108,7 +122,9 @@ export async function startRds(options: RdsOptions): Promise<RdsStandIn> {
     return {
       host: RDS_HOST,
       port: gateway.port,
-      endpoint: gateway.endpoint,
+      endpoint: gateway.endpoints[0],
+      readerEndpoint: reader && gateway.endpoints[endpoints.indexOf(reader)],
+      topology,
       caCertPem: tls.caCertPem,
       caCertPath,
       dbiResourceId,
@@ -154,14 +170,12 @@ async function stateDirectory(dataDir: string | undefined): Promise<{ dir: strin
   };
 }
 
-/** Real DbiResourceIds look like `db-` + 26 upper-case letters and digits. */
-function randomDbiResourceId(): string {
-  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-  return `db-${Array.from(randomBytes(26), (b) => alphabet[b % alphabet.length]).join("")}`;
-}
+/** What refusal reasons call the server the client reached. */
+const SERVER_KIND: Record<RdsTopology["kind"], string> = { instance: "instance", "aurora-cluster": "cluster", proxy: "proxy" };
 
 
-// Command line: bun local/rds/server.ts --sts-url URL [--region R] [--port N] [--data-dir D] [--dbi-resource-id ID] [--endpoint HOST[:PORT]]
+// Command line: bun local/rds/server.ts --sts-url URL [--region R] [--port N] [--data-dir D] [--dbi-resource-id ID]
+//   [--endpoint HOST[:PORT] | --aurora-cluster NAME | --rds-proxy NAME]
 
 async function main(): Promise<void> {
   bypassProxyForLoopback();
@@ -173,11 +187,13 @@ async function main(): Promise<void> {
       "data-dir": { type: "string" },
       "dbi-resource-id": { type: "string" },
       endpoint: { type: "string" },
+      "aurora-cluster": { type: "string" },
+      "rds-proxy": { type: "string" },
     },
   });
   const stsUrl = values["sts-url"];
   if (!stsUrl) {
-    console.error("usage: bun local/rds/server.ts --sts-url URL [--region R] [--port N] [--data-dir D] [--dbi-resource-id ID] [--endpoint HOST[:PORT]]");
+    console.error("usage: bun local/rds/server.ts --sts-url URL [--region R] [--port N] [--data-dir D] [--dbi-resource-id ID] [--endpoint HOST[:PORT] | --aurora-cluster NAME | --rds-proxy NAME]");
     process.exit(2);
   }
   const started = performance.now();
@@ -188,6 +204,7 @@ async function main(): Promise<void> {
     dataDir: values["data-dir"],
     dbiResourceId: values["dbi-resource-id"],
     endpoint: values.endpoint ? parseEndpoint(values.endpoint) : undefined,
+    topology: topologyOf(values["aurora-cluster"], values["rds-proxy"]),
     log: (line) => console.error(line),
   });
   const b = rds.backend;
@@ -195,13 +212,20 @@ async function main(): Promise<void> {
   host            ${rds.host}
   port            ${rds.port}
   CA              ${rds.caCertPath}
-  endpoint        ${rds.endpoint ? `${rds.endpoint.host}:${rds.endpoint.port}  (tokens are signed for it; dial host:port)` : "none: tokens name the address dialled"}
+  endpoint        ${rds.endpoint ? `${rds.endpoint.host}:${rds.endpoint.port}  (tokens are signed for it; dial host:port)` : "none: tokens name the address dialled"}${rds.readerEndpoint ? `
+  reader endpoint ${rds.readerEndpoint.host}:${rds.readerEndpoint.port}  (read-only sessions)` : ""}
   region          ${rds.region}
-  DbiResourceId   ${rds.dbiResourceId}
+  resource id     ${rds.dbiResourceId}  (${rds.topology.kind})
   IAM users       CREATE USER x; GRANT ${RDS_IAM_ROLE} TO x;  (policy: rds-db:connect on arn:aws:rds-db:${rds.region}:<account>:dbuser:${rds.dbiResourceId}/x)
   psql            PGPASSWORD="$TOKEN" psql "host=${rds.host} port=${rds.port} sslmode=verify-full sslrootcert=${rds.caCertPath} user=x dbname=${ADMIN_DATABASE}"
   backend         postgres://${b.user}:${b.password}@${b.host}:${b.port}/${b.database}  (superuser, no TLS, bypasses IAM)`);
   closeOnSignals(() => rds.close());
+}
+
+function topologyOf(clusterName: string | undefined, proxyName: string | undefined): RdsTopology {
+  if (clusterName) return { kind: "aurora-cluster", clusterName };
+  if (proxyName) return { kind: "proxy", proxyName };
+  return { kind: "instance" };
 }
 
 /** HOST or HOST:PORT. */

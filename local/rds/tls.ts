@@ -1,5 +1,5 @@
 // TLS material for the gateway: a CA and a server certificate for localhost / 127.0.0.1
-// and, when one is configured, the instance's endpoint name.
+// and the endpoint names configured (an instance's, a cluster's writer and reader, a proxy's).
 import forge from "node-forge";
 import { generateKeyPair, randomBytes } from "node:crypto";
 import { isIP } from "node:net";
@@ -12,11 +12,11 @@ export interface TlsMaterial {
   cert: Buffer;
 }
 
-/** `endpointHost`: the endpoint name the certificate also carries (RDS's certificate names its endpoint). */
-export async function createTlsMaterial(endpointHost?: string): Promise<TlsMaterial> {
+/** `endpointHosts`: the endpoint names the certificate also carries (RDS's certificate names its endpoints). */
+export async function createTlsMaterial(endpointHosts: string[] = []): Promise<TlsMaterial> {
   const [caKeys, serverKeys] = await Promise.all([rsaKeyPair(), rsaKeyPair()]);
   const ca = caCertificate(caKeys);
-  const server = serverCertificate(serverKeys, ca, caKeys.privateKey, endpointHost);
+  const server = serverCertificate(serverKeys, ca, caKeys.privateKey, endpointHosts);
   return {
     caCertPem: forge.pki.certificateToPem(ca),
     key: Buffer.from(forge.pki.privateKeyToPem(serverKeys.privateKey)),
@@ -65,7 +65,7 @@ export function caCertificate(keys: forge.pki.rsa.KeyPair): forge.pki.Certificat
   return cert;
 }
 
-export function serverCertificate(keys: forge.pki.rsa.KeyPair, ca: forge.pki.Certificate, caKey: forge.pki.rsa.PrivateKey, endpointHost?: string): forge.pki.Certificate {
+export function serverCertificate(keys: forge.pki.rsa.KeyPair, ca: forge.pki.Certificate, caKey: forge.pki.rsa.PrivateKey, endpointHosts: string[]): forge.pki.Certificate {
   const cert = newCertificate(keys.publicKey);
   cert.setSubject([{ name: "commonName", value: "localhost" }]);
   cert.setIssuer(ca.subject.attributes);
@@ -74,7 +74,7 @@ export function serverCertificate(keys: forge.pki.rsa.KeyPair, ca: forge.pki.Cer
     { name: "keyUsage", digitalSignature: true, keyEncipherment: true, critical: true },
     { name: "extKeyUsage", serverAuth: true },
     // verify-full checks the name the client dialled (or its servername) against these.
-    { name: "subjectAltName", altNames: subjectAltNames(endpointHost) },
+    { name: "subjectAltName", altNames: subjectAltNames(endpointHosts) },
     { name: "subjectKeyIdentifier" },
     // OpenSSL's strict mode (Python 3.13's default, for one) wants the issuer's key id here.
     { name: "authorityKeyIdentifier", keyIdentifier: ca.generateSubjectKeyIdentifier().getBytes() },
@@ -84,9 +84,9 @@ export function serverCertificate(keys: forge.pki.rsa.KeyPair, ca: forge.pki.Cer
 }
 
 
-/** localhost, 127.0.0.1 and the endpoint's name (type 2 = DNS, 7 = IP). */
-function subjectAltNames(endpointHost: string | undefined): { type: number; value?: string; ip?: string }[] {
+/** localhost, 127.0.0.1 and the endpoints' names (type 2 = DNS, 7 = IP). */
+function subjectAltNames(endpointHosts: string[]): { type: number; value?: string; ip?: string }[] {
   const names = [{ type: 2, value: "localhost" }, { type: 7, ip: RDS_HOST }];
-  if (!endpointHost || endpointHost === "localhost" || endpointHost === RDS_HOST) return names;
-  return [...names, isIP(endpointHost) ? { type: 7, ip: endpointHost } : { type: 2, value: endpointHost }];
+  const extra = endpointHosts.filter((host) => host !== "localhost" && host !== RDS_HOST);
+  return [...names, ...extra.map((host) => (isIP(host) ? { type: 7, ip: host } : { type: 2, value: host }))];
 }

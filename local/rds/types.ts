@@ -9,6 +9,20 @@ export interface RdsEndpoint {
   port: number;
 }
 
+/**
+ * What the stand-in stands for. rds-db:connect names a DB instance by its DbiResourceId
+ * (`db-…`), an Aurora cluster by its DbClusterResourceId (`cluster-…`) and an RDS Proxy by its
+ * id (`prx-…`) (RDS User Guide, "Creating and using an IAM policy for IAM database access").
+ * An Aurora cluster answers on its writer endpoint `<name>.cluster-<suffix>.<region>.rds.amazonaws.com`
+ * and its reader endpoint `<name>.cluster-ro-<suffix>…` (Aurora User Guide, "Amazon Aurora
+ * endpoint connections"); a proxy on `<name>.proxy-<suffix>.<region>.rds.amazonaws.com`
+ * (RDS User Guide, "Connecting to a database through RDS Proxy"), which needs TLS for IAM auth.
+ */
+export type RdsTopology =
+  | { kind: "instance" }
+  | { kind: "aurora-cluster"; clusterName: string }
+  | { kind: "proxy"; proxyName: string };
+
 /** An endpoint as configured: without a port, the gateway's own. */
 export interface RdsEndpointOption {
   host: string;

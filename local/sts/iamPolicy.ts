@@ -167,6 +167,10 @@ function resourceMatches(labelled: LabelledStatement, resource: string, context:
   return !listOf(statement.NotResource).some(listed);
 }
 
+/**
+ * Principal ids are compared exactly: an OIDC provider's URL is case-sensitive and must be the
+ * token's iss (IAM User Guide, "Create an OpenID Connect (OIDC) identity provider in IAM").
+ */
 function principalListed(block: PrincipalBlock, principal: TrustRequest["principal"]): boolean {
   if (block === "*") return true;
   return listOf(block[principal.type]).some((id) => id === "*" || principal.ids.includes(id));
@@ -210,17 +214,33 @@ function labelStatements(docs: PolicyDocument[], where: string): LabelledStateme
   );
 }
 
+export interface TrustDecision extends Decision {
+  /**
+   * When allowed: the caller's names that the allowing statements list, "*" for a statement
+   * that lists every principal. Empty when only a NotPrincipal statement allows.
+   */
+  namedIds?: string[];
+}
+
 /** May this principal perform `action` (sts:AssumeRole...) on the role whose trust policy is `doc`? */
-export function evaluateTrustPolicy(doc: PolicyDocument, request: TrustRequest): Decision {
-  const outcome = decide(
-    labelStatements([doc], "trust policy"),
-    (l) => principalMatches(l.statement, request.principal) && actionMatches(l.statement, request.action)
-      && conditionsMatch(l.statement.Condition, request.conditionContext, l.policyVariables),
-  );
+export function evaluateTrustPolicy(doc: PolicyDocument, request: TrustRequest): TrustDecision {
+  const labelled = labelStatements([doc], "trust policy");
+  const applies = (l: LabelledStatement) => principalMatches(l.statement, request.principal) && actionMatches(l.statement, request.action)
+    && conditionsMatch(l.statement.Condition, request.conditionContext, l.policyVariables);
+  const outcome = decide(labelled, applies);
   if (outcome.effect === "None") {
     return { allowed: false, reason: `no trust policy statement allows ${request.action} for ${request.principal.type} ${request.principal.ids[0] ?? "?"} with this context` };
   }
-  return { allowed: outcome.effect === "Allow", reason: outcome.reason };
+  if (outcome.effect === "Deny") return { allowed: false, reason: outcome.reason };
+  const allowing = labelled.filter((l) => l.statement.Effect === "Allow" && applies(l));
+  return { allowed: true, reason: outcome.reason, namedIds: [...new Set(allowing.flatMap((l) => namedIn(l.statement.Principal, request.principal)))] };
+}
+
+/** Which of the caller's names a Principal block lists ("*" for all principals). */
+function namedIn(block: PrincipalBlock | undefined, principal: TrustRequest["principal"]): string[] {
+  if (block === undefined) return [];
+  if (block === "*") return ["*"];
+  return listOf(block[principal.type]).filter((id) => id === "*" || principal.ids.includes(id));
 }
 
 function permissionOutcome(docs: PolicyDocument[], where: string, request: PermissionRequest): Outcome {
@@ -240,17 +260,36 @@ export function evaluatePermission(docs: PolicyDocument[], request: PermissionRe
 }
 
 /**
+ * How a resource-based policy (a role's trust policy) that lists the caller grants it:
+ * "session" when it names the role session's ARN, "principal" when it names the role's ARN
+ * (or every principal, "*"). Absent: it names the account, or grants nothing itself.
+ */
+export type ResourceGrant = "session" | "principal";
+
+/**
  * What a role session may do: the role's permission policies, intersected with the session
- * policies (inline Policy plus PolicyArns) when the session was created with any.
+ * policies (inline Policy plus PolicyArns) when the session was created with any. In one
+ * account a resource-based policy can grant on its own (IAM User Guide, "Policy evaluation
+ * logic": "If either the identity-based policy or the resource-based policy within the same
+ * account allows the request and the other doesn't, the request is still allowed"); an
+ * explicit Deny still wins. Session policies: a resource-based policy that names the user's or
+ * role's ARN is limited by the session policy; one that names the session's ARN is not (IAM
+ * User Guide, "Policies and permissions in IAM", Session policies).
  */
 export function evaluateSessionPermission(
   policies: { rolePolicies: PolicyDocument[]; sessionPolicies?: PolicyDocument[] },
   request: PermissionRequest,
+  resourceGrant?: ResourceGrant,
 ): Decision {
   const role = permissionOutcome(policies.rolePolicies, "role policy", request);
   const session = policies.sessionPolicies ? permissionOutcome(policies.sessionPolicies, "session policy", request) : undefined;
   if (role.effect === "Deny") return { allowed: false, reason: role.reason };
   if (session?.effect === "Deny") return { allowed: false, reason: session.reason };
+  if (resourceGrant === "session") return { allowed: true, reason: "allowed by the resource-based policy, which names the session" };
+  if (resourceGrant === "principal") {
+    if (session && session.effect === "None") return { allowed: false, reason: "implicitly denied: the resource-based policy names the role, and the session policy does not allow it" };
+    return { allowed: true, reason: "allowed by the resource-based policy, which names the role" };
+  }
   if (role.effect === "None") return { allowed: false, reason: `implicitly denied: no role policy allows ${request.action} on ${request.resource}` };
   if (session && session.effect === "None") {
     return { allowed: false, reason: `implicitly denied: the role allows it (${role.reason}) but the session policy does not` };

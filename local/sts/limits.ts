@@ -26,6 +26,12 @@ export const PACKED_POLICY_BUDGET_BYTES = 1024;
 export const IDP_TIMEOUT_MS = 5000;
 /** How far ahead of STS's clock a token's iat or nbf may be: the 5 minutes AWS allows SigV4 dates too. */
 export const ID_TOKEN_MAX_CLOCK_SKEW_SECONDS = 300;
+/**
+ * How long after its exp an OIDC ID token is still accepted: "IAM provides a five-minute
+ * window beyond the expiration time specified in the JWT to account for clock skew"
+ * (IAM User Guide, "Create an OpenID Connect (OIDC) identity provider in IAM").
+ */
+export const ID_TOKEN_EXPIRY_GRACE_SECONDS = 300;
 /** The signing algorithms AWS accepts for OIDC ID tokens. */
 export const ID_TOKEN_ALGORITHMS = ["RS256", "RS384", "RS512", "ES256", "ES384", "ES512"];
 /** Echoed parameter values longer than this are cut, so a 3 KB policy does not flood a message. */

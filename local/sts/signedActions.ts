@@ -1,10 +1,10 @@
-// The STS calls signed with a role session's credentials: AssumeRole (role chaining, one
-// hour at most, allowed by the caller's permissions AND the target role's trust policy)
-// and GetCallerIdentity.
+// The STS calls signed with a role session's credentials: AssumeRole (role chaining, one hour
+// at most, allowed by the target role's trust policy and, when that names the account rather
+// than the caller, by the caller's own permissions too) and GetCallerIdentity.
 import { authenticate } from "./auth.ts";
 import { findRole } from "./config.ts";
 import { accessDenied } from "./errors.ts";
-import { evaluateSessionPermission, evaluateTrustPolicy } from "./iamPolicy.ts";
+import { evaluateSessionPermission, evaluateTrustPolicy, type ResourceGrant } from "./iamPolicy.ts";
 import { EXTERNAL_ID_RULE, readAssumeRoleInput, readString } from "./params.ts";
 import { callKeys, sessionKeys } from "./requestContext.ts";
 import { resolveSessionPolicies } from "./sessionPolicies.ts";
@@ -18,10 +18,6 @@ export async function assumeRole(call: StsCall): Promise<XmlFields> {
   const input = readAssumeRoleInput(call.params, (v) => ({ externalId: readString(call.params, EXTERNAL_ID_RULE, v) }));
   const sessionPolicies = resolveSessionPolicies(input, config);
   const callerKeys = { ...sessionKeys(caller), ...callKeys(call) };
-  const permission = evaluateSessionPermission(
-    { rolePolicies: caller.rolePolicies, sessionPolicies: caller.sessionPolicies },
-    { action: "sts:AssumeRole", resource: input.roleArn, conditionContext: callerKeys },
-  );
   const role = findRole(config, input.roleArn);
   const trust = role && evaluateTrustPolicy(role.assumeRolePolicyDocument, {
     action: "sts:AssumeRole",
@@ -33,7 +29,12 @@ export async function assumeRole(call: StsCall): Promise<XmlFields> {
       ...callerKeys,
     },
   });
-  if (!permission.allowed || !role || !trust?.allowed) {
+  const permission = trust?.allowed && evaluateSessionPermission(
+    { rolePolicies: caller.rolePolicies, sessionPolicies: caller.sessionPolicies },
+    { action: "sts:AssumeRole", resource: input.roleArn, conditionContext: callerKeys },
+    resourceGrant(trust.namedIds ?? [], caller),
+  );
+  if (!role || !trust?.allowed || !permission || !permission.allowed) {
     throw accessDenied(`User: ${caller.assumedRoleArn} is not authorized to perform: sts:AssumeRole on resource: ${input.roleArn}`);
   }
   const session = mintSession(call.state, {
@@ -45,6 +46,21 @@ export async function assumeRole(call: StsCall): Promise<XmlFields> {
     sessionPolicies: sessionPolicies.documents,
   });
   return { Credentials: credentialsXml(session), AssumedRoleUser: assumedRoleUserXml(session), PackedPolicySize: sessionPolicies.packedPolicySize };
+}
+
+/**
+ * Role chaining in one account. A trust policy that names the calling role's ARN or its
+ * session's ARN grants by itself; one that names the account (`arn:aws:iam::<acct>:root` or
+ * `<acct>`) delegates to the account, whose identity policies must then allow sts:AssumeRole
+ * too (IAM User Guide, "Policy evaluation logic" for requests within one account, and "IAM
+ * JSON policy elements: Principal", AWS account principals). "*" lists every principal, so it
+ * is taken as naming the role; how session policies limit it is not documented, and the
+ * stricter reading (they do) is used. A NotPrincipal Allow names nobody: the account's grant is needed.
+ */
+function resourceGrant(namedIds: string[], caller: { roleArn: string; assumedRoleArn: string }): ResourceGrant | undefined {
+  if (namedIds.includes(caller.assumedRoleArn)) return "session";
+  if (namedIds.includes(caller.roleArn) || namedIds.includes("*")) return "principal";
+  return undefined;
 }
 
 /** Needs no permission at all: AWS answers it even under an explicit deny. */

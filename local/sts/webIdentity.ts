@@ -7,7 +7,7 @@ import { accessDenied, invalidIdentityToken, StsErrorReply, verificationKeyUnava
 import type { ConditionContext } from "./iamPatterns.ts";
 import { evaluateTrustPolicy } from "./iamPolicy.ts";
 import { isRecord } from "./json.ts";
-import { ID_TOKEN_ALGORITHMS, ID_TOKEN_MAX_CLOCK_SKEW_SECONDS, IDP_TIMEOUT_MS } from "./limits.ts";
+import { ID_TOKEN_ALGORITHMS, ID_TOKEN_EXPIRY_GRACE_SECONDS, ID_TOKEN_MAX_CLOCK_SKEW_SECONDS, IDP_TIMEOUT_MS } from "./limits.ts";
 import { readAssumeRoleInput, readString, WEB_IDENTITY_TOKEN_RULE } from "./params.ts";
 import { callKeys } from "./requestContext.ts";
 import { resolveSessionPolicies } from "./sessionPolicies.ts";
@@ -76,10 +76,11 @@ async function verifySignature(token: string, jwks: JSONWebKeySet): Promise<void
   }
 }
 
+/** Expired is past exp plus IAM's five-minute clock-skew window (limits.ts ID_TOKEN_EXPIRY_GRACE_SECONDS). */
 function checkExpiry(claims: JWTPayload, now: Date): void {
   if (typeof claims.exp !== "number") throw invalidIdentityToken("The token has no exp claim");
   const nowSeconds = Math.floor(now.getTime() / 1000);
-  if (nowSeconds >= claims.exp) {
+  if (nowSeconds >= claims.exp + ID_TOKEN_EXPIRY_GRACE_SECONDS) {
     throw new StsErrorReply("ExpiredTokenException", `Token expired: current date/time ${nowSeconds} must be before the expiration date/time ${claims.exp}`);
   }
 }

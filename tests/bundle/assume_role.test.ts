@@ -137,6 +137,21 @@ describe("assume_role", () => {
     expect(errorOf(wrongId.result).message).toContain("AssumeRole");
     expect(errorOf(wrongId.result).message).toContain("sts:ExternalId must match chain_external_id");
   });
+
+  test("a chained role whose trust policy names another role: the fix names the first role as the principal, and when the account form needs sts:AssumeRole", async () => {
+    const elsewhere = await stack.addRole({
+      roleName: "chained-for-someone-else",
+      maxSessionDuration: 3600,
+      assumeRolePolicyDocument: { Version: "2012-10-17", Statement: [{ Effect: "Allow", Action: "sts:AssumeRole", Principal: { AWS: `arn:aws:iam::${ACCOUNT_ID}:role/other` } }] },
+      permissionPolicies: [],
+    });
+    const { status, result } = await assumeRole({ save_to: "f/aws_oidc/creds_chain_refused", chain_role_arn: elsewhere });
+    expect(status).toBe(422);
+    const { message } = errorOf(result);
+    expect(message).toContain("AccessDenied");
+    expect(message).toContain(`Fix: the trust policy of ${elsewhere} must allow sts:AssumeRole for Principal {"AWS": "${DEMO_ROLE_ARN}"}`);
+    expect(message).toContain(`In one account that is enough; if the trust policy names the account (arn:aws:iam::${ACCOUNT_ID}:root) instead, the first role's permission policy must allow sts:AssumeRole on ${elsewhere} too.`);
+  });
 });
 
 describe("refusals are reported with what to fix", () => {

@@ -1,13 +1,16 @@
 // The generated least-privilege policies, loaded into the STS stand-in: the allowed
 // script gets in, every other path, workspace and audience is refused.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { setupDocuments, type SetupInput } from "../../f/aws_oidc/lib/awsSetup.ts";
 import { assumeRoleWithWindmillToken } from "../../f/aws_oidc/lib/assumeRole.ts";
 import { s3Client } from "../../f/aws_oidc/lib/s3.ts";
 import { InputError } from "../../f/aws_oidc/lib/validate.ts";
 import { ensureBucket } from "../../local/demo/demoData.ts";
 import { expectNoLeaks } from "../helpers/leaks.ts";
-import { ACCOUNT_ID, REGION, startStack, type PolicyDocument, type Stack } from "../helpers/testStack.ts";
+import { ACCOUNT_ID, REGION, REPO_ROOT, startStack, type PolicyDocument, type Stack } from "../helpers/testStack.ts";
 
 const BASE: SetupInput = {
   accountId: ACCOUNT_ID, baseUrl: "https://windmill.example.com", workspace: "prod",
@@ -280,5 +283,45 @@ describe("the generated trust policy in the STS stand-in", () => {
     expect(await putAndGet(await roleFor("allow-kms", { scripts: ["f/aws_oidc/*"], flows: [], kmsKeyArn }))).toMatchObject({ body: "x" });
     const refused = await putAndGet(await roleFor("no-kms", { scripts: ["f/aws_oidc/*"], flows: [] }));
     expect(refused.error.message).toContain(`must allow kms:GenerateDataKey on ${kmsKeyArn}`);
+  });
+});
+
+// rds-db:connect names an instance's DbiResourceId, an Aurora cluster's DbClusterResourceId or
+// an RDS Proxy's id (RDS User Guide, "Creating and using an IAM policy for IAM database access").
+describe("npm run aws:policy for an instance, an Aurora cluster and an RDS Proxy", () => {
+  /** Runs the CLI as a user would; returns its exit code, stderr and the permission policy it wrote. */
+  async function awsPolicy(dbiResourceId: string) {
+    const out = await mkdtemp(join(tmpdir(), "aws-policy-"));
+    try {
+      const child = Bun.spawn(["bun", "tools/aws_policy.ts", "--account-id", ACCOUNT_ID, "--base-url", "https://windmill.example.com", "--workspace", "prod",
+        "--flow", "f/aws_oidc/s3_csv_to_rds", "--rds-region", "us-east-1", "--dbi-resource-id", dbiResourceId, "--db-user", "app_user", "--out", out],
+      { cwd: REPO_ROOT, stdout: "pipe", stderr: "pipe" });
+      const [stderr, code] = await Promise.all([new Response(child.stderr).text(), child.exited]);
+      const policy = code === 0 ? JSON.parse(await readFile(join(out, "permission-policy.json"), "utf8")) as PolicyDocument : undefined;
+      return { code, stderr, policy };
+    } finally {
+      await rm(out, { recursive: true, force: true });
+    }
+  }
+
+  test.each([
+    ["a DB instance", "db-ABCDEFGHIJKLMNOPQRSTUVWXY1"],
+    ["an Aurora cluster", "cluster-ABCDEFGHIJKL01234"],
+    ["an RDS Proxy", "prx-0123a01b12345c0ab"],
+  ])("%s: the rds-db:connect ARN names its resource id", async (_what, id) => {
+    const { code, policy } = await awsPolicy(id);
+    expect(code).toBe(0);
+    expect(policy!.Statement).toContainEqual({
+      Sid: "ConnectAsOneDatabaseUser", Effect: "Allow", Action: "rds-db:connect", Resource: `arn:aws:rds-db:us-east-1:${ACCOUNT_ID}:dbuser:${id}/app_user`,
+    });
+  });
+
+  test("a name instead of a resource id is refused, and the fix says where each form is found", async () => {
+    const { code, stderr } = await awsPolicy("my-aurora-cluster");
+    expect(code).toBe(2);
+    expect(stderr).toContain('"my-aurora-cluster" is not a DB instance, Aurora cluster or RDS Proxy resource id');
+    expect(stderr).toContain("DBInstances[].DbiResourceId");
+    expect(stderr).toContain("DBClusters[].DbClusterResourceId");
+    expect(stderr).toContain("the last part of the proxy's ARN");
   });
 });

@@ -141,8 +141,7 @@ describe("each broken setup of the troubleshooting table: the doctor names the r
     const rows = await doctor({ ...setup, database: database("doctor_no_grant") });
     const rds = rowOf(rows, "RDS IAM connection");
     expect(rds.result).toBe("failed");
-    expect(rds.detail).toContain("28P01");
-    expect(rds.detail).toContain("PAM authentication failed");
+    expect(rds.detail).toContain('failed with 28000: PAM authentication failed for user "doctor_no_grant"');
     expect(rds.fix).toContain('GRANT rds_iam TO "doctor_no_grant"');
     expect(stack.rds!.lastAuthFailures.at(-1)).toMatchObject({ user: "doctor_no_grant", reason: expect.stringContaining("rds_iam") });
     expect(rowOf(rows, "verdict")).toMatchObject({ detail: "first broken link: RDS IAM connection", fix: rds.fix });
@@ -154,7 +153,8 @@ describe("each broken setup of the troubleshooting table: the doctor names the r
     const rds = rowOf(rows, "RDS IAM connection");
     expect(rds.result).toBe("failed");
     expect(rds.detail).toContain("PAM authentication failed");
-    expect(rds.fix).toContain(`rds-db:connect on arn:aws:rds-db:${REGION}:${ACCOUNT_ID}:dbuser:<DbiResourceId>/doctor_other`);
+    expect(rds.fix).toContain(`rds-db:connect on arn:aws:rds-db:${REGION}:${ACCOUNT_ID}:dbuser:<resource id>/doctor_other`);
+    expect(rds.fix).toContain("an Aurora cluster's DbClusterResourceId (cluster-…");
     expect(stack.rds!.lastAuthFailures.at(-1)).toMatchObject({ user: "doctor_other", reason: expect.stringContaining("rds-db:connect") });
     expect(rowOf(rows, "verdict").detail).toBe("first broken link: RDS IAM connection");
   });
@@ -209,6 +209,16 @@ describe("the offline trust-policy check", () => {
     ["other provider", { Statement: [{ ...statement({}), Principal: { Federated: `arn:aws:iam::${ACCOUNT_ID}:oidc-provider/other.example.com/api/oidc/` } }] }],
     ["wrong action", { Statement: [{ ...statement({}), Action: "sts:AssumeRole" }] }],
     ["action wildcard", { Statement: [{ ...statement({ StringLike: { [`${provider}:sub`]: "*::f/a/?::*::prod" } }), Action: "sts:AssumeRoleWith*" }] }],
+    // Only AWS knows the caller's address: the doctor must not decide these (issue 21.11).
+    ["source ip", { Statement: [statement({ StringEquals: { [`${provider}:aud`]: "sts.amazonaws.com" }, IpAddress: { "aws:SourceIp": "203.0.113.0/24" } })] }],
+    ["deny outside ip", { Statement: [statement({ StringLike: { [`${provider}:sub`]: "*::prod" } }), { ...statement({ NotIpAddress: { "aws:SourceIp": "203.0.113.0/24" } }), Effect: "Deny" }] }],
+    // Policy variables are substituted (2012-10-17 only), a default applies to a missing key, and a substituted value is literal.
+    ["variable", { Version: "2012-10-17", Statement: [statement({ StringLike: { [`${provider}:sub`]: `\${${provider}:email}::*::prod` } })] }],
+    ["variable, no Version", { Statement: [statement({ StringLike: { [`${provider}:sub`]: `\${${provider}:email}::*::prod` } })] }],
+    ["variable default", { Version: "2012-10-17", Statement: [statement({ StringLike: { [`${provider}:sub`]: `\${${provider}:email, 'alice@example.com'}::*` } })] }],
+    ["variable literal star", { Version: "2012-10-17", Statement: [statement({ StringLike: { [`${provider}:sub`]: "alice@example.com::f/a/s::${*}::prod" } })] }],
+    // The provider URL is case-sensitive: a Principal naming it in other case is another provider.
+    ["provider case", { Statement: [{ ...statement({}), Principal: { Federated: `arn:aws:iam::${ACCOUNT_ID}:oidc-provider/${provider.toUpperCase()}` } }] }],
   ];
   const claimVariants: [string, PolicyClaims][] = [
     ["flow step", base],
@@ -220,22 +230,46 @@ describe("the offline trust-policy check", () => {
     ["bob", { ...base, email: "bob@example.com" }],
   ];
 
-  test("agrees with the STS stand-in's evaluator (local/sts/iamPolicy.ts) on every policy and token", () => {
+  /** The doctor's answer: refused, admitted, or left to AWS ("cannot check offline"). */
+  const doctorSays = (policy: TrustPolicy, claims: PolicyClaims) => {
+    const result = checkTrustPolicy(policy, claims, ACCOUNT_ID);
+    if (result.result === "failed") return "refused";
+    return result.detail.startsWith("cannot check offline: ") ? "undecided" : "admitted";
+  };
+  /** The stand-in's answer for a caller at `sourceIp`. */
+  const standInSays = (policy: TrustPolicy, claims: PolicyClaims, sourceIp: string) => evaluateTrustPolicy(policy as StandInPolicy, {
+    action: "sts:AssumeRoleWithWebIdentity",
+    principal: { type: "Federated", ids: [`arn:aws:iam::${ACCOUNT_ID}:oidc-provider/${provider}`] },
+    conditionContext: { [`${provider}:aud`]: claims.aud[0], [`${provider}:sub`]: claims.sub, [`${provider}:email`]: claims.email, "aws:SourceIp": sourceIp },
+  }).allowed ? "admitted" : "refused";
+
+  test("agrees with the STS stand-in's evaluator (local/sts/iamPolicy.ts) on every policy and token, and leaves to AWS what only AWS knows", () => {
     const decisions: string[] = [];
     for (const [policyName, policy] of policies) {
       for (const [claimsName, claims] of claimVariants) {
-        const standIn = evaluateTrustPolicy(policy as StandInPolicy, {
-          action: "sts:AssumeRoleWithWebIdentity",
-          principal: { type: "Federated", ids: [`arn:aws:iam::${ACCOUNT_ID}:oidc-provider/${provider}`] },
-          conditionContext: { [`${provider}:aud`]: claims.aud[0], [`${provider}:sub`]: claims.sub, [`${provider}:email`]: claims.email },
-        }).allowed;
-        const ours = checkTrustPolicy(policy, claims, ACCOUNT_ID).result !== "failed";
-        expect({ policyName, claimsName, ours }).toEqual({ policyName, claimsName, ours: standIn });
-        decisions.push(`${ours}`);
+        const ours = doctorSays(policy, claims);
+        // Inside and outside the policies' address range: a decided answer holds for both; an undecided one differs between them.
+        const standIn = [standInSays(policy, claims, "203.0.113.7"), standInSays(policy, claims, "198.51.100.7")];
+        const expected = standIn[0] === standIn[1] ? standIn[0] : "undecided";
+        expect({ policyName, claimsName, ours }).toEqual({ policyName, claimsName, ours: expected });
+        decisions.push(ours);
       }
     }
-    // The corpus exercises both answers.
-    expect(new Set(decisions).size).toBe(2);
+    // The corpus exercises all three answers.
+    expect(new Set(decisions)).toEqual(new Set(["admitted", "refused", "undecided"]));
+    expect(decisions.length).toBe(policies.length * claimVariants.length);
+  });
+
+  test("an undecidable condition is named, not passed; a substituted variable shows in the refusal", () => {
+    const [, sourceIp] = policies.find(([name]) => name === "source ip")!;
+    expect(checkTrustPolicy(sourceIp, base, ACCOUNT_ID)).toMatchObject({
+      result: "warning",
+      detail: "cannot check offline: aws:SourceIp, AWS will evaluate it: statement 0 admits this token's aud, sub and email only if it holds",
+    });
+    const [, variable] = policies.find(([name]) => name === "variable")!;
+    const bob = checkTrustPolicy(variable, { ...base, email: "bob@example.com" }, ACCOUNT_ID);
+    expect(bob.result).toBe("failed");
+    expect(bob.detail).toContain(`does not satisfy "bob@example.com::*::prod"`);
   });
 
   test("suggests the patterns f/aws_oidc/trust_policy writes, with the loop variants for a flow", () => {

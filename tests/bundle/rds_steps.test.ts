@@ -3,13 +3,15 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { gzipSync } from "node:zlib";
+import postgres from "postgres";
 import wmill from "windmill-client";
 import { assumeRoleAndSave } from "../../f/aws_oidc/lib/assumeRoleAndSave.ts";
 import { DEFAULT_LEDGER_TABLE, ledgerDdl } from "../../f/aws_oidc/lib/loadLedger.ts";
+import { explainPgError } from "../../f/aws_oidc/lib/rds.ts";
 import { s3Client } from "../../f/aws_oidc/lib/s3.ts";
 import { startRds, type RdsStandIn } from "../../local/rds/server.ts";
 import { expectNoLeaks, findLeaks } from "../helpers/leaks.ts";
-import { DB_USER, DBI_RESOURCE_ID, DEMO_ROLE_ARN, REGION, startStack, type Stack } from "../helpers/testStack.ts";
+import { ACCOUNT_ID, DB_USER, DBI_RESOURCE_ID, DEMO_ROLE_ARN, REGION, startStack, trustPolicy, type Stack } from "../helpers/testStack.ts";
 
 const CREDS = "f/aws_oidc/rds_test_creds";
 const DB = "f/aws_oidc/rds_test_db";
@@ -90,9 +92,27 @@ describe("rds_query", () => {
     const other = { host: rds.host, port: rds.port, database: "postgres", user: "other_user", caCert: rds.caCertPem };
     const { status, result } = await stack.runScript("f/aws_oidc/rds_query", { credentials: `$res:${CREDS}`, database: other, sql: "select 1" });
     expect(status).toBe(422);
-    expect(result.error.message).toContain("28P01");
+    expect(result.error.message).toContain('failed with 28000: PAM authentication failed for user "other_user"');
     expect(result.error.message).toContain("rds-db:connect");
     expect(stack.rds!.lastAuthFailures.at(-1)?.user).toBe("other_user");
+  });
+
+  test("a refused IAM token and a connection without TLS are both 28000: the fix tells them apart by the message", async () => {
+    const rds = stack.rds!;
+    const failureOf = async (options: { ssl: false | { ca: string }; password: string }) => {
+      const sql = postgres({ host: rds.host, port: rds.port, database: "postgres", username: DB_USER, max: 1, onnotice: () => {}, ...options });
+      try {
+        return await sql`select 1`.then(() => undefined, (err: unknown) => err);
+      } finally {
+        await sql.end({ timeout: 1 });
+      }
+    };
+    const noTls = explainPgError(await failureOf({ ssl: false, password: "x" }), "db");
+    expect(noTls.message).toMatch(/failed with 28000: pg_hba\.conf .* no encryption/);
+    expect(noTls.message).toContain("Fix: the server requires TLS");
+    const badToken = explainPgError(await failureOf({ ssl: { ca: rds.caCertPem }, password: "not-a-token" }), "db");
+    expect(badToken.message).toContain(`failed with 28000: PAM authentication failed for user "${DB_USER}"`);
+    expect(badToken.message).toContain("Fix: RDS refused the IAM token");
   });
 });
 
@@ -129,7 +149,7 @@ describe("rds_query through a tunnel (signingHost)", () => {
   test("without signingHost the token names the tunnel: refused, and the fix names signingHost", async () => {
     const { status, result } = await query(viaTunnel);
     expect(status).toBe(422);
-    expect(result.error.message).toContain("28P01");
+    expect(result.error.message).toContain("28000: PAM authentication failed");
     expect(result.error.message).toContain("signingHost");
     expect(tunnelled.lastAuthFailures.at(-1)?.reason).toContain(`signed for 127.0.0.1:${tunnelled.port}, but this instance is ${ENDPOINT.host}:${ENDPOINT.port}`);
   });
@@ -139,7 +159,7 @@ describe("rds_query through a tunnel (signingHost)", () => {
     const { status, result } = await query({ ...viaTunnel, signingHost: "db.example.internal", signingPort: ENDPOINT.port });
     expect(status).toBe(422);
     expect(result.error.message).toMatch(/db\.example\.internal/);
-    expect(result.error.message).not.toContain("28P01");
+    expect(result.error.message).not.toContain("28000");
     expect(result.error.message).toContain("Fix: the certificate does not name the host checked");
   });
 
@@ -263,5 +283,68 @@ describe("rds_export_to_s3", () => {
     await stack.rds!.adminSql(`create table events_copy (id int, label text); grant select, insert on events_copy to ${DB_USER}`);
     const loaded = await run("rds_load_csv_from_s3", { bucket: BUCKET, key: "out/events.csv.gz", table: "events_copy" });
     expect(loaded.result.rows_loaded).toBe(3);
+  });
+});
+
+// Aurora PostgreSQL with IAM auth: rds-db:connect names the cluster's DbClusterResourceId
+// (cluster-…), and the token is signed for the cluster endpoint the client uses, writer
+// (cluster-) or reader (cluster-ro-) (RDS User Guide, "Creating and using an IAM policy for
+// IAM database access"; Aurora User Guide, "Amazon Aurora endpoint connections").
+describe("rds_load_csv_from_s3 on an Aurora cluster endpoint", () => {
+  const AURORA_CREDS = "f/aws_oidc/rds_test_aurora_creds";
+  let aurora: RdsStandIn;
+  let viaEndpoint: (endpoint: { host: string; port: number }) => Record<string, unknown>;
+
+  beforeAll(async () => {
+    aurora = await startRds({ stsUrl: stack.sts.url, region: REGION, topology: { kind: "aurora-cluster", clusterName: "orders" } });
+    await aurora.adminSql(`
+      create user ${DB_USER}; grant rds_iam to ${DB_USER};
+      create table people (id int primary key, name text, note text, score numeric);
+      grant select, insert on people to ${DB_USER};
+      ${ledgerDdl(DEFAULT_LEDGER_TABLE)};
+      grant select, insert, delete on ${DEFAULT_LEDGER_TABLE} to ${DB_USER};`);
+    // The policy f/aws_oidc/trust_policy writes for a cluster: the bucket to read, rds-db:connect on the cluster's resource id.
+    const roleArn = await stack.addRole({
+      roleName: "aurora-loader",
+      maxSessionDuration: 3600,
+      assumeRolePolicyDocument: trustPolicy(stack.provider, ACCOUNT_ID, `*::*::*::${stack.windmill.workspace}`),
+      permissionPolicies: [{
+        Version: "2012-10-17",
+        Statement: [
+          { Effect: "Allow", Action: ["s3:GetObject", "s3:ListBucket"], Resource: [`arn:aws:s3:::${BUCKET}`, `arn:aws:s3:::${BUCKET}/*`] },
+          { Effect: "Allow", Action: "rds-db:connect", Resource: `arn:aws:rds-db:${REGION}:${ACCOUNT_ID}:dbuser:${aurora.dbiResourceId}/${DB_USER}` },
+        ],
+      }],
+    });
+    await assumeRoleAndSave({ roleArn, region: REGION, saveTo: AURORA_CREDS }, quiet);
+    // The worker dials the stand-in at 127.0.0.1; the token and the certificate name the cluster endpoint.
+    viaEndpoint = (endpoint) => ({ host: aurora.host, port: aurora.port, signingHost: endpoint.host, signingPort: endpoint.port, database: "postgres", user: DB_USER, caCert: aurora.caCertPem });
+  }, 30_000);
+  afterAll(async () => {
+    const tokens = new Map((aurora?.receivedTokens ?? []).map((token) => [token, "RDS IAM token"]));
+    expect(findLeaks(stack.windmill.jobs, tokens)).toEqual([]);
+    await aurora?.close();
+  });
+
+  const load = (database: Record<string, unknown>, key: string) =>
+    stack.runScript("f/aws_oidc/rds_load_csv_from_s3", { credentials: `$res:${AURORA_CREDS}`, database, bucket: BUCKET, key, table: "people" });
+
+  test("loads through the writer endpoint (cluster-), signed for it, verify-full against its name", async () => {
+    expect(aurora.endpoint!.host).toMatch(/^orders\.cluster-[a-z0-9]{12}\.us-east-1\.rds\.amazonaws\.com$/);
+    await putObject("in/aurora.csv", "id,name,note,score\n1,Ada,,9.5\n2,Grace,x,7\n");
+    const { status, result } = await load(viaEndpoint(aurora.endpoint!), "in/aurora.csv");
+    expect(status).toBe(200);
+    expect(result).toMatchObject({ rows_loaded: 2, table: "people" });
+    expect(await aurora.adminSql("select id, name from people order by id")).toEqual([{ id: 1, name: "Ada" }, { id: 2, name: "Grace" }]);
+  });
+
+  test("through the reader endpoint (cluster-ro-) the token is accepted but the replica refuses the write", async () => {
+    await putObject("in/aurora-more.csv", "id,name,note,score\n3,Edsger,,8\n");
+    const { status, result } = await load(viaEndpoint(aurora.readerEndpoint!), "in/aurora-more.csv");
+    expect(status).toBe(422);
+    expect(result.error.message).toContain("25006");
+    expect(result.error.message).toContain("read-only transaction");
+    expect(result.error.message).toContain("Fix: the server accepts reads only: an Aurora reader endpoint (cluster-ro-)");
+    expect(aurora.lastAuthFailures).toEqual([]);
   });
 });

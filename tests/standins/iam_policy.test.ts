@@ -353,7 +353,7 @@ describe("evaluateTrustPolicy", () => {
   });
 
   test("allows the federated principal whose claims match", () => {
-    expect(evaluateTrustPolicy(trust, request("a@x::f/aws_oidc/x::no_flow::demo"))).toEqual({ allowed: true, reason: 'allowed by trust policy statement "Windmill"' });
+    expect(evaluateTrustPolicy(trust, request("a@x::f/aws_oidc/x::no_flow::demo"))).toMatchObject({ allowed: true, reason: 'allowed by trust policy statement "Windmill"' });
   });
 
   test("refuses other claims, other principals and other actions", () => {
@@ -377,7 +377,11 @@ describe("evaluateTrustPolicy", () => {
     const byAccount: PolicyDocument = { Statement: { Effect: "Allow", Action: "sts:AssumeRole", Principal: { AWS: "123456789012" } } };
     const notOther: PolicyDocument = { Statement: { Effect: "Allow", Action: "sts:AssumeRole", NotPrincipal: { AWS: "arn:aws:iam::123456789012:role/other" } } };
     const onlyOther: PolicyDocument = { Statement: { Effect: "Allow", Action: "sts:AssumeRole", Principal: { AWS: ["arn:aws:iam::123456789012:role/other"] } } };
-    for (const doc of [byRole, byAccount, notOther]) expect(evaluateTrustPolicy(doc, { action: "sts:AssumeRole", principal: caller, conditionContext: {} }).allowed).toBe(true);
+    // namedIds: which of the caller's names the allowing statement lists (a role chain needs the caller's own grant unless it is the role or session).
+    const named = (doc: PolicyDocument) => evaluateTrustPolicy(doc, { action: "sts:AssumeRole", principal: caller, conditionContext: {} });
+    expect([byRole, byAccount, notOther].map(named)).toMatchObject([
+      { allowed: true, namedIds: [ROLE_ARN] }, { allowed: true, namedIds: ["123456789012"] }, { allowed: true, namedIds: [] },
+    ]);
     expect(evaluateTrustPolicy(onlyOther, { action: "sts:AssumeRole", principal: caller, conditionContext: {} }).allowed).toBe(false);
   });
 });

@@ -1,6 +1,6 @@
 // The RDS stand-in as a client sees it: real `postgres` client, real RDS Signer, real STS
 // credentials minted from a Windmill OIDC token, verify-full TLS against the stand-in's CA.
-// Every refusal must look like RDS's (28P01, PAM message) while lastAuthFailures says why,
+// Every refusal must look like RDS's (28000, PAM message) while lastAuthFailures says why,
 // so each refusal test also checks that it was refused for the reason it is about.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createHash, randomBytes } from "node:crypto";
@@ -63,8 +63,8 @@ beforeAll(async () => {
   credentials = await mint(roleArn, "rds-test");
 }, 30_000);
 
-/** A role this workspace's jobs may assume that may rds-db:connect as `users` (under `condition`, if given). */
-function connectRole(roleName: string, users: string[], condition?: Record<string, Record<string, string[]>>): Promise<string> {
+/** A role this workspace's jobs may assume that may rds-db:connect as `users` (under `condition`, if given) on `resourceId` (default: the instance's). */
+function connectRole(roleName: string, users: string[], condition?: Record<string, Record<string, string[]>>, resourceId = rds.dbiResourceId): Promise<string> {
   return stack.addRole({
     roleName,
     maxSessionDuration: SESSION_SECONDS,
@@ -74,7 +74,7 @@ function connectRole(roleName: string, users: string[], condition?: Record<strin
       Statement: [{
         Effect: "Allow",
         Action: "rds-db:connect",
-        Resource: users.map((user) => `arn:aws:rds-db:${REGION}:${ACCOUNT_ID}:dbuser:${rds.dbiResourceId}/${user}`),
+        Resource: users.map((user) => `arn:aws:rds-db:${REGION}:${ACCOUNT_ID}:dbuser:${resourceId}/${user}`),
         ...(condition ? { Condition: condition } : {}),
       }],
     }],
@@ -129,7 +129,7 @@ function connect(options: { user?: string; password?: Password; ssl?: postgres.O
 /** The client sees RDS's one message; the stand-in's log says why. */
 async function expectRefused(sql: Sql, user: string, reason: RegExp, instance: RdsStandIn = rds): Promise<void> {
   const before = instance.lastAuthFailures.at(-1);
-  await expect(sql`select 1`).rejects.toMatchObject({ code: "28P01", message: PAM_FAILED(user) });
+  await expect(sql`select 1`).rejects.toMatchObject({ code: "28000", message: PAM_FAILED(user) });
   const failure = instance.lastAuthFailures.at(-1);
   expect(failure).not.toBe(before);
   expect(failure).toMatchObject({ user, database: DATABASE });
@@ -345,6 +345,94 @@ describe("RDS stand-in: an instance with an endpoint name, reached through a tun
   test("a token signed for the endpoint's name but the tunnel's port is refused", async () => {
     await expectRefused(viaTunnel({ hostname: ENDPOINT.host, port: endpointRds.port }), IAM_USER,
       new RegExp(`signed for mydb\\.abc123\\.us-east-1\\.rds\\.amazonaws\\.com:${endpointRds.port}, but this instance is`), endpointRds);
+  });
+});
+
+/** Dials `instance` at 127.0.0.1 as `serverName` (SNI and verify-full), with a token signed for `signedFor` (default: that name and the gateway's port). */
+function viaName(instance: RdsStandIn, serverName: string, creds: SessionCredentials, signedFor: { hostname: string; port?: number } = { hostname: serverName }): Sql {
+  const sql = postgres({
+    host: instance.host,
+    port: instance.port,
+    user: IAM_USER,
+    database: DATABASE,
+    password: () => signer({ hostname: signedFor.hostname, port: signedFor.port ?? instance.port, creds }).getAuthToken(),
+    ssl: { ca: instance.caCertPem, servername: serverName },
+    max: 1,
+    connect_timeout: CONNECT_TIMEOUT_SECONDS,
+    onnotice: () => {},
+  });
+  clients.push(sql);
+  return sql;
+}
+
+// rds-db:connect names an Aurora cluster by its DbClusterResourceId (RDS User Guide, "Creating
+// and using an IAM policy for IAM database access"); the client signs for the endpoint it uses.
+describe("RDS stand-in: an Aurora cluster (writer and reader endpoints, cluster-… resource id)", () => {
+  let aurora: RdsStandIn;
+  let clusterCreds: SessionCredentials;
+
+  beforeAll(async () => {
+    aurora = await startRds({ stsUrl: stack.sts.url, topology: { kind: "aurora-cluster", clusterName: "orders" } });
+    await aurora.adminSql(`create user ${IAM_USER}; grant rds_iam to ${IAM_USER}; create table orders (id int); grant select, insert on orders to ${IAM_USER};`);
+    clusterCreds = await mint(await connectRole("rds-connect-cluster", [IAM_USER], undefined, aurora.dbiResourceId), "rds-cluster");
+  }, 30_000);
+  afterAll(() => aurora?.close());
+
+  test("it names its endpoints and resource id as Aurora does", () => {
+    expect(aurora.dbiResourceId).toMatch(/^cluster-[A-Z0-9]{26}$/);
+    expect(aurora.endpoint).toEqual({ host: expect.stringMatching(/^orders\.cluster-[a-z0-9]{12}\.us-east-1\.rds\.amazonaws\.com$/), port: aurora.port });
+    expect(aurora.readerEndpoint!.host).toBe(aurora.endpoint!.host.replace(".cluster-", ".cluster-ro-"));
+  });
+
+  test("a token signed for the writer endpoint writes; one for the reader endpoint reads, and the reader refuses writes", async () => {
+    const writer = viaName(aurora, aurora.endpoint!.host, clusterCreds);
+    await writer`insert into orders values (1)`;
+    const reader = viaName(aurora, aurora.readerEndpoint!.host, clusterCreds);
+    const [count] = await reader<{ n: number }[]>`select count(*)::int as n from orders`;
+    expect(count).toEqual({ n: 1 });
+    await expect(reader`insert into orders values (2)`).rejects.toMatchObject({ code: "25006" });
+  });
+
+  test("a token signed for the writer endpoint is refused on the reader endpoint", async () => {
+    await expectRefused(viaName(aurora, aurora.readerEndpoint!.host, clusterCreds, { hostname: aurora.endpoint!.host }), IAM_USER,
+      new RegExp(`signed for ${aurora.endpoint!.host.replace(/\./g, "\\.")}:\\d+, but this cluster is ${aurora.readerEndpoint!.host.replace(/\./g, "\\.")}:`), aurora);
+  });
+
+  test("rds-db:connect must name the cluster's resource id, not an instance's", async () => {
+    // `credentials` may connect as IAM_USER on the instance's db-… id only.
+    await expectRefused(viaName(aurora, aurora.endpoint!.host, credentials), IAM_USER,
+      new RegExp(`may not rds-db:connect to arn:aws:rds-db:${REGION}:${ACCOUNT_ID}:dbuser:${aurora.dbiResourceId}/${IAM_USER}`), aurora);
+  });
+
+  test("a resource id of another form is refused at start", async () => {
+    await expect(startRds({ stsUrl: stack.sts.url, topology: { kind: "aurora-cluster", clusterName: "x" }, dbiResourceId: rds.dbiResourceId })).rejects.toThrow("not of the form cluster-…");
+  });
+});
+
+// RDS Proxy: rds-db:connect names the proxy's id (prx-…); IAM auth through a proxy needs TLS.
+describe("RDS stand-in: an RDS Proxy (proxy endpoint, prx-… resource id)", () => {
+  let proxy: RdsStandIn;
+  let proxyCreds: SessionCredentials;
+
+  beforeAll(async () => {
+    proxy = await startRds({ stsUrl: stack.sts.url, topology: { kind: "proxy", proxyName: "orders-proxy" } });
+    await proxy.adminSql(`create user ${IAM_USER}; grant rds_iam to ${IAM_USER};`);
+    proxyCreds = await mint(await connectRole("rds-connect-proxy", [IAM_USER], undefined, proxy.dbiResourceId), "rds-proxy");
+  }, 30_000);
+  afterAll(() => proxy?.close());
+
+  test("a token signed for the proxy endpoint connects, over TLS only", async () => {
+    expect(proxy.dbiResourceId).toMatch(/^prx-[a-f0-9]{17}$/);
+    expect(proxy.endpoint!.host).toMatch(/^orders-proxy\.proxy-[a-z0-9]{12}\.us-east-1\.rds\.amazonaws\.com$/);
+    const [row] = await viaName(proxy, proxy.endpoint!.host, proxyCreds)<{ user: string }[]>`select current_user as user`;
+    expect(row!.user).toBe(IAM_USER);
+    const plain = postgres({ host: proxy.host, port: proxy.port, user: IAM_USER, database: DATABASE, password: "x", ssl: false, max: 1, onnotice: () => {} });
+    clients.push(plain);
+    await expect(plain`select 1`).rejects.toMatchObject({ code: "28000", message: expect.stringContaining("no encryption") });
+  });
+
+  test("a token signed for the address dialled is refused: it must name the proxy endpoint", async () => {
+    await expectRefused(viaName(proxy, proxy.endpoint!.host, proxyCreds, { hostname: proxy.host }), IAM_USER, /but this proxy is orders-proxy\.proxy-/, proxy);
   });
 });
 

@@ -94,6 +94,16 @@ function webIdentityTrust(providerKey: string, sub: string): PolicyDocument & { 
   };
 }
 
+/** A role whose trust policy lets one AWS principal chain into it, and which may do nothing. */
+function chainTarget(roleName: string, principal: string): StsConfig["roles"][number] {
+  return {
+    roleName,
+    maxSessionDuration: 3600,
+    assumeRolePolicyDocument: { Version: "2012-10-17", Statement: [{ Effect: "Allow", Action: "sts:AssumeRole", Principal: { AWS: principal } }] },
+    permissionPolicies: [],
+  };
+}
+
 function buildConfig(issuer: Issuer, unreachableUrl: string): StsConfig {
   const key = issuer.url.replace(/^http:\/\//, "");
   const anyProviderTrust: PolicyDocument = {
@@ -147,13 +157,10 @@ function buildConfig(issuer: Issuer, unreachableUrl: string): StsConfig {
         },
         permissionPolicies: [],
       },
-      {
-        // Its trust policy lets the demo role in, but the demo role holds no sts:AssumeRole on it.
-        roleName: "not-granted",
-        maxSessionDuration: 3600,
-        assumeRolePolicyDocument: { Version: "2012-10-17", Statement: [{ Effect: "Allow", Action: "sts:AssumeRole", Principal: { AWS: DEMO_ROLE_ARN } }] },
-        permissionPolicies: [],
-      },
+      // The demo role holds no sts:AssumeRole on the next three (its Chain statement names chained-*).
+      chainTarget("names-the-role", DEMO_ROLE_ARN),
+      chainTarget("names-the-session", `arn:aws:sts::${ACCOUNT_ID}:assumed-role/windmill-demo/wm-test`),
+      chainTarget("names-the-account", ACCOUNT_ID),
       {
         roleName: "deny-wins",
         maxSessionDuration: 3600,
@@ -402,8 +409,11 @@ describe("AssumeRoleWithWebIdentity", () => {
     expect(slightlyAhead.Credentials?.AccessKeyId).toBeTruthy();
   });
 
-  test("an expired token is an ExpiredTokenException giving both times", async () => {
-    const exp = Math.floor(Date.now() / 1000) - 60;
+  test("a token past its exp is accepted for IAM's 5-minute skew window, then an ExpiredTokenException giving both times", async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const fourMinutesPast = await assumeWithToken({}, await issuer.sign({ iat: now - 3600, exp: now - 240 }));
+    expect(fourMinutesPast.Credentials?.AccessKeyId).toBeTruthy();
+    const exp = now - 360;
     const err = await expectRefused(assumeWithToken({}, await issuer.sign({ iat: exp - 3600, exp })), "ExpiredTokenException", "Token expired: current date/time");
     expect(err.message).toContain(`must be before the expiration date/time ${exp}`);
   });
@@ -643,21 +653,23 @@ describe("signed calls", () => {
     expect(hour.Credentials).toBeDefined();
   });
 
-  test("AssumeRole needs both the target's trust and the caller's sts:AssumeRole permission", async () => {
+  // IAM User Guide, "Policy evaluation logic" (one account): a trust policy naming the role or
+  // the session grants by itself; one naming the account needs the caller's own sts:AssumeRole.
+  test("AssumeRole in one account: a trust policy naming the role or session grants alone; naming the account needs the caller's sts:AssumeRole", async () => {
     const web = await demoCredentials();
-    // Trusted through the account root, and chained-* is in the caller's Allow.
-    const byAccount = await client(web).send(new AssumeRoleCommand({ RoleArn: `arn:aws:iam::${ACCOUNT_ID}:role/chained-by-account`, RoleSessionName: "acct" }));
-    expect(byAccount.AssumedRoleUser!.Arn).toContain("/chained-by-account/acct");
-    // Trusted, but the caller's policies grant no sts:AssumeRole on it.
-    await expectRefused(client(web).send(new AssumeRoleCommand({ RoleArn: `arn:aws:iam::${ACCOUNT_ID}:role/not-granted`, RoleSessionName: "x1" })), "AccessDenied", "not authorized to perform: sts:AssumeRole");
-    // A session policy narrows what the session may do, sts:AssumeRole included.
+    const chain = (roleName: string, c: Credentials = web) => client(c).send(new AssumeRoleCommand({ RoleArn: `arn:aws:iam::${ACCOUNT_ID}:role/${roleName}`, RoleSessionName: "x1" }));
+    // Named by role ARN or session ARN: no sts:AssumeRole on them in the caller's policies, still allowed.
+    expect((await chain("names-the-role")).AssumedRoleUser!.Arn).toContain("/names-the-role/x1");
+    expect((await chain("names-the-session")).AssumedRoleUser!.Arn).toContain("/names-the-session/x1");
+    // Named by account: the root ARN with chained-* in the caller's Allow works; the bare id without it does not.
+    expect((await chain("chained-by-account")).AssumedRoleUser!.Arn).toContain("/chained-by-account/x1");
+    await expectRefused(chain("names-the-account"), "AccessDenied", `is not authorized to perform: sts:AssumeRole on resource: arn:aws:iam::${ACCOUNT_ID}:role/names-the-account`);
+    // A session policy limits a grant to the role (and the account's), not one to the session itself.
     const narrowed = await demoCredentials({ PolicyArns: [{ arn: READ_ONLY_ARN }] });
-    await expectRefused(
-      client(narrowed).send(new AssumeRoleCommand({ RoleArn: CHAINED_ROLE_ARN, RoleSessionName: "chain", ExternalId: "ext-42" })),
-      "AccessDenied",
-      "not authorized to perform: sts:AssumeRole",
-    );
-    // A chained session cannot chain back: the chained role's policies grant no sts:AssumeRole.
+    await expectRefused(chain("names-the-role", narrowed), "AccessDenied", "not authorized to perform: sts:AssumeRole");
+    await expectRefused(chain("chained-by-account", narrowed), "AccessDenied", "not authorized to perform: sts:AssumeRole");
+    expect((await chain("names-the-session", narrowed)).AssumedRoleUser!.Arn).toContain("/names-the-session/x1");
+    // A chained session cannot chain back: the demo role's trust admits web identities only.
     const chained = await client(web).send(new AssumeRoleCommand({ RoleArn: CHAINED_ROLE_ARN, RoleSessionName: "chain", ExternalId: "ext-42" }));
     await expectRefused(client(chained.Credentials).send(new AssumeRoleCommand({ RoleArn: DEMO_ROLE_ARN, RoleSessionName: "back" })), "AccessDenied", "not authorized");
   });

@@ -89,7 +89,7 @@ async function chainRole(params: MintParams, first: SessionCredentials, counter:
     maxAttempts: 1,
     credentials: first,
   });
-  const ctx = (): StsCallContext => ({ operation: "AssumeRole", roleArn, region: params.region });
+  const ctx = (): StsCallContext => ({ operation: "AssumeRole", roleArn, region: params.region, callerRoleArn: first.roleArn });
   const response = await callSts(ctx, counter, log, () =>
     client.send(
       new AssumeRoleCommand({

@@ -40,7 +40,12 @@ const ACCOUNT_PATTERN = /^\d{12}$/;
 /** Windmill workspace ids: lowercase letters, digits, - and _. */
 const WORKSPACE_PATTERN = /^[a-z0-9_-]+$/;
 const PATH_PATTERN = /^(u|f)\/[\w-]+\/[\w\-/*]+$/;
-const DBI_PATTERN = /^db-[A-Z0-9]+$/;
+/**
+ * What rds-db:connect names (RDS User Guide, "Creating and using an IAM policy for IAM database
+ * access"): a DB instance's DbiResourceId (db-…), an Aurora cluster's DbClusterResourceId
+ * (cluster-…) or an RDS Proxy's id (prx-…, lower-case hex).
+ */
+const DBI_PATTERN = /^(db-[A-Z0-9]+|cluster-[A-Z0-9]+|prx-[a-f0-9]+)$/;
 /** A KMS key ARN (multi-Region keys are key/mrk-…). IAM authorizes KMS actions on the key, never on an alias. */
 const KMS_KEY_ARN_PATTERN = /^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/[A-Za-z0-9-]+$/;
 
@@ -121,8 +126,11 @@ export function checkSetupInput(input: SetupInput): SetupInput {
   }
   if (input.rds) checkKnownRegion("rds_region", input.rds.region);
   if (input.rds && !DBI_PATTERN.test(input.rds.dbiResourceId)) {
-    throw new InputError("dbi_resource_id", `${JSON.stringify(input.rds.dbiResourceId)} is not a DbiResourceId`,
-      "Use the instance's Resource ID (db-XXXX) from the RDS console's Configuration tab, not its name");
+    throw new InputError("dbi_resource_id", `${JSON.stringify(input.rds.dbiResourceId)} is not a DB instance, Aurora cluster or RDS Proxy resource id`,
+      "Use the resource id, not the name: a DB instance's db-… (RDS console > the instance > Configuration > Resource ID, or " +
+      "aws rds describe-db-instances --query 'DBInstances[].DbiResourceId'); an Aurora cluster's cluster-… (the cluster's Configuration tab, or " +
+      "aws rds describe-db-clusters --query 'DBClusters[].DbClusterResourceId'); an RDS Proxy's prx-… (the last part of the proxy's ARN, " +
+      "aws rds describe-db-proxies --query 'DBProxies[].DBProxyArn')");
   }
   return input;
 }

@@ -221,15 +221,17 @@ class RdsCheckFailure extends Error {
 }
 
 function rdsFailure(err: unknown, where: string, setup: Setup, session: SessionCredentials): RdsCheckFailure {
-  const { code, problem, fix } = pgFailure(err, where);
+  const { problem, fix } = pgFailure(err, where);
   const db = setup.database!;
-  if (!isIamAuthFailure(code, (err as Error).message ?? "")) return new RdsCheckFailure(problem, fix);
-  const arn = `arn:aws:rds-db:${db.region ?? setup.mint.region}:${session.accountId}:dbuser:<DbiResourceId>/${db.user}`;
+  if (!isIamAuthFailure((err as Error).message ?? "")) return new RdsCheckFailure(problem, fix);
+  const arn = `arn:aws:rds-db:${db.region ?? setup.mint.region}:${session.accountId}:dbuser:<resource id>/${db.user}`;
   return new RdsCheckFailure(problem,
     `RDS refused the IAM token for user "${db.user}" (it gives the same answer for each cause). Check, in order: ` +
     `(1) in the database, as the master user, the user exists and is switched to IAM auth: CREATE USER "${db.user}"; GRANT rds_iam TO "${db.user}"; ` +
-    `(2) the role's permission policy allows rds-db:connect on ${arn}: the user at its end must be "${db.user}", the user of this resource (the DbiResourceId, db-…, is in the RDS console > Configuration > Resource ID); ` +
-    "(3) host, port and region are the instance's own endpoint (the token is signed for them).");
+    `(2) the role's permission policy allows rds-db:connect on ${arn}: the user at its end must be "${db.user}", the user of this resource; ` +
+    "the resource id is a DB instance's DbiResourceId (db-…, RDS console > Configuration > Resource ID), an Aurora cluster's DbClusterResourceId (cluster-…, " +
+    "aws rds describe-db-clusters --query 'DBClusters[].DbClusterResourceId') or an RDS Proxy's id (prx-…, the last part of its ARN); " +
+    "(3) host, port and region are the endpoint's own: the instance's, the cluster's writer (cluster-) or reader (cluster-ro-) endpoint, or the proxy's (the token is signed for them).");
 }
 
 async function rdsCheck(setup: Setup, session: SessionCredentials, rows: DoctorRow[]): Promise<void> {

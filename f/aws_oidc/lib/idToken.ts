@@ -22,9 +22,11 @@ export interface IdTokenClaims {
 /**
  * How long the ID tokens we ask Windmill for live. Windmill's default is 48 h, so a token
  * that leaks (a log, a proxy, a core dump) could be replayed at STS for two days. The
- * exchange happens within seconds of the request, and STS allows 5 minutes of clock skew
- * either way (AWS STS API reference, AssumeRoleWithWebIdentity), so 5 minutes is enough
- * for a slow worker and short enough to make a leaked token nearly worthless.
+ * exchange happens within seconds of the request, so 5 minutes is enough for a slow worker
+ * and short enough to make a leaked token nearly worthless. IAM accepts a token up to five
+ * minutes past its exp for clock skew ("IAM provides a five-minute window beyond the
+ * expiration time": IAM User Guide, "Create an OpenID Connect (OIDC) identity provider in
+ * IAM"), so a leaked token stays usable for at most 10 minutes.
  */
 export const ID_TOKEN_LIFETIME_SECONDS = 300;
 

@@ -1,8 +1,9 @@
 // PostgreSQL on RDS with IAM database authentication: no password anywhere. Each new
 // connection signs a fresh 15-minute token with the session's credentials; TLS verifies
 // the server certificate unless a weaker mode is asked for by name. The token and the
-// certificate name the instance's endpoint, which may differ from the address dialled
-// (a tunnel, a proxy, a CNAME): signingHost/signingPort name it then.
+// certificate name the endpoint (a DB instance's, an Aurora cluster's writer or reader
+// endpoint, an RDS Proxy's), which may differ from the address dialled (a tunnel, a CNAME):
+// signingHost/signingPort name it then.
 import { Signer } from "@aws-sdk/rds-signer";
 import { isIP } from "node:net";
 import postgres, { type Sql } from "postgres";
@@ -16,7 +17,7 @@ export interface AwsRdsIamPostgres {
   /** The address dialled: the endpoint itself, or a tunnel, proxy or CNAME in front of it. */
   host: string;
   port: number;
-  /** The instance endpoint the token is signed for and the certificate is checked against, when `host` is not it. */
+  /** The endpoint (instance, Aurora cluster writer/reader, RDS Proxy) the token is signed for and the certificate is checked against, when `host` is not it. */
   signingHost?: string;
   /** The endpoint's port, when `port` is a tunnel's or proxy's. */
   signingPort?: number;
@@ -92,7 +93,7 @@ function checkPort(input: string, value: unknown, fix: string): number {
  */
 function checkSigningHost(value: unknown): string | undefined {
   if (isAbsent(value)) return undefined;
-  const fix = "Use the instance endpoint name alone, e.g. mydb.abc123.us-east-1.rds.amazonaws.com (its port goes in signingPort), or leave it empty when host is the endpoint";
+  const fix = "Use the endpoint name alone, e.g. mydb.abc123.us-east-1.rds.amazonaws.com, an Aurora cluster's mycluster.cluster-abc123.us-east-1.rds.amazonaws.com or an RDS Proxy's myproxy.proxy-abc123.us-east-1.rds.amazonaws.com (its port goes in signingPort), or leave it empty when host is the endpoint";
   if (typeof value !== "string") throw new InputError("database.signingHost", `${JSON.stringify(value)} is not a host name`, fix);
   const host = value.trim();
   if (isIP(host)) throw new InputError("database.signingHost", `${JSON.stringify(host)} is an IP address, but the token and the certificate name the endpoint's DNS name`, fix);
@@ -214,16 +215,26 @@ export function pgFailure(err: unknown, where: string): { code: string | undefin
   return { code: e.code, problem, fix: pgFix(e.code, e.message ?? "") };
 }
 
-/** RDS answers a refused IAM token with PAM (an IAM user) or password (a user without rds_iam) authentication failed. */
-export function isIamAuthFailure(code: string | undefined, message: string): boolean {
-  return code === "28P01" || /(PAM|password) authentication failed/.test(message);
+/**
+ * RDS answers a refused IAM token with `PAM authentication failed` (an IAM user) or `password
+ * authentication failed` (a user without rds_iam). A failed PAM login is SQLSTATE 28000
+ * (PostgreSQL src/backend/libpq/auth.c auth_failed; 28P01 is only password/md5/SCRAM), the
+ * same code as the pg_hba refusal of a connection without TLS: the message tells them apart.
+ */
+export function isIamAuthFailure(message: string): boolean {
+  return /(PAM|password) authentication failed/.test(message);
+}
+
+/** rds.force_ssl: Postgres's pg_hba refusal, "no pg_hba.conf entry" or "pg_hba.conf rejects", "no encryption" (PostgreSQL 14+) or "SSL off". */
+export function isNoTlsRefusal(code: string | undefined, message: string): boolean {
+  return code === "28000" && /pg_hba\.conf/.test(message) && /no encryption|SSL off/.test(message);
 }
 
 function pgFix(code: string | undefined, message: string): string {
-  if (isIamAuthFailure(code, message)) {
-    return "RDS refused the IAM token. Check: the database user was granted rds_iam; the role allows rds-db:connect on arn:aws:rds-db:<region>:<account>:dbuser:<DbiResourceId>/<user>; the region and the endpoint the token is signed for are the instance's own: host/port, or signingHost/signingPort when host is a tunnel, proxy or CNAME (RDS checks the token against its endpoint, not the address dialled).";
+  if (isIamAuthFailure(message)) {
+    return "RDS refused the IAM token. Check: the database user was granted rds_iam; the role allows rds-db:connect on arn:aws:rds-db:<region>:<account>:dbuser:<id>/<user>, where <id> is the instance's DbiResourceId (db-…), an Aurora cluster's DbClusterResourceId (cluster-…) or an RDS Proxy's id (prx-…); the region and the endpoint the token is signed for are the instance's, cluster's or proxy's own: host/port, or signingHost/signingPort when host is a tunnel or CNAME (RDS checks the token against its endpoint, not the address dialled).";
   }
-  if (code === "28000") return "the server requires TLS (RDS IAM auth always does); keep tlsMode verify-full.";
+  if (isNoTlsRefusal(code, message)) return "the server requires TLS (RDS IAM auth always does, and rds.force_ssl refuses connections without it); keep tlsMode verify-full.";
   // Before the CA check: Node words a name mismatch "Hostname/IP does not match certificate's altnames".
   if (/Hostname\/IP does not match|altnames/i.test(message)) {
     return "the certificate does not name the host checked: use the instance endpoint as host, or, through a tunnel, proxy or CNAME, set signingHost to the instance endpoint (the certificate names it).";
@@ -231,6 +242,8 @@ function pgFix(code: string | undefined, message: string): string {
   if (/self[- ]signed|unable to verify|UNABLE_TO_GET_ISSUER|certificate/i.test(message)) {
     return `the server certificate is not signed by caCert: paste the RDS CA bundle (${RDS_CA_BUNDLE_URL}).`;
   }
+  // Aurora's reader endpoint reaches a replica, where every transaction is read-only (Aurora User Guide, "Amazon Aurora endpoint connections").
+  if (code === "25006") return "the server accepts reads only: an Aurora reader endpoint (cluster-ro-) or a replica. Write through the cluster (writer) endpoint, <name>.cluster-<id>.<region>.rds.amazonaws.com, as host or signingHost.";
   if (code === "57014") return "the statement hit statement_timeout: raise it, or add a WHERE/LIMIT.";
   if (code === "42P01") return "the table does not exist: create it first, or check schema and spelling.";
   if (code === "22P04" || code === "22P02") return "a CSV line does not match the table's columns or types (delimiter, quote, header and columns inputs).";

@@ -51,6 +51,8 @@ export interface StsCallContext {
   roleArn: string;
   region: string;
   claims?: IdTokenClaims;
+  /** AssumeRole (chaining): the role whose session makes the call. */
+  callerRoleArn?: string;
 }
 
 /** Wraps an STS failure in an error whose message says what to fix. */
@@ -73,13 +75,34 @@ function keyFetchFix(ctx: StsCallContext): string {
   return `AWS could not reach ${issuer}jwks (it was retried). The Windmill base URL must be reachable from the internet over HTTPS with a publicly trusted certificate, and ${issuer}jwks must answer 200 with the keys.`;
 }
 
+/**
+ * IAM User Guide, "Policy evaluation logic": in one account a trust policy that names the
+ * calling role grants by itself; one that names the account (`:root`) delegates to the
+ * account, so the caller's own policy must allow sts:AssumeRole too. Across accounts both
+ * are always needed. Session policies on the first session limit either grant.
+ */
+function chainFix(ctx: StsCallContext): string {
+  const caller = ctx.callerRoleArn ?? "<first role ARN>";
+  const callerAccount = /^arn:aws[\w-]*:iam::(\d{12}):/.exec(caller)?.[1];
+  const targetAccount = /^arn:aws[\w-]*:iam::(\d{12}):/.exec(ctx.roleArn)?.[1];
+  const sameAccount = callerAccount !== undefined && callerAccount === targetAccount;
+  const grant = `the first role's permission policy must allow sts:AssumeRole on ${ctx.roleArn}`;
+  return [
+    `the trust policy of ${ctx.roleArn} must allow sts:AssumeRole for Principal {"AWS": "${caller}"}, and sts:ExternalId must match chain_external_id if it sets one.`,
+    sameAccount
+      ? `In one account that is enough; if the trust policy names the account (arn:aws:iam::${callerAccount}:root) instead, ${grant} too.`
+      : `Across accounts ${grant} as well.`,
+    "A session_policy or policy_arns given to the first session must allow sts:AssumeRole on it too.",
+  ].join(" ");
+}
+
 function stsFix(code: string, ctx: StsCallContext): string {
   const claims = ctx.claims;
   const provider = claims ? claims.iss.replace(/^https?:\/\//, "") : "<windmill base url>/api/oidc/";
   switch (code) {
     case "AccessDenied":
       if (ctx.operation === "AssumeRole") {
-        return `the chained role's trust policy must allow the first role as Principal AWS (and sts:ExternalId must match chain_external_id if it sets one), and the first role needs sts:AssumeRole on ${ctx.roleArn}.`;
+        return chainFix(ctx);
       }
       return [
         roleArnCheck(ctx.roleArn),

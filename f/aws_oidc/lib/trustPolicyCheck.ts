@@ -76,24 +76,39 @@ function listOf(value: StringOrList | undefined): string[] {
   return Array.isArray(value) ? value : [value];
 }
 
+/** Regex source for a literal run of characters. */
+function escapeRegex(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\/-]/g, "\\$&");
+}
+
+/** Regex source for policy text as written: `*` is any run of characters (even none), `?` exactly one. */
+function wildcardSource(pattern: string): string {
+  return pattern.split("*").map((part) => part.split("?").map(escapeRegex).join(".")).join(".*");
+}
+
 /** IAM's wildcard match: `*` is any run of characters (even none), `?` exactly one. */
 export function wildcardMatch(pattern: string, value: string, ignoreCase = false): boolean {
-  const source = pattern.split("*").map((part) => part.split("?").map((s) => s.replace(/[.+^${}()|[\]\\/-]/g, "\\$&")).join(".")).join(".*");
-  return new RegExp(`^${source}$`, ignoreCase ? "si" : "s").test(value);
+  return new RegExp(`^${wildcardSource(pattern)}$`, ignoreCase ? "si" : "s").test(value);
+}
+
+/** A condition value ready to compare: its text (for the Equals operators) and its wildcard pattern (for Like). */
+interface PolicyValue {
+  text: string;
+  like: RegExp;
 }
 
 interface BaseOperator {
   negated: boolean;
-  matches(policyValue: string, value: string): boolean;
+  matches(policy: PolicyValue, value: string): boolean;
 }
 
 const OPERATORS: Record<string, BaseOperator> = {
-  StringEquals: { negated: false, matches: (p, v) => p === v },
-  StringNotEquals: { negated: true, matches: (p, v) => p === v },
-  StringEqualsIgnoreCase: { negated: false, matches: (p, v) => p.toLowerCase() === v.toLowerCase() },
-  StringNotEqualsIgnoreCase: { negated: true, matches: (p, v) => p.toLowerCase() === v.toLowerCase() },
-  StringLike: { negated: false, matches: (p, v) => wildcardMatch(p, v) },
-  StringNotLike: { negated: true, matches: (p, v) => wildcardMatch(p, v) },
+  StringEquals: { negated: false, matches: (p, v) => p.text === v },
+  StringNotEquals: { negated: true, matches: (p, v) => p.text === v },
+  StringEqualsIgnoreCase: { negated: false, matches: (p, v) => p.text.toLowerCase() === v.toLowerCase() },
+  StringNotEqualsIgnoreCase: { negated: true, matches: (p, v) => p.text.toLowerCase() === v.toLowerCase() },
+  StringLike: { negated: false, matches: (p, v) => p.like.test(v) },
+  StringNotLike: { negated: true, matches: (p, v) => p.like.test(v) },
 };
 
 interface Operator {
@@ -113,8 +128,8 @@ function parseOperator(name: string): Operator | undefined {
 }
 
 /** Does one operator on one key hold for the request's values (none when the key is absent)? */
-function operatorHolds(operator: Operator, policyValues: string[], values: string[]): boolean {
-  if (operator.base === "Null") return (values.length === 0) === policyValues.some((p) => p.toLowerCase() === "true");
+function operatorHolds(operator: Operator, rawValues: string[], policyValues: PolicyValue[], values: string[]): boolean {
+  if (operator.base === "Null") return (values.length === 0) === rawValues.some((p) => p.toLowerCase() === "true");
   const { base, set, ifExists } = operator;
   if (values.length === 0) {
     if (ifExists || set === "ForAllValues") return true;
@@ -125,6 +140,52 @@ function operatorHolds(operator: Operator, policyValues: string[], values: strin
   if (set === "ForAllValues") return values.every(satisfied);
   if (set === "ForAnyValue") return values.some(satisfied);
   return base.negated ? values.every(satisfied) : values.some(satisfied);
+}
+
+// ---------------------------------------------------------------------------------------
+// Policy variables (IAM User Guide, "IAM policy elements: Variables and tags"): in a
+// 2012-10-17 policy `${key}` in a String condition value is replaced by the request's value
+// of that key, `${key, 'default'}` falls back to the default, and `${*}` `${?}` `${$}` are
+// those characters. A substituted value is literal text, even inside StringLike. A key with
+// no value and no default makes the value "effectively null": it matches nothing.
+
+const VARIABLE = /\$\{([^}]*)\}/g;
+const WITH_DEFAULT = /^([^,]+),\s*'([^']*)'$/;
+const SPECIAL_CHARACTERS = new Set(["*", "?", "$"]);
+
+/** A value with its variables substituted; undefined when it matches nothing; `{ undecided }` naming a key only AWS knows. */
+type Resolved = PolicyValue | undefined | { undecided: string };
+
+function resolveValue(raw: string, ctx: Context, variables: boolean): Resolved {
+  if (!variables || !raw.includes("${")) return { text: raw, like: new RegExp(`^${wildcardSource(raw)}$`, "s") };
+  let text = "";
+  let like = "";
+  let rest = 0;
+  for (const match of raw.matchAll(VARIABLE)) {
+    const literal = raw.slice(rest, match.index);
+    text += literal;
+    like += wildcardSource(literal);
+    const value = variableValue(match[1].trim(), ctx);
+    if (value === undefined || typeof value === "object") return value;
+    text += value;
+    like += escapeRegex(value);
+    rest = match.index + match[0].length;
+  }
+  text += raw.slice(rest);
+  like += wildcardSource(raw.slice(rest));
+  return { text, like: new RegExp(`^${like}$`, "s") };
+}
+
+/** The value a variable stands for; undefined: none; `{ undecided }`: a key the token does not carry (aws:…, sts:…). */
+function variableValue(body: string, ctx: Context): string | undefined | { undecided: string } {
+  if (SPECIAL_CHARACTERS.has(body)) return body;
+  const withDefault = WITH_DEFAULT.exec(body);
+  const key = (withDefault ? withDefault[1] : body).trim();
+  const claim = claimOfKey(key);
+  if (!claim) return { undecided: key };
+  const values = ownProvider(key, ctx) ? claimValues(ctx.claims, claim) : [];
+  // "You can't use a multivalued condition key as a variable": one value, or the default.
+  return values.length === 1 ? values[0] : withDefault?.[2];
 }
 
 // ---------------------------------------------------------------------------------------
@@ -164,7 +225,8 @@ function describeValues(values: string[]): string {
   return values.length === 1 ? JSON.stringify(values[0]) : JSON.stringify(values);
 }
 
-function evaluateStatement(statement: Statement, index: number, ctx: Context): StatementVerdict {
+/** `variables`: the policy's Version is 2012-10-17, the only one in which `${…}` are policy variables. */
+function evaluateStatement(statement: Statement, index: number, ctx: Context, variables: boolean): StatementVerdict {
   const label = `statement ${statement.Sid ? JSON.stringify(statement.Sid) : index}`;
   const verdict: StatementVerdict = { label, effect: statement.Effect === "Deny" ? "Deny" : "Allow", refusals: [], unchecked: [], subValues: undefined };
   const actions = statement.Action !== undefined ? listOf(statement.Action) : undefined;
@@ -175,22 +237,31 @@ function evaluateStatement(statement: Statement, index: number, ctx: Context): S
   for (const [operatorName, entries] of Object.entries(statement.Condition ?? {})) {
     const operator = parseOperator(operatorName);
     for (const [key, value] of Object.entries(entries ?? {})) {
-      const policyValues = (Array.isArray(value) ? value : [value]).map(String);
+      const rawValues = (Array.isArray(value) ? value : [value]).map(String);
       const claim = claimOfKey(key);
       if (!operator || !claim) {
-        verdict.unchecked.push(`${operatorName} ${key}`);
+        // A key the token does not carry is named alone; an operator the check does not know, with its key.
+        verdict.unchecked.push(claim ? `${operatorName} ${key}` : key);
         continue;
       }
-      const ownProvider = key.slice(0, key.lastIndexOf(":")).toLowerCase() === ctx.provider.toLowerCase();
-      const values = ownProvider ? claimValues(ctx.claims, claim) : [];
-      if (claim === "sub" && ownProvider) verdict.subValues = policyValues;
-      if (operatorHolds(operator, policyValues, values)) continue;
+      const resolved = rawValues.map((raw) => resolveValue(raw, ctx, variables));
+      const undecided = resolved.find((r): r is { undecided: string } => r !== undefined && "undecided" in r);
+      if (undecided) {
+        verdict.unchecked.push(`${key} (its value names ${undecided.undecided})`);
+        continue;
+      }
+      const policyValues = resolved.filter((r): r is PolicyValue => r !== undefined);
+      const own = ownProvider(key, ctx);
+      const values = own ? claimValues(ctx.claims, claim) : [];
+      const shown = policyValues.map((p) => p.text);
+      if (claim === "sub" && own) verdict.subValues = shown;
+      if (operatorHolds(operator, rawValues, policyValues, values)) continue;
       verdict.refusals.push({
         what: "condition",
         claim,
-        policyValues,
-        detail: ownProvider
-          ? `${operatorName} ${key}: the token's ${claim} ${values.length ? describeValues(values) : "(absent)"} does not satisfy ${describeValues(policyValues)}${claim === "sub" ? closestSubPattern(ctx.claims.sub, policyValues) : ""}`
+        policyValues: shown,
+        detail: own
+          ? `${operatorName} ${key}: the token's ${claim} ${values.length ? describeValues(values) : "(absent)"} does not satisfy ${describeValues(shown.length ? shown : rawValues)}${claim === "sub" ? closestSubPattern(ctx.claims.sub, shown) : ""}`
           : `${operatorName} ${key}: the key names provider ${key.slice(0, key.lastIndexOf(":"))}, but the token's issuer is ${ctx.provider}, so AWS sees no such key`,
       });
     }
@@ -201,7 +272,12 @@ function evaluateStatement(statement: Statement, index: number, ctx: Context): S
 /** `<provider>:aud|sub|email` → the claim; any other key (aws:*, sts:*, amr…) is not decided by the token. */
 function claimOfKey(key: string): ClaimName | undefined {
   const name = key.slice(key.lastIndexOf(":") + 1).toLowerCase();
-  return key.includes(":") ? CLAIM_KEYS.find((c) => c === name) : undefined;
+  return key.includes(":") && !/^(aws|sts):/i.test(key) ? CLAIM_KEYS.find((c) => c === name) : undefined;
+}
+
+/** Condition key names are case-insensitive in IAM, the provider part included. */
+function ownProvider(key: string, ctx: Context): boolean {
+  return key.slice(0, key.lastIndexOf(":")).toLowerCase() === ctx.provider.toLowerCase();
 }
 
 function refusePrincipal(statement: Statement, ctx: Context): Refusal | undefined {
@@ -269,33 +345,52 @@ function broadnessWarning(verdict: StatementVerdict, ctx: Context): DoctorRow | 
   return row(TRUST_POLICY_CHECK, "warning", problem, `narrow it: StringLike ${ctx.provider}:sub = ${suggestedSubPatterns(ctx.claims.sub).map((p) => JSON.stringify(p)).join(", ")} (one pattern per allowed script or flow, each ending in ::<workspace>).`);
 }
 
-/** The trust-policy row of the doctor's table: does this policy admit a token with these claims? */
+/** "cannot check offline: <keys>, AWS will evaluate it": a condition only AWS can decide is neither passed nor failed. */
+export const CANNOT_CHECK_OFFLINE = "cannot check offline";
+
+function undecidedKeys(verdicts: StatementVerdict[]): string {
+  const keys = [...new Set(verdicts.flatMap((v) => v.unchecked))];
+  return `${CANNOT_CHECK_OFFLINE}: ${keys.join(", ")}, AWS will evaluate ${keys.length > 1 ? "them" : "it"}`;
+}
+
+/**
+ * The trust-policy row of the doctor's table: does this policy admit a token with these
+ * claims? The Federated principal is compared exactly: the provider URL is case-sensitive and
+ * must be the token's iss (IAM User Guide, "Create an OpenID Connect (OIDC) identity provider
+ * in IAM"; IAM API reference, CreateOpenIDConnectProvider: Url "should correspond to the iss
+ * claim"), as the STS stand-in compares it.
+ */
 export function checkTrustPolicy(policy: TrustPolicy, claims: PolicyClaims, accountId = "*"): DoctorRow {
   const provider = providerOf(claims.iss);
   const account = accountId === "*" ? "\\d{12}" : accountId;
-  const escapedProvider = provider.replace(/[.+*?^${}()|[\]\\/-]/g, "\\$&");
-  const ctx: Context = { provider, claims, providerArn: new RegExp(`^arn:aws[\\w-]*:iam::${account}:oidc-provider/${escapedProvider}$`, "i") };
+  const ctx: Context = { provider, claims, providerArn: new RegExp(`^arn:aws[\\w-]*:iam::${account}:oidc-provider/${escapeRegex(provider)}$`) };
   const statements = Array.isArray(policy.Statement) ? policy.Statement : [policy.Statement];
-  const verdicts = statements.map((s, i) => evaluateStatement(s, i, ctx));
+  const verdicts = statements.map((s, i) => evaluateStatement(s, i, ctx, policy.Version === "2012-10-17"));
   const holding = verdicts.filter((v) => v.refusals.length === 0);
-  const deny = holding.find((v) => v.effect === "Deny");
-  if (deny) {
-    const how = deny.unchecked.length ? ` unless its conditions ${deny.unchecked.join(", ")} (not checked offline) spare it` : "";
-    return row(TRUST_POLICY_CHECK, deny.unchecked.length ? "warning" : "failed", `${deny.label} explicitly denies this token${how}`, `remove or narrow ${deny.label}: an explicit Deny wins over every Allow.`);
+  const deny = holding.find((v) => v.effect === "Deny" && v.unchecked.length === 0);
+  if (deny) return row(TRUST_POLICY_CHECK, "failed", `${deny.label} explicitly denies this token`, `remove or narrow ${deny.label}: an explicit Deny wins over every Allow.`);
+  const allows = holding.filter((v) => v.effect === "Allow");
+  if (allows.length === 0) return refusalRow(verdicts, ctx);
+  const allow = allows.find((v) => v.unchecked.length === 0);
+  const undecidedDenies = holding.filter((v) => v.effect === "Deny");
+  if (undecidedDenies.length) {
+    const admits = allow ? `; otherwise ${allow.label} admits it` : `; otherwise ${allows[0].label} admits it only if ${allows[0].unchecked.join(", ")} hold too`;
+    return row(TRUST_POLICY_CHECK, "warning", `${undecidedKeys(undecidedDenies)}: if it holds, ${undecidedDenies.map((v) => v.label).join(" and ")} denies this token${admits}`,
+      "see the AssumeRoleWithWebIdentity row for AWS's answer, or check those conditions by hand.");
   }
-  const allow = holding.filter((v) => v.effect === "Allow").sort((a, b) => a.unchecked.length - b.unchecked.length)[0];
-  if (allow && allow.unchecked.length) {
-    return row(TRUST_POLICY_CHECK, "warning", `${allow.label} admits this token's aud, sub and email; its conditions ${allow.unchecked.join(", ")} are not decided by the token and were not checked`, "check those conditions by hand, or see the AssumeRoleWithWebIdentity row.");
+  if (!allow) {
+    return row(TRUST_POLICY_CHECK, "warning", `${undecidedKeys(allows)}: ${allows.map((v) => v.label).join(" or ")} admits this token's aud, sub and email only if it holds`,
+      "see the AssumeRoleWithWebIdentity row for AWS's answer, or check those conditions by hand.");
   }
-  if (allow) {
-    return broadnessWarning(allow, ctx) ?? row(TRUST_POLICY_CHECK, "ok", `${allow.label} admits this token (aud ${describeValues(claims.aud)}, sub ${JSON.stringify(claims.sub)})`);
-  }
-  const allows = verdicts.filter((v) => v.effect === "Allow");
-  const relevant = allows.filter((v) => !v.refusals.some((r) => r.what === "action"));
+  return broadnessWarning(allow, ctx) ?? row(TRUST_POLICY_CHECK, "ok", `${allow.label} admits this token (aud ${describeValues(claims.aud)}, sub ${JSON.stringify(claims.sub)})`);
+}
+
+/** No Allow statement admits the token: the one closest to admitting it names what to change. */
+function refusalRow(verdicts: StatementVerdict[], ctx: Context): DoctorRow {
+  const relevant = verdicts.filter((v) => v.effect === "Allow" && !v.refusals.some((r) => r.what === "action"));
   if (relevant.length === 0) {
-    return row(TRUST_POLICY_CHECK, "failed", `no Allow statement is for ${ACTION}`, `add a statement with Effect Allow, Action ${ACTION} and Principal {"Federated": "arn:aws:iam::<account>:oidc-provider/${provider}"}.`);
+    return row(TRUST_POLICY_CHECK, "failed", `no Allow statement is for ${ACTION}`, `add a statement with Effect Allow, Action ${ACTION} and Principal {"Federated": "arn:aws:iam::<account>:oidc-provider/${ctx.provider}"}.`);
   }
-  // The statement closest to admitting the token names what to change.
   const closest = [...relevant].sort((a, b) => a.refusals.length - b.refusals.length)[0];
   const detail = relevant.map((v) => `${v.label} refuses it: ${v.refusals.map((r) => r.detail).join("; ")}`).join(". ");
   const fixes = closest.refusals.map((r) => refusalFix(r, ctx));
