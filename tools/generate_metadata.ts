@@ -5,9 +5,22 @@
 import { startWindmill } from "../local/windmill/server.ts";
 import { REPO_ROOT } from "../local/stack.ts";
 import { runWmill } from "../local/windmill/wmillCli.ts";
+import { parseCommandLine, UsageError } from "./cli.ts";
+
+const USAGE = `usage: npm run metadata
+
+Regenerates every script's .script.yaml schema and .script.lock, and wmill-lock.yaml, with the
+real wmill generate-metadata against a local Windmill stand-in. Takes no options.`;
 
 /** Each lock job bundles the script and runs `bun install` (~1.5 s warm, several seconds with a cold bun cache). */
 const METADATA_TIMEOUT_MS = 15 * 60 * 1000;
+
+try {
+  parseCommandLine(USAGE, {});
+} catch (err) {
+  console.error(`${(err as UsageError).message}\n${USAGE}`);
+  process.exit(2);
+}
 
 const windmill = await startWindmill({ workspaceDir: REPO_ROOT });
 try {

@@ -4,7 +4,7 @@
 // postgresql resource, prints what a person would see in Windmill, and stops.
 // `npm run dev`: the same set-up, then keeps running and prints how to call it.
 import { S3Client } from "@aws-sdk/client-s3";
-import { CREDENTIALS_RESOURCE, DATABASE_RESOURCE, DEMO_BUCKET, DEMO_TABLE, ROLE_RESOURCE, setUpWorkspace, uploadSampleCsvs } from "./demoData.ts";
+import { CREDENTIALS_RESOURCE, DATABASE_RESOURCE, DEMO_BUCKET, DEMO_TABLE, ROLE_RESOURCE, setUpWorkspace, uploadSampleCsvs, useDemoDatabaseInRdsRefresh } from "./demoData.ts";
 import { chmod, mkdir } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
@@ -122,6 +122,8 @@ async function dev(options: StackOptions, stateDir: string): Promise<void> {
   const stack = await startLocalStack({ ...options, savedTokensFile: await prepareStateDir(stateDir) });
   closeOnSignal(stack);
   await setUpWorkspace(stack);
+  // Kept running: the RDS refresh schedule keeps f/aws_oidc/orders_db_pg's token fresh.
+  await useDemoDatabaseInRdsRefresh(stack, true);
   await webhook(stack, "p", "f/aws_oidc/assume_role", { aws_oidc: `$res:${ROLE_RESOURCE}` });
   await uploadSampleCsvs(await demoS3(stack), DEMO_BUCKET, DEMO_PREFIX, DEMO_OBJECTS, DEMO_ROWS_PER_OBJECT);
   const scopedToken = await scopedWebhookToken(stack);

@@ -56,7 +56,7 @@ const CASES: Case[] = [
   ["save_to not a path", "p", "f/aws_oidc/assume_role", assume({ save_to: "creds" }), /Invalid input "save_to"/],
   ["save_to holding another type", "p", "f/aws_oidc/assume_role", assume({ save_to: "f/aws_oidc/a_role_not_creds" }), /Invalid input "save_to".*aws_oidc resource/],
   ["min_remaining below 5 minutes", "p", "f/aws_oidc/assume_role", assume({ min_remaining: "1m" }), /Invalid input "min_remaining"/],
-  ["a role that does not trust the workspace", "p", "f/aws_oidc/assume_role", assume({ role_arn: "arn:aws:iam::123456789012:role/no-such-role" }), /AccessDenied[\s\S]*Fix: the role's trust policy/],
+  ["a role that does not trust the workspace", "p", "f/aws_oidc/assume_role", assume({ role_arn: "arn:aws:iam::123456789012:role/no-such-role" }), /AccessDenied[\s\S]*Fix: First check the role ARN arn:aws:iam::123456789012:role\/no-such-role: role no-such-role must exist in account 123456789012[\s\S]*Then the role's trust policy/],
   ["whoami with a resource of the wrong type", "p", "f/aws_oidc/whoami", { credentials: "$res:f/aws_oidc/a_role_not_creds" }, /Invalid input "credentials".*not an aws_sts_credentials resource/],
   ["whoami with a missing resource", "p", "f/aws_oidc/whoami", { credentials: "f/aws_oidc/nothing_here" }, /Invalid input "credentials".*no resource at f\/aws_oidc\/nothing_here/],
   ["bucket given as a URL", "p", "f/aws_oidc/s3_list_objects", s3({ bucket: "s3://bad-input/x" }), /Invalid input "bucket".*bucket name alone: bad-input/],
