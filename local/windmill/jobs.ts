@@ -196,7 +196,8 @@ export class JobEngine {
       this.track(step, run(step));
       const done = await this.wait(step.id);
       record.logs += `[${stepId}] ${path}: ${done.success ? "success" : "failure"} in ${done.durationMs} ms (job ${done.id})\n`;
-      return { success: done.success, result: done.result };
+      // worker_flow.rs: is_flow() resets has_triggered_error_handler, so only a loop iteration passes it up.
+      return { success: done.success, result: done.result, failureModuleRan: this.iterationJobIds.has(done.id) && done.failureModuleRan };
     };
     const runner: StepRunner = {
       runScript: ({ path, stepId, args, timeoutSeconds }) => {
@@ -221,6 +222,7 @@ export class JobEngine {
     const outcome = await runFlowValue(flow, record.args, runner, outer);
     record.success = outcome.success;
     record.result = outcome.result;
+    record.failureModuleRan = outcome.failureModuleRan;
   }
 
   /**

@@ -127,6 +127,8 @@ export interface JobRecord {
   status: "running" | "success" | "failure";
   success: boolean;
   result: unknown;
+  /** A flow job that failed after running its failure module (worker_flow.rs has_triggered_error_handler). */
+  failureModuleRan?: boolean;
   logs: string;
   progress: number | null;
   startedAt: string;

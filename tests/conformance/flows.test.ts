@@ -190,6 +190,22 @@ describe("for-loop iterations are flow jobs (fact 3)", () => {
     expect(childrenOf(failed).map((j) => [j.stepId, j.success])).toEqual([["body", false], ["failure-0-1", true]]);
     expect(childrenOf(flow).every((j) => j.stepId === "each")).toBe(true);
   });
+
+  test("worker_flow.rs has_triggered_error_handler: once the copied failure module ran in a failed iteration, the flow's own failure module does not run again", async () => {
+    const failing = raw("body", "export async function main() { throw new Error('iteration fails'); }");
+    const failureModule = raw("failure", "export async function main(e: { step_id: string }) { return { handled_in: process.env.WM_FLOW_PATH, step: e.step_id }; }", { e: js("previous_result.error") });
+    await createFlow("f/aws_oidc/conf_failure_once", {
+      modules: [{ id: "each", value: { type: "forloopflow", iterator: js("[1]"), modules: [failing] } }],
+      failure_module: failureModule,
+    });
+    const { status, body } = await run("f", "f/aws_oidc/conf_failure_once", {});
+    expect(status).not.toBe(200);
+    expect(body).toEqual({ handled_in: "f/aws_oidc/conf_failure_once/loop-0", step: "body" });
+    const flow = lastFlowJob("f/aws_oidc/conf_failure_once");
+    expect(flow.success).toBe(false);
+    // The flow job's only child is the iteration: no failure step of its own.
+    expect(childrenOf(flow).map((j) => [j.stepId, j.path])).toEqual([["each", "f/aws_oidc/conf_failure_once/loop-0"]]);
+  });
 });
 
 describe("loop and branch options (fact 5)", () => {
@@ -230,6 +246,20 @@ describe("loop and branch options (fact 5)", () => {
     expect(Math.max(...together.map((r) => r.start))).toBeLessThan(Math.min(...together.map((r) => r.end)));
     const inTurn = (await run("f", "f/aws_oidc/conf_branchall_sequential", {})).body as { start: number; end: number }[];
     expect(inTurn[1].start).toBeGreaterThanOrEqual(inTurn[0].end);
+  });
+
+  test("worker_flow.rs (BranchAll): each branch is a flow job at <flow>/branchall-<i>, whose steps are its children", async () => {
+    const branches = [0, 1].map((b) => ({ modules: [raw(`where_${b}`, WHERE, { x: { type: "static", value: b } })] }));
+    await createFlow("f/aws_oidc/conf_branchall_jobs", { modules: [{ id: "both", value: { type: "branchall", branches } }] });
+    const { status, body } = await run("f", "f/aws_oidc/conf_branchall_jobs", {});
+    expect(status).toBe(200);
+    const flow = lastFlowJob("f/aws_oidc/conf_branchall_jobs");
+    const branchJobs = childrenOf(flow);
+    expect(branchJobs.map((j) => [j.kind, j.path, j.stepId]).sort()).toEqual([0, 1].map((b) => ["flow", `f/aws_oidc/conf_branchall_jobs/branchall-${b}`, "both"]));
+    for (const [b, result] of (body as { x: number; flow_path: string; flow_job: string; step: string }[]).entries()) {
+      const branchJob = branchJobs.find((j) => j.path.endsWith(`/branchall-${b}`))!;
+      expect(result).toMatchObject({ x: b, flow_path: branchJob.path, flow_job: branchJob.id, step: `where_${b}` });
+    }
   });
 });
 

@@ -3,6 +3,9 @@
 // f/aws_oidc/orders_by_country.pg.sql as windmill-worker/src/pg_executor.rs (do_postgresql)
 // does, through the RDS stand-in's IAM TLS gateway.
 import { afterAll, beforeAll, describe, expect, setSystemTime, test } from "bun:test";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
 import { rootCertificates } from "node:tls";
 import wmill from "windmill-client";
 import { assumeRoleAndSave } from "../../f/aws_oidc/lib/assumeRoleAndSave.ts";
@@ -122,5 +125,22 @@ describe("a PostgreSQL script on the IAM-backed postgresql resource", () => {
     expect(otherCa.result.error.message).toMatch(/certificate|unable to verify|self.signed/i);
     const unreadable = await run("-----BEGIN CERTIFICATE-----\nnot a certificate\n-----END CERTIFICATE-----");
     expect(unreadable.result.error.message).toContain("Invalid Certs");
+  });
+
+  test("root_certificate_pem is added to the system's roots, not a replacement (native-tls add_root_certificate)", async () => {
+    const value = (await (await api(`resources/get_value_interpolated/${PG_RESOURCE}`)).json()) as Record<string, unknown>;
+    // The stand-in's RDS CA becomes a system root (OpenSSL's SSL_CERT_FILE); the resource names an unrelated root.
+    const systemStore = join(await mkdtemp(join(tmpdir(), "pg-roots-")), "roots.pem");
+    await writeFile(systemStore, String(value.root_certificate_pem));
+    const previous = process.env.SSL_CERT_FILE;
+    process.env.SSL_CERT_FILE = systemStore;
+    try {
+      const { status, result } = await stack.runScript(SQL_SCRIPT, { database: { ...value, root_certificate_pem: rootCertificates[0] }, min_orders: 2 });
+      expect({ status, result }).toEqual({ status: 200, result: [{ country: "GB", orders: 2, amount: "40.00" }] });
+    } finally {
+      if (previous === undefined) delete process.env.SSL_CERT_FILE;
+      else process.env.SSL_CERT_FILE = previous;
+      await rm(dirname(systemStore), { recursive: true, force: true });
+    }
   });
 });
