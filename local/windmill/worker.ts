@@ -42,6 +42,8 @@ export interface ScriptJob {
   /** The worker's WM_* / BASE_* variables for this job. */
   env: Record<string, string>;
   timeoutMs?: number;
+  /** Aborted when the job is canceled: the process is killed. */
+  signal?: AbortSignal;
 }
 
 export interface JobOutcome {
@@ -74,7 +76,7 @@ export async function runScriptJob(job: ScriptJob, args: Record<string, unknown>
     await writeFile(specFile, JSON.stringify(spec), { mode: 0o600 });
     // handle_bun_job runs a bundle (main.js, linked from the cache) with --preserve-symlinks.
     const flags = prepared.runtimeLoader ? [] : ["--preserve-symlinks"];
-    const { logs, timedOut, exitCode } = await spawnBun(job.env, dir, [...flags, ENTRY], { WM_LOCAL_JOB_SPEC: specFile }, job.timeoutMs ?? DEFAULT_TIMEOUT_MS);
+    const { logs, timedOut, exitCode } = await spawnBun(job, dir, [...flags, ENTRY], { WM_LOCAL_JOB_SPEC: specFile });
     if (timedOut) return failed(logs, "TimeoutError", `Job timed out after ${(job.timeoutMs ?? DEFAULT_TIMEOUT_MS) / 1000} s`);
     const written = await readFile(resultFile, "utf8").catch(() => undefined);
     if (written === undefined) return failed(logs, "ExecutionErr", `The job process exited (code ${exitCode ?? "killed"}) without a result`);
@@ -146,7 +148,7 @@ async function useBundle(dir: string, bundle: string): Promise<PreparedJob> {
 async function buildBundle(job: ScriptJob, dir: string, scriptFile: string, key: string): Promise<string> {
   const specFile = join(dir, "build.json");
   await writeFile(specFile, JSON.stringify({ entry: scriptFile, outdir: join(dir, "out"), workspaceRoot: dir }));
-  const { logs, exitCode } = await spawnBun(job.env, dir, [BUILD], { WM_LOCAL_BUILD_SPEC: specFile }, job.timeoutMs ?? DEFAULT_TIMEOUT_MS);
+  const { logs, exitCode } = await spawnBun(job, dir, [BUILD], { WM_LOCAL_BUILD_SPEC: specFile });
   const output = /^BUNDLE:(.+)$/m.exec(logs)?.[1];
   if (exitCode !== 0 || !output) throw new Error(`bun build failed:\n${logs.trim()}`);
   await mkdir(BUNDLE_CACHE_DIR, { recursive: true });
@@ -211,13 +213,15 @@ async function writeScripts(dir: string, scripts: Map<string, string>, mainPath:
   return join(dir, `${mainPath}.ts`);
 }
 
-function spawnBun(env: Record<string, string>, dir: string, entry: string[], specEnv: Record<string, string>, timeoutMs: number): Promise<{ logs: string; timedOut: boolean; exitCode: number | null }> {
+function spawnBun(job: ScriptJob, dir: string, entry: string[], specEnv: Record<string, string>): Promise<{ logs: string; timedOut: boolean; exitCode: number | null }> {
   return new Promise((resolve, reject) => {
     // --no-install: a package the lock lacks fails the import instead of being fetched on the fly.
     const child = spawn(bunBinary(), ["run", "--no-install", ...entry], {
       cwd: dir,
-      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? tmpdir(), ...env, ...specEnv },
+      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? tmpdir(), ...job.env, ...specEnv },
       stdio: ["ignore", "pipe", "pipe"],
+      signal: job.signal,
+      killSignal: "SIGKILL",
     });
     let logs = "";
     let timedOut = false;
@@ -226,7 +230,7 @@ function spawnBun(env: Record<string, string>, dir: string, entry: string[], spe
     const timer = setTimeout(() => {
       timedOut = true;
       child.kill("SIGKILL");
-    }, timeoutMs);
+    }, job.timeoutMs ?? DEFAULT_TIMEOUT_MS);
     child.on("error", reject);
     child.on("close", (exitCode) => {
       clearTimeout(timer);

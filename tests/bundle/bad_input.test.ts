@@ -25,6 +25,15 @@ beforeAll(async () => {
   await s3.send(new PutObjectCommand({ Bucket: "bad-input", Key: "big.txt", Body: "x".repeat(4096) }));
   await s3.send(new PutObjectCommand({ Bucket: "bad-input", Key: "three-cols.csv", Body: "order_id,customer,country\n1,a,b\n" }));
   await wmill.ResourceService.createResource({ workspace: stack.windmill.workspace, requestBody: { path: "f/aws_oidc/a_role_not_creds", resource_type: "aws_oidc", value: { roleArn: ARN, region: REGION } } });
+  // Windmill stores a resource without checking its value against the type's schema (windmill-store resources.rs
+  // create_resource): each script that reads one must refuse a wrong shape itself.
+  for (const [path, resource_type, value] of [
+    ["f/aws_oidc/db_wrong_shape", "aws_rds_iam_postgres", { hostname: "db.example.com", port: 5432 }],
+    ["f/aws_oidc/role_wrong_shape", "aws_oidc", { arn: ARN }],
+    ["f/aws_oidc/creds_wrong_shape", "aws_sts_credentials", { accessKeyId: "AKIA", region: REGION }],
+  ] as const) {
+    await wmill.ResourceService.createResource({ workspace: stack.windmill.workspace, requestBody: { path, resource_type, value } });
+  }
 });
 afterAll(async () => {
   await expectNoLeaks(stack);
@@ -58,6 +67,10 @@ const CASES: Case[] = [
   ["min_remaining below 5 minutes", "p", "f/aws_oidc/assume_role", assume({ min_remaining: "1m" }), /Invalid input "min_remaining"/],
   ["a role that does not trust the workspace", "p", "f/aws_oidc/assume_role", assume({ role_arn: "arn:aws:iam::123456789012:role/no-such-role" }), /AccessDenied[\s\S]*Fix: First check the role ARN arn:aws:iam::123456789012:role\/no-such-role: role no-such-role must exist in account 123456789012[\s\S]*Then the role's trust policy/],
   ["whoami with a resource of the wrong type", "p", "f/aws_oidc/whoami", { credentials: "$res:f/aws_oidc/a_role_not_creds" }, /Invalid input "credentials".*not an aws_sts_credentials resource/],
+  ["a credentials resource of the wrong shape", "p", "f/aws_oidc/s3_list_objects", s3({ credentials: "$res:f/aws_oidc/creds_wrong_shape" }), /Invalid input "credentials".*not an aws_sts_credentials resource \(missing awsAccessKeyId.*Pick a resource saved by f\/aws_oidc\/assume_role/],
+  ["a database resource of the wrong shape", "p", "f/aws_oidc/rds_query", rds({ database: "$res:f/aws_oidc/db_wrong_shape", sql: "select 1" }), /Invalid input "database".*no host.*Pick an aws_rds_iam_postgres resource/],
+  ["a database resource of the wrong shape for the IAM resource", "p", "f/aws_oidc/rds_iam_postgresql_resource", { credentials: CREDS, database: "$res:f/aws_oidc/db_wrong_shape", save_to: "f/aws_oidc/never_saved_pg" }, /Invalid input "database".*no host.*Pick an aws_rds_iam_postgres resource/],
+  ["a role resource of the wrong shape", "p", "f/aws_oidc/assume_role", { aws_oidc: "$res:f/aws_oidc/role_wrong_shape", save_to: "f/aws_oidc/x" }, /Invalid input "role_arn".*Pick an aws_oidc resource/],
   ["whoami with a missing resource", "p", "f/aws_oidc/whoami", { credentials: "f/aws_oidc/nothing_here" }, /Invalid input "credentials".*no resource at f\/aws_oidc\/nothing_here/],
   ["bucket given as a URL", "p", "f/aws_oidc/s3_list_objects", s3({ bucket: "s3://bad-input/x" }), /Invalid input "bucket".*bucket name alone: bad-input/],
   ["bucket with capitals", "p", "f/aws_oidc/s3_list_objects", s3({ bucket: "Bad_Input" }), /Invalid input "bucket"/],

@@ -74,7 +74,7 @@ describe("a failed assume_role never replaces the saved session", () => {
   test("a region typo is refused before any STS call, naming the nearest region; the saved session is unchanged", async () => {
     const before = await webIdentityCalls();
     const { status, result } = await assumeRole({ region: "us-easst-1", force: true });
-    expect(status).toBe(500);
+    expect(status).toBe(422);
     expect(result.error.message).toContain('Invalid input "region": "us-easst-1" is not a region the AWS SDK knows in partition aws');
     expect(result.error.message).toContain("Did you mean us-east-1?");
     expect(await webIdentityCalls()).toBe(before);
@@ -89,7 +89,7 @@ describe("a failed assume_role never replaces the saved session", () => {
 
   test("STS refusing (a role that does not exist) leaves the saved session as it was", async () => {
     const { status, result } = await assumeRole({ role_arn: `arn:aws:iam::${ACCOUNT_ID}:role/windmill-demo-typo`, force: true });
-    expect(status).toBe(500);
+    expect(status).toBe(422);
     expect(result.error.message).toContain("AccessDenied");
     expect(await savedResource()).toEqual(good);
   });
@@ -110,7 +110,7 @@ describe("AccessDenied from STS", () => {
 describe("f/aws_oidc/trust_policy with a base URL pasted with /api/oidc", () => {
   test.each([["https://windmill.example.com/api/oidc/"], ["https://windmill.example.com/api/oidc"]])("%s is refused with the URL to give", async (url) => {
     const { status, result } = await stack.runScript("f/aws_oidc/trust_policy", { account_id: ACCOUNT_ID, windmill_base_url: url, workspace: "prod", bucket: "data-lake" });
-    expect(status).toBe(500);
+    expect(status).toBe(422);
     expect(result.error.message).toContain(`Invalid input "base_url": ${JSON.stringify(url)} ends in /api/oidc`);
     expect(result.error.message).toContain("Give Windmill's base URL without it: https://windmill.example.com");
   });

@@ -59,7 +59,7 @@ describe("put, get, head, copy", () => {
   test("the size guard refuses to load a big object whole", async () => {
     await run("s3_put_object", { key: "big.txt", content: "x".repeat(5000) });
     const { status, result } = await run("s3_get_object", { key: "big.txt", max_bytes: 1000 });
-    expect(status).toBe(500);
+    expect(status).toBe(422);
     expect(result.error.message).toContain('Invalid input "max_bytes"');
     expect(result.error.message).toContain("5000 bytes, over the 1000-byte limit");
   });
@@ -80,7 +80,7 @@ describe("put, get, head, copy", () => {
     const policy = JSON.stringify({ Version: "2012-10-17", Statement: [{ Effect: "Allow", Action: "s3:*", Resource: "*" }] });
     await stack.runScript("f/aws_oidc/assume_role", { role_arn: DEMO_ROLE_ARN, region: REGION, save_to: s3Only, session_policy: policy });
     const put = await run("s3_put_object", { credentials: `$res:${s3Only}`, key: "kms/denied.txt", content: "s", sse: "aws:kms", kms_key_id: key });
-    expect(put.status).toBe(500);
+    expect(put.status).toBe(422);
     const putFix = put.result.error.message.split("Fix:")[1];
     expect(putFix).toContain(`must allow kms:GenerateDataKey on ${key}`);
     expect(putFix).not.toContain("s3:PutObject");
@@ -148,7 +148,7 @@ describe("list and delete", () => {
     expect(result.deleted).toBe(1);
     expect(result.failed).toEqual([{ key: "protected/keep.txt", code: "AccessDenied", message: expect.any(String) }]);
     const denied = await stack.runScript("f/aws_oidc/s3_put_object", { credentials: `$res:${narrow}`, bucket: "other-bucket-x", key: "a", content: "b" });
-    expect(denied.status).toBe(500);
+    expect(denied.status).toBe(422);
   });
 
   test("keys and prefix together are refused", async () => {
@@ -221,7 +221,7 @@ describe("bad input", () => {
     [{ as: "xml" }, "as", "text"],
   ])("%o names %s", async (patch, input, fix) => {
     const { status, result } = await run("s3_get_object", { key: "plain.txt", ...patch });
-    expect(status).toBe(500);
+    expect(status).toBe(422);
     expect(result.error.message).toContain(`Invalid input "${input}"`);
     expect(result.error.message).toContain(fix);
   });

@@ -171,7 +171,7 @@ describe("the generated trust policy in the STS stand-in", () => {
     expect(await mintAs("f/aws_oidc/rds_load_csv_from_s3", "f/aws_oidc/other_flow")).toContain("AccessDenied");
     await expireSavedSession();
     const { status, result } = await stack.runScript("f/aws_oidc/whoami", { credentials: `$res:${CREDENTIALS}` });
-    expect(status).toBe(500);
+    expect(status).toBe(422);
     expect(result.error.message).toContain("AccessDenied");
     expect(result.error.message).toContain(`::f/aws_oidc/whoami::no_flow::${stack.windmill.workspace}`);
   });

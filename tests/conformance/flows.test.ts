@@ -229,7 +229,7 @@ describe("loop and branch options (fact 5)", () => {
     await createFlow("f/aws_oidc/conf_skip_absent", failing({}));
     await createFlow("f/aws_oidc/conf_skip_true", failing({ skip_failures: true }));
     const absent = await run("f", "f/aws_oidc/conf_skip_absent", {});
-    expect(absent.status).toBe(500);
+    expect(absent.status).toBe(422);
     expect(absent.body).toMatchObject({ error: { message: "two fails" } });
     // Sequential: the third iteration never started.
     expect(childrenOf(lastFlowJob("f/aws_oidc/conf_skip_absent")).map((j) => j.path)).toEqual(["f/aws_oidc/conf_skip_absent/loop-0", "f/aws_oidc/conf_skip_absent/loop-1"]);
@@ -311,7 +311,7 @@ describe("$res: and $var: arguments (fact 5)", () => {
 
   test("common.rs transform_json_value: an unresolvable reference fails the job with Windmill's message before main runs", async () => {
     const bad = await run("p", "f/aws_oidc/conf_echo", { r: "$res:nothing" });
-    expect(bad.status).toBe(500);
+    expect(bad.status).toBe(422);
     expect(bad.body.error.message).toContain("Argument `r` is an invalid resource path: nothing");
     const missing = await run("p", "f/aws_oidc/conf_echo", { deep: { inner: "$res:f/aws_oidc/missing" } });
     expect(missing.body.error.message).toContain("Resource f/aws_oidc/missing not found for `inner`");
@@ -337,7 +337,7 @@ describe("the bundle's flows through their webhooks, with only their required in
     await stack.rds!.adminSql(`create table orders_conf_bad (like ${DEMO_TABLE}); grant select, insert on orders_conf_bad to app_user`);
     await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: "zz-broken.csv", Body: "order_id,customer\n1,only two columns\n" }));
     const { status, body } = await run("f", "f/aws_oidc/s3_csv_to_rds", required("orders_conf_bad"));
-    expect(status).toBe(500);
+    expect(status).toBe(422);
     expect(body).toMatchObject({ failed_step: "summary", error: "LoadFailures" });
     expect(body.message).toContain(`1 of 3 objects failed to load`);
     expect(body.message).toContain(`s3://${BUCKET}/zz-broken.csv: `);
