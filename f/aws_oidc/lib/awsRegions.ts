@@ -5,29 +5,31 @@
 import { partition } from "@aws-sdk/core/client";
 import { checkRegion, InputError } from "./validate.ts";
 
-interface PartitionsInfo {
-  partitions: { id: string; regions: Record<string, unknown> }[];
-}
-
 /**
- * The full region list, for naming the nearest: the data file behind `partition()`. The
- * package's exports map hides it, so it is imported by its path next to package.json; if a
- * later SDK moves it, only the suggestion is lost.
+ * Region codes per partition, only to name the nearest one in an error: whether a region
+ * exists is decided by the SDK's `partition()` above, so a newer SDK's region passes
+ * without an edit here. Windmill bundles a locked script before running it
+ * (bun_executor.rs generate_bun_bundle), and a bundle cannot read the SDK's own region list
+ * (a data file its package's exports map hides), so the codes are written out;
+ * tests/bundle/careless_input.test.ts checks they equal the installed SDK's.
  */
-const PARTITIONS_FILE = "dist-es/submodules/client/util-endpoints/lib/aws/partitions.js";
-
-async function loadRegionsByPartition(): Promise<Map<string, string[]>> {
-  try {
-    const url = new URL(PARTITIONS_FILE, import.meta.resolve("@aws-sdk/core/package.json"));
-    const { partitionsInfo } = (await import(url.href)) as { partitionsInfo: PartitionsInfo };
-    // aws-global and the like are endpoints' pseudo-regions, not region codes.
-    return new Map(partitionsInfo.partitions.map((p) => [p.id, Object.keys(p.regions).filter((r) => !r.startsWith("aws-"))]));
-  } catch {
-    return new Map();
-  }
-}
-
-export const REGIONS_BY_PARTITION: ReadonlyMap<string, string[]> = await loadRegionsByPartition();
+export const REGIONS_BY_PARTITION: ReadonlyMap<string, readonly string[]> = new Map([
+  ["aws", [
+    "af-south-1", "ap-east-1", "ap-east-2", "ap-northeast-1", "ap-northeast-2", "ap-northeast-3",
+    "ap-south-1", "ap-south-2", "ap-southeast-1", "ap-southeast-2", "ap-southeast-3", "ap-southeast-4",
+    "ap-southeast-5", "ap-southeast-6", "ap-southeast-7", "ca-central-1", "ca-west-1", "eu-central-1",
+    "eu-central-2", "eu-north-1", "eu-south-1", "eu-south-2", "eu-west-1", "eu-west-2", "eu-west-3",
+    "il-central-1", "me-central-1", "me-south-1", "me-west-1", "mx-central-1", "sa-east-1", "sa-west-1",
+    "us-east-1", "us-east-2", "us-west-1", "us-west-2",
+  ]],
+  ["aws-cn", ["cn-north-1", "cn-northwest-1"]],
+  ["aws-eusc", ["eusc-de-east-1"]],
+  ["aws-iso", ["us-iso-east-1", "us-iso-west-1"]],
+  ["aws-iso-b", ["us-isob-east-1", "us-isob-west-1"]],
+  ["aws-iso-e", ["eu-isoe-west-1"]],
+  ["aws-iso-f", ["us-isof-east-1", "us-isof-south-1"]],
+  ["aws-us-gov", ["us-gov-east-1", "us-gov-west-1"]],
+]);
 
 /** The partition the SDK lists `region` in, or undefined when it does not list it. */
 export function partitionOfRegion(region: string): string | undefined {
@@ -68,7 +70,7 @@ export function editDistance(a: string, b: string): number {
 }
 
 /** The known region closest to `region` (fewest edits; ties: the first in the SDK's order). */
-export function nearestRegion(region: string, known: string[]): string | undefined {
+export function nearestRegion(region: string, known: readonly string[]): string | undefined {
   let best: { region: string; distance: number } | undefined;
   for (const candidate of known) {
     const distance = editDistance(region, candidate);
