@@ -12,6 +12,7 @@ import type { PolicyDocument, RoleConfig, StsConfig } from "./sts/config.ts";
 import { startSts, type StsStandIn } from "./sts/server.ts";
 import { startWindmill, type WindmillStandIn } from "./windmill/server.ts";
 import { pushWorkspace } from "./windmill/wmillCli.ts";
+import { bypassProxyForLoopback } from "./shared/proxy.ts";
 
 export const REPO_ROOT = resolve(fileURLToPath(new URL("..", import.meta.url)));
 /** A made-up account: the stand-ins never talk to AWS. */
@@ -113,6 +114,8 @@ function demoPermissions(dbiResourceId: string): PolicyDocument {
 }
 
 export async function startLocalStack(options: StackOptions = {}): Promise<LocalStack> {
+  // Every call to a stand-in, from this process, its children and its jobs, is to loopback (see proxy.ts).
+  bypassProxyForLoopback();
   const dir = await mkdtemp(join(tmpdir(), "aws-oidc-local-"));
   // Closed in reverse order if a later stand-in fails, so a failed start leaves nothing running.
   const started: (() => Promise<unknown>)[] = [() => rm(dir, { recursive: true, force: true })];
@@ -168,6 +171,11 @@ export async function startLocalStack(options: StackOptions = {}): Promise<Local
     await pushWorkspace(options.workspaceDir ?? REPO_ROOT, { url: windmill.url, workspace: windmill.workspace, token: windmill.adminToken });
     return { close: async () => {} };
   });
+  // Once: a signal's close and the demo's own `finally` may both ask for it.
+  let closing: Promise<void> | undefined;
+  const closeAll = async () => {
+    for (const close of started) await close();
+  };
   return {
     windmill, sts, s3, rds, jobEnv, configPath, provider, config, writeConfig,
     async addRole(role) {
@@ -176,8 +184,9 @@ export async function startLocalStack(options: StackOptions = {}): Promise<Local
       await writeConfig(c);
       return `arn:aws:iam::${c.accountId}:role/${role.roleName}`;
     },
-    async close() {
-      for (const close of started) await close();
+    close() {
+      closing ??= closeAll();
+      return closing;
     },
   };
 }

@@ -6,8 +6,10 @@
 import { S3Client } from "@aws-sdk/client-s3";
 import { CREDENTIALS_RESOURCE, DATABASE_RESOURCE, DEMO_BUCKET, DEMO_TABLE, ROLE_RESOURCE, setUpWorkspace, uploadSampleCsvs, useDemoDatabaseInRdsRefresh } from "./demoData.ts";
 import { chmod, mkdir } from "node:fs/promises";
+import { constants } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
+import { onStopSignal } from "../shared/cli.ts";
 import { REPO_ROOT, startLocalStack, type LocalStack, type StackOptions } from "../stack.ts";
 import { interpolatedResource, runWaitResult, type RunnableKind } from "../windmill/client.ts";
 
@@ -43,17 +45,20 @@ function step(title: string, detail: string): void {
   console.log(`\n▶ ${title}\n  ${detail}`);
 }
 
-/** Ctrl-C or a kill stops every stand-in first, so no Postgres or s3rver outlives the demo. */
-function closeOnSignal(stack: LocalStack): void {
-  const stop = (signal: NodeJS.Signals) => stack.close().finally(() => process.exit(signal === "SIGINT" ? 130 : 143));
-  process.once("SIGINT", stop);
-  process.once("SIGTERM", stop);
+/**
+ * Starts the stack. Ctrl-C, a kill or the terminal closing (SIGHUP) stops every stand-in first,
+ * also while they are still starting, so no Postgres or s3rver outlives the demo; the exit code
+ * is the shell's for that signal (128 + its number).
+ */
+function startClosedOnSignal(options: StackOptions): Promise<LocalStack> {
+  const starting = startLocalStack(options);
+  onStopSignal(() => starting.then((stack) => stack.close(), () => {}), (signal) => 128 + constants.signals[signal]);
+  return starting;
 }
 
 async function demo(options: StackOptions): Promise<void> {
   const started = Date.now();
-  const stack = await startLocalStack(options);
-  closeOnSignal(stack);
+  const stack = await startClosedOnSignal(options);
   try {
     await setUpWorkspace(stack);
     console.log(`Stand-ins up and the repo pushed with wmill sync push: Windmill ${stack.windmill.url}, STS ${stack.sts.url}, S3 ${stack.s3!.url}, RDS ${stack.rds!.host}:${stack.rds!.port}`);
@@ -119,8 +124,7 @@ async function prepareStateDir(dir: string): Promise<string> {
 }
 
 async function dev(options: StackOptions, stateDir: string): Promise<void> {
-  const stack = await startLocalStack({ ...options, savedTokensFile: await prepareStateDir(stateDir) });
-  closeOnSignal(stack);
+  const stack = await startClosedOnSignal({ ...options, savedTokensFile: await prepareStateDir(stateDir) });
   await setUpWorkspace(stack);
   // Kept running: the RDS refresh schedule keeps f/aws_oidc/orders_db_pg's token fresh.
   await useDemoDatabaseInRdsRefresh(stack, true);
@@ -155,7 +159,7 @@ ${curl("p", "f/aws_oidc/rds_query", "$TOKEN", { credentials: `$res:${CREDENTIALS
 Check who AWS thinks a job is:
 ${curl("p", "f/aws_oidc/whoami", "$TOKEN", { credentials: `$res:${CREDENTIALS_RESOURCE}` })}
 
-Running; Ctrl-C stops every stand-in.`);
+Running; Ctrl-C (or closing this terminal) stops every stand-in.`);
 }
 
 const USAGE = "usage: bun local/demo/demo.ts demo|dev [--windmill-port N] [--sts-port N] [--s3-port N] [--rds-port N] [--state-dir DIR]";

@@ -14,6 +14,7 @@ import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { dirname, join, parse, resolve } from "node:path";
 import { promisify } from "node:util";
+import { checkOwnedFolder } from "../shared/ownedFolder.ts";
 
 const run = promisify(execFile);
 
@@ -141,13 +142,10 @@ async function cachedCopy(nativeDir: string, version: string, user: { uid: numbe
   return home;
 }
 
-/** False when absent. Only a folder root owns and no one else can write to may hold binaries we run. */
+/** False when absent. Only a folder root owns and no one else can write to may hold binaries we run (as root). */
 async function trustedCache(home: string): Promise<boolean> {
-  const info = await lstat(home).catch(() => undefined);
-  if (!info) return false;
-  if (!info.isDirectory() || info.uid !== 0 || (info.mode & 0o022) !== 0) {
-    throw new PostgresSetupError(`${home} is not a folder owned by root that only root can write to, so its binaries cannot be trusted`, `remove it (rm -rf ${home}) and run again`);
-  }
+  if (!(await lstat(home).catch(() => undefined))) return false;
+  await checkOwnedFolder(home, 0);
   return true;
 }
 

@@ -19,6 +19,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { isIP } from "node:net";
 import { closeOnSignals, isEntryModule } from "../shared/cli.ts";
+import { bypassProxyForLoopback } from "../shared/proxy.ts";
 import { ADMIN_DATABASE, AUTH_FAILURES_KEPT, DEFAULT_COPY_KILL_AFTER_BYTES, DEFAULT_REGION, RDS_HOST, RDS_IAM_ROLE, SUPERUSER } from "./limits.ts";
 import { createTlsMaterial } from "./tls.ts";
 import { killNextCopy, startCluster } from "./cluster.ts";
@@ -163,6 +164,7 @@ function randomDbiResourceId(): string {
 // Command line: bun local/rds/server.ts --sts-url URL [--region R] [--port N] [--data-dir D] [--dbi-resource-id ID] [--endpoint HOST[:PORT]]
 
 async function main(): Promise<void> {
+  bypassProxyForLoopback();
   const { values } = parseArgs({
     options: {
       "sts-url": { type: "string" },

@@ -16,6 +16,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { closeOnSignals, flagReader, isEntryModule } from "../shared/cli.ts";
+import { bypassProxyForLoopback } from "../shared/proxy.ts";
 import { closeServer, HttpError, listen, readBody, readJson, sendJson } from "../shared/http.ts";
 import { authenticate, authorize, isAllowed, type Caller } from "./auth.ts";
 import { verifiedBody } from "./body.ts";
@@ -263,6 +264,7 @@ function parseArgs(argv: string[]): S3Options {
 }
 
 async function main(): Promise<void> {
+  bypassProxyForLoopback();
   const s3 = await startS3(parseArgs(process.argv.slice(2)));
   console.log(s3.url);
   closeOnSignals(() => s3.close());

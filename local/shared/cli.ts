@@ -9,11 +9,24 @@ export function isEntryModule(moduleUrl: string): boolean {
   return script !== undefined && moduleUrl === pathToFileURL(resolve(script)).href;
 }
 
-/** Closes the stand-in, then exits 0, on SIGINT or SIGTERM. */
+/** What ends a stand-in: Ctrl-C, a kill, and the terminal closing (SIGHUP, whose default would end the process without closing anything). */
+export const STOP_SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
+
+/**
+ * On the first of STOP_SIGNALS, runs `close` once, then exits with `exitCode(signal)`. A second
+ * signal (a terminal closing sends SIGHUP to a whole process group) waits for that close.
+ */
+export function onStopSignal(close: () => Promise<unknown>, exitCode: (signal: NodeJS.Signals) => number): void {
+  let closing: Promise<unknown> | undefined;
+  const stop = (signal: NodeJS.Signals) => {
+    closing ??= close().catch((err: unknown) => console.error(err instanceof Error ? err.message : err)).finally(() => process.exit(exitCode(signal)));
+  };
+  for (const signal of STOP_SIGNALS) process.on(signal, stop);
+}
+
+/** Closes the stand-in, then exits 0, on SIGINT, SIGTERM or SIGHUP. */
 export function closeOnSignals(close: () => Promise<void>): void {
-  for (const signal of ["SIGINT", "SIGTERM"] as const) {
-    process.once(signal, () => void close().then(() => process.exit(0)));
-  }
+  onStopSignal(close, () => 0);
 }
 
 /** Reads `--flag value` pairs; undefined for a flag that is absent. */

@@ -10,6 +10,7 @@ import { randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { headerValue } from "../aws/headers.ts";
 import { closeOnSignals, flagReader, isEntryModule } from "../shared/cli.ts";
+import { bypassProxyForLoopback } from "../shared/proxy.ts";
 import { closeServer, HttpError, listen, readBody, readJson, sendJson, sendText } from "../shared/http.ts";
 import { loadConfig } from "./config.ts";
 import { errorXml, internalFailure, StsErrorReply } from "./errors.ts";
@@ -214,6 +215,7 @@ function parseArgs(argv: string[]): StsOptions {
 }
 
 async function main(): Promise<void> {
+  bypassProxyForLoopback();
   const sts = await startSts(parseArgs(process.argv.slice(2)));
   console.log(sts.url);
   closeOnSignals(() => sts.close());

@@ -5,14 +5,27 @@ import { spawn } from "node:child_process";
 import { createHash, randomUUID } from "node:crypto";
 import { access, mkdir, rename, rm, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { privateTempFolder } from "../shared/ownedFolder.ts";
+import { workerProxyEnv } from "../shared/proxy.ts";
 
 /**
  * Kept across runs (in the OS temp dir) so a test run installs only the locks it has not
- * seen before. Bun's own download cache (BUN_INSTALL_CACHE_DIR) stays at its default.
+ * seen before. Jobs run the code in it, so it is the running user's own (see ownedFolder.ts):
+ * `windmill-standin-bun-installs-<uid>`. Bun's own download cache stays at its default,
+ * under HOME, which is per user too.
  */
-export const INSTALL_CACHE_DIR = join(tmpdir(), "windmill-standin-bun-installs");
+export const INSTALL_CACHE_NAME = "windmill-standin-bun-installs";
+
+/** This user's install cache, checked before each use: a folder another user could write to is refused. */
+export function installCacheDir(): Promise<string> {
+  return privateTempFolder(INSTALL_CACHE_NAME);
+}
+
+/** Where HOME points when it is unset (bun keeps its download cache under it): this user's own folder, not the shared temp dir. */
+export async function homeFallback(): Promise<string> {
+  return process.env.HOME ?? (await privateTempFolder("windmill-standin-home"));
+}
 /** A cold install of the AWS SDK takes ~5 s here; the limit only stops a hung registry. */
 const INSTALL_TIMEOUT_MS = 5 * 60 * 1000;
 
@@ -30,19 +43,17 @@ export interface LockFiles {
 }
 
 // windmill-worker/src/bun_executor.rs (install_bun_lockfile, get_common_bun_proc_envs): a cleared env with PATH, HOME and the proxy variables.
-function installEnv(): Record<string, string> {
-  const passed = ["PATH", "HOME", "TZ", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy"];
-  const env: Record<string, string> = { DO_NOT_TRACK: "1" };
-  for (const name of passed) if (process.env[name]) env[name] = process.env[name]!;
-  env.PATH ??= "/usr/bin:/bin";
-  env.HOME ??= tmpdir();
+async function installEnv(): Promise<Record<string, string>> {
+  const env: Record<string, string> = { DO_NOT_TRACK: "1", ...workerProxyEnv(), PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: await homeFallback() };
+  if (process.env.TZ) env.TZ = process.env.TZ;
   return env;
 }
 
 /** Runs `bun install <args>` in `dir`; throws with bun's output when it fails. */
-export function bunInstall(dir: string, args: string[]): Promise<void> {
+export async function bunInstall(dir: string, args: string[]): Promise<void> {
+  const env = await installEnv();
   return new Promise((resolve, reject) => {
-    const child = spawn(bunBinary(), ["install", ...args], { cwd: dir, env: installEnv(), stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(bunBinary(), ["install", ...args], { cwd: dir, env, stdio: ["ignore", "pipe", "pipe"] });
     let output = "";
     child.stdout.on("data", (d: Buffer) => (output += d.toString("utf8")));
     child.stderr.on("data", (d: Buffer) => (output += d.toString("utf8")));
@@ -64,17 +75,21 @@ export async function writeLockFiles(dir: string, files: LockFiles): Promise<voi
   else await writeFile(join(dir, "bun.lock"), files.bunLock);
 }
 
-/** In this process, the install under way for each lock hash (a second job with that lock waits for it). */
+/** In this process, the install under way for each lock's folder (a second job with that lock waits for it). */
 const installing = new Map<string, Promise<string>>();
 
-/** The folder whose node_modules holds the lock's packages, installed on first use. */
-export function installedLock(files: LockFiles): Promise<string> {
+/**
+ * The folder whose node_modules holds the lock's packages, installed on first use. The cache
+ * is checked on every call, not once per process: it may have changed hands since.
+ */
+export async function installedLock(files: LockFiles): Promise<string> {
   const hash = createHash("sha256").update(JSON.stringify([files.packageJson, files.bunLock ?? null, files.isBinary ?? false])).digest("hex");
-  let install = installing.get(hash);
+  const folder = join(await installCacheDir(), hash);
+  let install = installing.get(folder);
   if (!install) {
-    install = installOnce(join(INSTALL_CACHE_DIR, hash), files);
-    installing.set(hash, install);
-    install.catch(() => installing.delete(hash));
+    install = installOnce(folder, files);
+    installing.set(folder, install);
+    install.catch(() => installing.delete(folder));
   }
   return install;
 }

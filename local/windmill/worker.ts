@@ -9,10 +9,12 @@ import { access, copyFile, mkdir, mkdtemp, readFile, rename, rm, symlink, writeF
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { bunBinary, installedLock, type LockFiles } from "./bunInstall.ts";
+import { bunBinary, homeFallback, installedLock, type LockFiles } from "./bunInstall.ts";
 import { EMPTY_PACKAGE_JSON, invalidRequirements, splitLockfile } from "./bunLock.ts";
 import { bunPackageJson, type PinVersion, type ReadWorkspaceScript } from "./bunLockfile.ts";
 import { windmillParser } from "./parser.ts";
+import { privateTempFolder } from "../shared/ownedFolder.ts";
+import { workerProxyEnv } from "../shared/proxy.ts";
 
 /** A worker's default job timeout is 15 minutes; a stand-in job should never need more. */
 const DEFAULT_TIMEOUT_MS = 15 * 60 * 1000;
@@ -20,10 +22,12 @@ const HERE = dirname(fileURLToPath(import.meta.url));
 const ENTRY = join(HERE, "jobEntry.ts");
 const BUILD = join(HERE, "jobBuild.ts");
 /**
- * Bundles kept across runs like installs (bun_executor.rs keeps them in BUN_BUNDLE_CACHE_DIR);
- * BUNDLE_RECIPE is part of every key, so a change to how the stand-in bundles starts afresh.
+ * Bundles kept across runs like installs (bun_executor.rs keeps them in BUN_BUNDLE_CACHE_DIR),
+ * in this user's own folder, checked on every use like the install cache: a bundle is code the
+ * next job runs. BUNDLE_RECIPE is part of every key, so a change to how the stand-in bundles
+ * starts afresh.
  */
-const BUNDLE_CACHE_DIR = join(tmpdir(), "windmill-standin-bun-bundles");
+export const BUNDLE_CACHE_NAME = "windmill-standin-bun-bundles";
 const BUNDLE_RECIPE = "bun-bundle-1";
 
 export interface ScriptJob {
@@ -106,7 +110,7 @@ async function prepareJob(job: ScriptJob, dir: string): Promise<PreparedJob> {
   const scripts = await workspaceScripts(job);
   const bundled = job.lock !== undefined && !annotations.has("nobundling");
   const cacheKey = bundled ? bundleKey(job, scripts) : undefined;
-  if (cacheKey && (await cachedBundle(cacheKey))) return useBundle(dir, bundleCachePath(cacheKey));
+  if (cacheKey && (await cachedBundle(cacheKey))) return useBundle(dir, await bundleCachePath(cacheKey));
   await installDependencies(job, dir);
   const scriptFile = await writeScripts(dir, scripts, job.path);
   if (!cacheKey) return { mainFile: scriptFile, runtimeLoader: true };
@@ -130,10 +134,10 @@ function bundleKey(job: ScriptJob, scripts: Map<string, string>): string {
   return hash.digest("hex");
 }
 
-const bundleCachePath = (key: string) => join(BUNDLE_CACHE_DIR, `${key}.js`);
+const bundleCachePath = async (key: string) => join(await privateTempFolder(BUNDLE_CACHE_NAME), `${key}.js`);
 
 async function cachedBundle(key: string): Promise<boolean> {
-  return access(bundleCachePath(key)).then(() => true, () => false);
+  return access(await bundleCachePath(key)).then(() => true, () => false);
 }
 
 /** handle_bun_job with a bundle: main.js linked from the cache, package.json `{ "type": "module" }`, main.ts gone. */
@@ -151,12 +155,12 @@ async function buildBundle(job: ScriptJob, dir: string, scriptFile: string, key:
   const { logs, exitCode } = await spawnBun(job, dir, [BUILD], { WM_LOCAL_BUILD_SPEC: specFile });
   const output = /^BUNDLE:(.+)$/m.exec(logs)?.[1];
   if (exitCode !== 0 || !output) throw new Error(`bun build failed:\n${logs.trim()}`);
-  await mkdir(BUNDLE_CACHE_DIR, { recursive: true });
-  const partial = `${bundleCachePath(key)}.partial-${process.pid}-${randomUUID()}`;
+  const bundle = await bundleCachePath(key);
+  const partial = `${bundle}.partial-${process.pid}-${randomUUID()}`;
   await copyFile(output, partial);
-  await rename(partial, bundleCachePath(key));
+  await rename(partial, bundle);
   await rm(scriptFile);
-  return bundleCachePath(key);
+  return bundle;
 }
 
 /**
@@ -213,12 +217,14 @@ async function writeScripts(dir: string, scripts: Map<string, string>, mainPath:
   return join(dir, `${mainPath}.ts`);
 }
 
-function spawnBun(job: ScriptJob, dir: string, entry: string[], specEnv: Record<string, string>): Promise<{ logs: string; timedOut: boolean; exitCode: number | null }> {
+async function spawnBun(job: ScriptJob, dir: string, entry: string[], specEnv: Record<string, string>): Promise<{ logs: string; timedOut: boolean; exitCode: number | null }> {
+  const home = await homeFallback();
   return new Promise((resolve, reject) => {
     // --no-install: a package the lock lacks fails the import instead of being fetched on the fly.
     const child = spawn(bunBinary(), ["run", "--no-install", ...entry], {
       cwd: dir,
-      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? tmpdir(), ...job.env, ...specEnv },
+      // windmill-worker/src/bun_executor.rs (handle_bun_job): a cleared env, then the worker's PROXY_ENVS and its own variables.
+      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: home, ...workerProxyEnv(), ...job.env, ...specEnv },
       stdio: ["ignore", "pipe", "pipe"],
       signal: job.signal,
       killSignal: "SIGKILL",

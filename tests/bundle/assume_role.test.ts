@@ -25,6 +25,7 @@ async function assumeRole(args: Record<string, unknown>) {
 
 describe("assume_role", () => {
   test("saves a typed resource whose secrets live in secret variables", async () => {
+    const asked = Date.now();
     const { status, result } = await assumeRole({ save_to: "f/aws_oidc/creds_happy" });
     expect(status).toBe(200);
     expect(result).toMatchObject({
@@ -38,7 +39,9 @@ describe("assume_role", () => {
       access_key_id: expect.stringMatching(/^ASIA…[A-Z0-9]{4}$/),
       sts_calls: 1,
     });
-    expect(new Date(result.expiration).getTime() - Date.now()).toBeGreaterThan(55 * 60 * 1000);
+    // The default 1h, counted from no earlier than the second the job was asked for (STS keeps whole seconds).
+    expect(new Date(result.expiration).getTime()).toBeGreaterThanOrEqual(Math.floor(asked / 1000) * 1000 + 3600 * 1000);
+    expect(new Date(result.expiration).getTime()).toBeLessThanOrEqual(Date.now() + 3600 * 1000);
 
     stack.actAsJob("f/aws_oidc/reader");
     const raw = await wmill.ResourceService.getResource({ workspace: stack.windmill.workspace, path: "f/aws_oidc/creds_happy" });

@@ -123,8 +123,12 @@ describe("s3_csv_to_rds with split_mib", () => {
         whole = stack.runScript("f/aws_oidc/rds_load_csv_from_s3", {
           credentials: `$res:${CREDS}`, database: `$res:${DATABASE_RESOURCE}`, bucket: DEMO_BUCKET, key: KEY, table: "orders_race",
         });
-        // Without the lock the whole load would see no ledger row and load every row meanwhile.
-        await Bun.sleep(1500);
+        // The transaction stays open until the whole load waits on a lock it holds. Without the
+        // lock the whole load would see no ledger row, load every row and finish meanwhile.
+        let settled = false;
+        whole.then(() => (settled = true), () => (settled = true));
+        const waiting = async () => ((await stack.rds!.adminSql("select count(*)::int as n from pg_locks where not granted")) as { n: number }[])[0]!.n > 0;
+        while (!settled && !(await waiting())) await Bun.sleep(50);
       });
       const { result } = await whole!;
       expect(JSON.stringify(result)).toContain("is already loaded into orders_race as bytes=0-1000");

@@ -100,7 +100,7 @@ describe("put, get, head, copy", () => {
     expect((await run("s3_head_object", { key: "kms/by-alias.txt" })).result).toMatchObject({ server_side_encryption: "aws:kms", kms_key_id: DEMO_KMS_KEY_ARN });
     const missing = `arn:aws:kms:${REGION}:123456789012:key/00000000-0000-0000-0000-000000000000`;
     const put = await run("s3_put_object", { key: "kms/missing.txt", content: "a", sse: "aws:kms", kms_key_id: missing });
-    expect(put.status).toBe(500);
+    expect(put.status).toBe(422);
     expect(put.result.error.message).toContain(`failed with KMS.NotFoundException (HTTP 400): Key '${missing}' does not exist`);
     expect(put.result.error.message.split("Fix:")[1]).toContain("the key must be in the bucket's region");
   });

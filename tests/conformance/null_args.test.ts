@@ -18,22 +18,50 @@ const PREFIX = "null-args/";
 
 let stack: Stack;
 
-/** Fields that differ between two runs whatever the arguments: times, URLs, ids, ETags. */
-const VOLATILE = new Set(["stack", "url", "password_expires_at", "expires_at", "expiration", "seconds", "last_modified", "etag", "job_id", "access_key_id", "assumed_role_arn", "reused_saved_session", "sts_calls"]);
+/**
+ * Fields that differ between two runs for reasons other than the arguments and the clock: a
+ * new STS session (its key id, whether the saved one was reused), an error's stack (it names
+ * the job's temp folder). Their values are replaced, so that each is still present in both.
+ */
+const PER_RUN = new Set(["access_key_id", "reused_saved_session", "sts_calls", "stack"]);
+
+/** Elapsed time a step measured with the clock. */
+const ELAPSED = new Set(["seconds"]);
 
 /** A job id, whole or as the session-name suffix assume_role and the doctor derive from it. */
 const JOB_ID = /[0-9a-f]{8}-?[0-9a-f]{4}(-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12})?/g;
 
+/** A time read from the clock (Date.toISOString: expirations, LastModified, "until …"). */
+const TIMESTAMP = /\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z/g;
+
 /** What is left of a session ("59m57s") ticks between two runs; a whole duration ("1h") does not. */
 const REMAINING_TIME = /^(\d+h)?\d+m\d+s$/;
-/** A time inside a text (the doctor's "until 2026-12-07T06:49:08.000Z"): two runs straddle a second. */
-const ISO_TIME = /\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z/g;
 
+/**
+ * A presigned URL's signing time, its lifetime (clamped to the session's time left) and the
+ * signature over both (SigV4 query parameters).
+ */
+const SIGNING_TIME = /(X-Amz-Date=)\d{8}T\d{6}Z|(X-Amz-Credential=[^&%]+(?:%2F|\/))\d{8}|(X-Amz-Signature=)[0-9a-f]{64}|(X-Amz-Expires=)\d+/g;
+
+function normalizedText(text: string, run: string): string {
+  if (REMAINING_TIME.test(text)) return "<time left>";
+  return text
+    .replace(SIGNING_TIME, (_, date = "", credential = "", signature = "", expires = "") => `${date}${credential}${signature}${expires}<signed now>`)
+    .replace(TIMESTAMP, "<time>")
+    .replaceAll(run, "<run>")
+    .replace(JOB_ID, "<job>");
+}
+
+/** The value with everything the clock or the run decides replaced by a placeholder; the rest kept exactly. */
 function normalized(value: unknown, run: string): unknown {
-  if (typeof value === "string") return REMAINING_TIME.test(value) ? "<time left>" : value.replaceAll(run, "<run>").replace(JOB_ID, "<job>").replace(ISO_TIME, "<time>");
+  if (typeof value === "string") return normalizedText(value, run);
   if (Array.isArray(value)) return value.map((v) => normalized(v, run));
   if (value && typeof value === "object") {
-    return Object.fromEntries(Object.entries(value).filter(([k]) => !VOLATILE.has(k)).map(([k, v]) => [k, normalized(v, run)]));
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => {
+      if (PER_RUN.has(k)) return [k, v === null ? null : "<per run>"];
+      if (ELAPSED.has(k) && typeof v === "number") return [k, "<elapsed>"];
+      return [k, normalized(v, run)];
+    }));
   }
   return value;
 }

@@ -179,7 +179,11 @@ describe("RDS stand-in: IAM auth over verified TLS", () => {
     const sql = connect();
     await sql`select 1`;
     const sleeping = sql`select pg_sleep(30)`.execute();
-    setTimeout(() => sleeping.cancel(), 200);
+    // Cancelled once the backend runs it (a cancel sent before would find nothing to cancel).
+    const watcher = connect();
+    while ((await watcher`select 1 from pg_stat_activity where state = 'active' and query = 'select pg_sleep(30)'`).length === 0) await sleep(20);
+    await watcher.end();
+    sleeping.cancel();
     await expect(sleeping).rejects.toMatchObject({ code: "57014" });
   });
 });

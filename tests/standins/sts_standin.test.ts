@@ -454,8 +454,10 @@ describe("AssumeRoleWithWebIdentity", () => {
   test("DurationSeconds must fit 900..43200 and the role's MaxSessionDuration", async () => {
     await expectRefused(assumeWithToken({ DurationSeconds: 10_800 }), "ValidationError", "The requested DurationSeconds exceeds the MaxSessionDuration set for this role.");
     await expectRefused(assumeWithToken({ DurationSeconds: 50_000 }), "ValidationError", "Member must have value less than or equal to 43200");
+    const before = Date.now();
     const ok = await assumeWithToken({ DurationSeconds: 7200 });
-    expect(ok.Credentials!.Expiration!.getTime() - Date.now()).toBeGreaterThan(7190_000);
+    expect(ok.Credentials!.Expiration!.getTime()).toBeGreaterThanOrEqual(Math.floor(before / 1000) * 1000 + 7200_000);
+    expect(ok.Credentials!.Expiration!.getTime()).toBeLessThanOrEqual(Date.now() + 7200_000);
   });
 
   test("session policies: malformed, oversized, too large once packed, unknown ARNs", async () => {

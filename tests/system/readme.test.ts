@@ -52,7 +52,7 @@ async function startDev(stateDir: string, port?: number): Promise<{ proc: Subpro
   let output = "";
   const decoder = new TextDecoder();
   const reader = proc.stdout.getReader();
-  while (!output.includes("Ctrl-C stops every stand-in")) {
+  while (!output.includes("stops every stand-in.")) {
     const { done, value } = await reader.read();
     if (done) break;
     output += decoder.decode(value);

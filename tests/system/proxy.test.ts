@@ -1,0 +1,69 @@
+// Behind a company proxy (HTTP_PROXY / HTTPS_PROXY set, often no NO_PROXY), every call to the
+// loopback stand-ins still goes straight to them: from the stack's own process, the wmill CLI,
+// each job (windmill-client, the AWS SDK) and the demo as a whole.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { spawn } from "node:child_process";
+import { CreateBucketCommand } from "@aws-sdk/client-s3";
+import { s3Client } from "../../f/aws_oidc/lib/s3.ts";
+import { startRecordingProxy, type RecordingProxy } from "../helpers/proxy.ts";
+import { DEMO_ROLE_ARN, REGION, REPO_ROOT, startStack, type Stack } from "../helpers/testStack.ts";
+
+const PROXY_VARIABLES = ["HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "NO_PROXY", "no_proxy"] as const;
+
+let proxy: RecordingProxy;
+const saved = new Map<string, string | undefined>();
+
+/** This process's env as behind a proxy with no NO_PROXY. */
+function proxyEnv(): Record<string, string> {
+  return { HTTP_PROXY: proxy.url, HTTPS_PROXY: proxy.url, http_proxy: proxy.url, https_proxy: proxy.url };
+}
+
+beforeAll(async () => {
+  proxy = await startRecordingProxy();
+  for (const name of PROXY_VARIABLES) {
+    saved.set(name, process.env[name]);
+    delete process.env[name];
+  }
+  Object.assign(process.env, proxyEnv());
+});
+
+afterAll(async () => {
+  for (const [name, value] of saved) {
+    if (value === undefined) delete process.env[name];
+    else process.env[name] = value;
+  }
+  await proxy.close();
+});
+
+describe("with HTTP_PROXY and HTTPS_PROXY set and no NO_PROXY", () => {
+  test("the stack starts, and jobs reach Windmill, STS and S3 directly", async () => {
+    let stack: Stack | undefined;
+    try {
+      stack = await startStack({ s3: true });
+      const creds = "f/aws_oidc/proxy_creds";
+      const assumed = await stack.runScript("f/aws_oidc/assume_role", { role_arn: DEMO_ROLE_ARN, region: REGION, save_to: creds });
+      expect({ status: assumed.status, sts_calls: assumed.result.sts_calls }).toEqual({ status: 200, sts_calls: 1 });
+      // The AWS SDK in this process too, as the tests use it.
+      stack.actAsJob("f/aws_oidc/proxy_test");
+      await (await s3Client(creds)).s3.send(new CreateBucketCommand({ Bucket: "proxied" }));
+      const put = await stack.runScript("f/aws_oidc/s3_put_object", { credentials: `$res:${creds}`, bucket: "proxied", key: "a.txt", content: "direct" });
+      const listed = await stack.runScript("f/aws_oidc/s3_list_objects", { credentials: `$res:${creds}`, bucket: "proxied" });
+      expect([put.status, listed.status]).toEqual([200, 200]);
+      expect(listed.result.map((o: { key: string }) => o.key)).toEqual(["a.txt"]);
+    } finally {
+      await stack?.close();
+    }
+    expect(proxy.loopbackRequests()).toEqual([]);
+  });
+
+  test("npm run demo passes", async () => {
+    const demo = spawn(process.execPath, ["local/demo/demo.ts", "demo"], { cwd: REPO_ROOT, env: { ...process.env, ...proxyEnv() }, stdio: ["ignore", "pipe", "pipe"] });
+    let output = "";
+    demo.stdout!.on("data", (d: Buffer) => (output += d.toString("utf8")));
+    demo.stderr!.on("data", (d: Buffer) => (output += d.toString("utf8")));
+    const code = await new Promise<number | null>((resolve) => demo.once("exit", resolve));
+    expect({ code, tail: output.split("\n").slice(-5).join("\n") }).toMatchObject({ code: 0 });
+    expect(output).toMatch(/Loaded (\d+) of \1 rows/);
+    expect(proxy.loopbackRequests()).toEqual([]);
+  }, 180_000);
+});
