@@ -67,6 +67,8 @@ export interface StackOptions {
   workspaceDir?: string;
   s3?: boolean;
   rds?: boolean;
+  /** Where the Windmill stand-in keeps the tokens users create, across restarts (`npm run dev`). */
+  savedTokensFile?: string;
   /** Fixed ports (e.g. for `npm run dev`); a stand-in left out picks a free one. */
   ports?: Partial<Record<StandInName, number>>;
 }
@@ -129,7 +131,9 @@ export async function startLocalStack(options: StackOptions = {}): Promise<Local
   };
   const ports = options.ports ?? {};
   const jobEnv: Record<string, string> = { AWS_REGION: REGION };
-  const windmill = await start("windmill", () => startWindmill({ workspaceDir: options.workspaceDir ?? REPO_ROOT, jobEnv, port: ports.windmill }));
+  const windmill = await start("windmill", () => startWindmill({
+    workspaceDir: options.workspaceDir ?? REPO_ROOT, jobEnv, port: ports.windmill, savedTokensFile: options.savedTokensFile,
+  }));
   const provider = windmill.issuer.replace(/^https?:\/\//, "");
   const configPath = join(dir, "sts.json");
   const config = async () => JSON.parse(await readFile(configPath, "utf8")) as StsConfig;

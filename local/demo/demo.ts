@@ -5,10 +5,12 @@
 // `npm run dev`: the same set-up, then keeps running and prints how to call it.
 import { S3Client } from "@aws-sdk/client-s3";
 import { CREDENTIALS_RESOURCE, DATABASE_RESOURCE, DEMO_BUCKET, DEMO_TABLE, ROLE_RESOURCE, setUpWorkspace, uploadSampleCsvs, useDemoDatabaseInRdsRefresh } from "./demoData.ts";
+import { chmod, mkdir } from "node:fs/promises";
 import { constants } from "node:os";
+import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { onStopSignal } from "../shared/cli.ts";
-import { startLocalStack, type LocalStack, type StackOptions } from "../stack.ts";
+import { REPO_ROOT, startLocalStack, type LocalStack, type StackOptions } from "../stack.ts";
 import { interpolatedResource, runWaitResult, type RunnableKind } from "../windmill/client.ts";
 
 /** Where the demo writes the IAM-backed postgresql resource (the refresh schedule's save_to). */
@@ -97,44 +99,78 @@ async function demo(options: StackOptions): Promise<void> {
   }
 }
 
-async function dev(options: StackOptions): Promise<void> {
-  const stack = await startClosedOnSignal(options);
+/** The label of the webhook token `npm run dev` creates, so a restart finds it again. */
+const SCOPED_TOKEN_LABEL = "s3_csv_to_rds webhook (npm run dev)";
+const SCOPED_FLOW = "f/aws_oidc/s3_csv_to_rds";
+
+/** A token that may only run the load flow, created through Windmill's token API as a user creates one. */
+async function scopedWebhookToken(stack: LocalStack): Promise<string> {
+  const saved = stack.windmill.savedToken(SCOPED_TOKEN_LABEL);
+  if (saved) return saved;
+  const res = await fetch(`${stack.windmill.url}/api/users/tokens/create`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${stack.windmill.adminToken}`, "content-type": "application/json" },
+    body: JSON.stringify({ label: SCOPED_TOKEN_LABEL, scopes: [`jobs:run:flows:${SCOPED_FLOW}`] }),
+  });
+  if (res.status !== 201) throw new Error(`creating the scoped webhook token failed: HTTP ${res.status} ${await res.text()}`);
+  return await res.text();
+}
+
+/** The state folder: only its owner may enter it (it holds tokens). */
+async function prepareStateDir(dir: string): Promise<string> {
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  await chmod(dir, 0o700);
+  return join(dir, "windmill-tokens.json");
+}
+
+async function dev(options: StackOptions, stateDir: string): Promise<void> {
+  const stack = await startClosedOnSignal({ ...options, savedTokensFile: await prepareStateDir(stateDir) });
   await setUpWorkspace(stack);
   // Kept running: the RDS refresh schedule keeps f/aws_oidc/orders_db_pg's token fresh.
   await useDemoDatabaseInRdsRefresh(stack, true);
   await webhook(stack, "p", "f/aws_oidc/assume_role", { aws_oidc: `$res:${ROLE_RESOURCE}` });
   await uploadSampleCsvs(await demoS3(stack), DEMO_BUCKET, DEMO_PREFIX, DEMO_OBJECTS, DEMO_ROWS_PER_OBJECT);
+  const scopedToken = await scopedWebhookToken(stack);
   const { url, workspace, adminToken } = stack.windmill;
-  const curl = (kind: string, path: string, args: object) =>
-    `  curl -s -X POST -H "Authorization: Bearer ${adminToken}" -H "Content-Type: application/json" \\\n    -d '${JSON.stringify(args)}' \\\n    ${url}/api/w/${workspace}/jobs/run_wait_result/${kind}/${path}`;
+  const curl = (kind: string, path: string, token: string, args: object) =>
+    `  curl -s -X POST "$WM/api/w/$WS/jobs/run_wait_result/${kind}/${path}" \\\n    -H "Authorization: Bearer ${token}" -H "Content-Type: application/json" \\\n    -d '${JSON.stringify(args)}'`;
+  const port = new URL(url).port;
   console.log(`
 Windmill stand-in  ${url}   (workspace ${workspace}, OIDC issuer ${stack.windmill.issuer})
 STS stand-in       ${stack.sts.url}
 S3 stand-in        ${stack.s3!.url}   (bucket ${DEMO_BUCKET}, ${DEMO_OBJECTS} CSVs under ${DEMO_PREFIX})
 RDS stand-in       ${stack.rds!.host}:${stack.rds!.port}   (TLS CA ${stack.rds!.caCertPath}, table ${DEMO_TABLE}, IAM user app_user)
-Token              ${adminToken}
+Resources          ${ROLE_RESOURCE} (aws_oidc), ${DATABASE_RESOURCE} (aws_rds_iam_postgres), ${CREDENTIALS_RESOURCE} (a saved session)
 
-Push your changes:   npx wmill sync push --base-url ${url} --workspace ${workspace} --token ${adminToken}
+Paste into your shell (TOKEN: admin; SCOPED_TOKEN: may only run ${SCOPED_FLOW}):
+export WM=${url} WS=${workspace} TOKEN=${adminToken} SCOPED_TOKEN=${scopedToken}
 
-Load the CSVs into the table (flow webhook):
-${curl("f", "f/aws_oidc/s3_csv_to_rds", { aws_oidc: `$res:${ROLE_RESOURCE}`, database: `$res:${DATABASE_RESOURCE}`, bucket: DEMO_BUCKET, prefix: DEMO_PREFIX, table: DEMO_TABLE })}
+The tokens are kept in ${stateDir}: started again with --windmill-port ${port}, the same
+URL and tokens work, so a saved wmill profile does too (delete the folder for new tokens).
+
+Push your changes:   npx wmill workspace add dev "$WS" "$WM/" --token "$TOKEN" && npx wmill sync push --yes
+
+Load the CSVs into the table (flow webhook, scoped token):
+${curl("f", SCOPED_FLOW, "$SCOPED_TOKEN", { aws_oidc: `$res:${ROLE_RESOURCE}`, database: `$res:${DATABASE_RESOURCE}`, bucket: DEMO_BUCKET, prefix: DEMO_PREFIX, table: DEMO_TABLE })}
 
 Query it:
-${curl("p", "f/aws_oidc/rds_query", { credentials: `$res:${CREDENTIALS_RESOURCE}`, database: `$res:${DATABASE_RESOURCE}`, sql: `select count(*) from ${DEMO_TABLE}` })}
+${curl("p", "f/aws_oidc/rds_query", "$TOKEN", { credentials: `$res:${CREDENTIALS_RESOURCE}`, database: `$res:${DATABASE_RESOURCE}`, sql: `select count(*) from ${DEMO_TABLE}` })}
 
 Check who AWS thinks a job is:
-${curl("p", "f/aws_oidc/whoami", { credentials: `$res:${CREDENTIALS_RESOURCE}` })}
+${curl("p", "f/aws_oidc/whoami", "$TOKEN", { credentials: `$res:${CREDENTIALS_RESOURCE}` })}
 
 Running; Ctrl-C (or closing this terminal) stops every stand-in.`);
 }
 
-const USAGE = "usage: bun local/demo/demo.ts demo|dev [--windmill-port N] [--sts-port N] [--s3-port N] [--rds-port N]";
+const USAGE = "usage: bun local/demo/demo.ts demo|dev [--windmill-port N] [--sts-port N] [--s3-port N] [--rds-port N] [--state-dir DIR]";
+/** Where `npm run dev` keeps its tokens unless told otherwise: in the clone, git-ignored. */
+const DEFAULT_STATE_DIR = join(REPO_ROOT, ".dev-state");
 
-function parseCommandLine(): { mode: "demo" | "dev"; options: StackOptions } {
+function parseCommandLine(): { mode: "demo" | "dev"; options: StackOptions; stateDir: string } {
   const portFlag = { type: "string" } as const;
   const { positionals, values } = parseArgs({
     allowPositionals: true,
-    options: { "windmill-port": portFlag, "sts-port": portFlag, "s3-port": portFlag, "rds-port": portFlag },
+    options: { "windmill-port": portFlag, "sts-port": portFlag, "s3-port": portFlag, "rds-port": portFlag, "state-dir": { type: "string" } },
   });
   const mode = positionals[0] ?? "demo";
   if (mode !== "demo" && mode !== "dev") throw new Error(USAGE);
@@ -146,7 +182,7 @@ function parseCommandLine(): { mode: "demo" | "dev"; options: StackOptions } {
     return n;
   };
   const ports = { windmill: port("windmill-port"), sts: port("sts-port"), s3: port("s3-port"), rds: port("rds-port") };
-  return { mode, options: { s3: true, rds: true, ports } };
+  return { mode, options: { s3: true, rds: true, ports }, stateDir: resolve(values["state-dir"] ?? DEFAULT_STATE_DIR) };
 }
 
 let commandLine: ReturnType<typeof parseCommandLine>;
@@ -156,7 +192,7 @@ try {
   console.error((err as Error).message);
   process.exit(2);
 }
-await (commandLine.mode === "dev" ? dev(commandLine.options) : demo(commandLine.options)).catch((err: unknown) => {
+await (commandLine.mode === "dev" ? dev(commandLine.options, commandLine.stateDir) : demo(commandLine.options)).catch((err: unknown) => {
   console.error(`\n✖ ${err instanceof Error ? err.message : String(err)}`);
   process.exit(1);
 });

@@ -2,6 +2,7 @@
 // tokens), where a request carries one, what a scoped token may do, and the whoami and token
 // routes.
 import { createHmac, randomBytes } from "node:crypto";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import type { IncomingMessage } from "node:http";
 import { HttpError, readJson, sendJson, sendText } from "../shared/http.ts";
 import { authedAs, type Authed } from "./permissions.ts";
@@ -11,15 +12,46 @@ import type { Route, TokenInfo } from "./state.ts";
 /** A job token's lifetime: Windmill gives it the job's timeout; the stand-in revokes it when the job ends. */
 const JOB_TOKEN_SECONDS = 12 * 3600;
 
+/** A token a user created (an API token), as kept across restarts: Windmill keeps these in its `token` table. */
+export interface SavedToken {
+  token: string;
+  label: string;
+  info: TokenInfo;
+}
+
 export class TokenStore {
   private readonly tokens = new Map<string, TokenInfo>();
   private readonly jwtSecret = randomBytes(32);
+  private readonly saved: SavedToken[];
+
+  /**
+   * `savedTokensFile`: where user-created tokens outlive a restart, as in Windmill's database
+   * (windmill-api/src/users.rs `create_token` inserts into the `token` table); job tokens never do.
+   */
+  constructor(private readonly savedTokensFile?: string) {
+    this.saved = savedTokensFile && existsSync(savedTokensFile) ? (JSON.parse(readFileSync(savedTokensFile, "utf8")) as SavedToken[]) : [];
+    for (const t of this.saved) this.tokens.set(t.token, t.info);
+  }
 
   /** A new token for `info`. */
   issue(info: TokenInfo): string {
     const token = randomBytes(24).toString("base64url");
     this.tokens.set(token, info);
     return token;
+  }
+
+  /** A user-created token: kept in the saved-tokens file when there is one. */
+  create(info: TokenInfo, label: string): string {
+    const token = this.issue(info);
+    this.saved.push({ token, label, info });
+    // Tokens are secrets: only their owner may read the file.
+    if (this.savedTokensFile) writeFileSync(this.savedTokensFile, JSON.stringify(this.saved, null, 2), { mode: 0o600 });
+    return token;
+  }
+
+  /** The saved token with this label, if one was created before a restart. */
+  savedToken(label: string): string | undefined {
+    return this.saved.find((t) => t.label === label)?.token;
   }
 
   /**
@@ -109,7 +141,8 @@ export function userRoutes(tokens: TokenStore): Route[] {
       const body = await readJson<{ label?: string; expiration?: string; scopes?: string[] }>(c.req);
       const owner = c.token();
       if (owner.job || owner.scopes) throw new HttpError(403, "Only a user token can create tokens");
-      const token = tokens.issue({ workspace: owner.workspace, email: owner.email, username: owner.username, scopes: body.scopes?.length ? body.scopes : undefined });
+      const info = { workspace: owner.workspace, email: owner.email, username: owner.username, scopes: body.scopes?.length ? body.scopes : undefined };
+      const token = tokens.create(info, body.label ?? "");
       sendText(res, 201, token);
     }],
   ];

@@ -30,6 +30,8 @@ export interface WindmillOptions {
   workers?: number;
   /** Extra env for every job (e.g. AWS_ENDPOINT_URL_STS pointing at the STS stand-in). */
   jobEnv?: Record<string, string>;
+  /** A file keeping the tokens users create (and the admin's) across restarts (`npm run dev`'s state folder). */
+  savedTokensFile?: string;
   /** The OIDC `flow_path` of a step in a loop iteration: `<flow>/forloop-<i>` ("iteration", default) or `<flow>` ("root"). */
   oidcFlowPathClaim?: FlowPathClaim;
   /** How long run_wait_result waits, in seconds (Windmill's TIMEOUT_WAIT_RESULT env var; default: that env var, else 600). */
@@ -46,6 +48,8 @@ export interface WindmillStandIn {
   createJobToken(job: { path: string | null; flowPath?: string | null; username?: string }): string;
   /** A user token for a member of the workspace (add members with POST workspaces/add_user). */
   createUserToken(username: string): string;
+  /** A token created through the API before a restart, by its label (with `savedTokensFile`). */
+  savedToken(label: string): string | undefined;
   /** Signs an ID token with arbitrary claims overrides (for refusal tests). */
   signIdToken(claims: Record<string, unknown>): Promise<string>;
   jobs: JobRecord[];
@@ -55,15 +59,18 @@ export interface WindmillStandIn {
   close(): Promise<void>;
 }
 
+/** The label of the admin's token in the saved-tokens file. */
+const ADMIN_TOKEN_LABEL = "admin (stand-in)";
+
 export async function startWindmill(options: WindmillOptions): Promise<WindmillStandIn> {
   const workspaceId = options.workspace ?? "demo";
   let baseUrl = "";
   const oidc = await createOidcIssuer(() => baseUrl, options.oidcFlowPathClaim);
-  const tokens = new TokenStore();
+  const tokens = new TokenStore(options.savedTokensFile);
   const workspaces = new Map<string, WorkspaceState>([[workspaceId, createWorkspaceState(workspaceId)]]);
   const admin: TokenInfo = { workspace: workspaceId, email: "alice@example.com", username: "alice" };
   workspaces.get(workspaceId)?.users.set(admin.username, { username: admin.username, email: admin.email, isAdmin: true, operator: false });
-  const adminToken = tokens.issue(admin);
+  const adminToken = options.savedTokensFile ? (tokens.savedToken(ADMIN_TOKEN_LABEL) ?? tokens.create(admin, ADMIN_TOKEN_LABEL)) : tokens.issue(admin);
 
   function member(username: string): TokenInfo {
     const user = workspaces.get(workspaceId)?.users.get(username);
@@ -135,6 +142,7 @@ export async function startWindmill(options: WindmillOptions): Promise<WindmillS
     issuer: oidc.issuer(),
     createJobToken,
     createUserToken: (username) => tokens.issue(member(username)),
+    savedToken: (label) => tokens.savedToken(label),
     signIdToken: oidc.signIdToken,
     jobs: engine.records,
     faults: oidc.faults,
