@@ -36,7 +36,9 @@ export function summarizeLoads(keys: string[], outcomes: LoadOutcome[]): LoadSum
   const rows: LoadRow[] = outcomes.map((o, i) => {
     if (!isLoadResult(o)) {
       const { problem, fix } = splitFix(failureMessage(o));
-      return { object: keys[i] ?? `#${i}`, status: "failed", rows: null, bytes: null, seconds: null, error: problem.split("\n")[0]!, fix };
+      // A refused line's error starts with its object, which the row already names.
+      const error = problem.split("\n")[0]!.replace(/^s3:\/\/\S+ (?=line \d+)/, "");
+      return { object: keys[i] ?? `#${i}`, status: "failed", rows: null, bytes: null, seconds: null, error, fix };
     }
     const skipped = o.skipped === true;
     return { object: `s3://${o.bucket}/${o.key}${o.range ? ` ${o.range}` : ""}`, status: skipped ? "skipped" : "loaded", rows: o.rows_loaded, bytes: o.bytes_read, seconds: o.seconds, error: null, fix: null };
