@@ -7,7 +7,7 @@ import type { LocalStack } from "../stack.ts";
 import { DB_USER, DEMO_ROLE_ARN, REGION } from "../stack.ts";
 
 export const ROLE_RESOURCE = "f/aws_oidc/aws_role";
-export const DATABASE_RESOURCE = "f/aws_oidc/demo_db";
+export const DATABASE_RESOURCE = "f/aws_oidc/orders_db";
 export const CREDENTIALS_RESOURCE = "f/aws_oidc/aws_credentials";
 export const DEMO_BUCKET = "demo-data";
 export const DEMO_TABLE = "orders";

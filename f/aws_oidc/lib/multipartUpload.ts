@@ -29,10 +29,10 @@ const MAX_PARTS = 10_000;
 
 /**
  * A full collection after each part. Fed by COPY TO (a few small buffers per row, made by the
- * postgres client), Bun's collector ran late enough that the export job's peak RSS drifted
- * between 200 and 230 MiB from run to run, and grew with size; collecting once per 8 MiB part
- * held it at 170-190 MiB at every size for about 10 ms of CPU per part (bench/RESULTS.md,
- * issue 15). Windmill runs TypeScript under Bun; elsewhere this does nothing.
+ * postgres client), Bun's collector runs late enough that the export job's peak RSS drifts
+ * from run to run and grows with the export's size; collecting once per part keeps it flat
+ * for a small CPU cost per part (both measured in bench/RESULTS.md). Windmill runs TypeScript
+ * under Bun; elsewhere this does nothing.
  */
 function collectGarbage(): void {
   (globalThis as { Bun?: { gc(synchronous: boolean): void } }).Bun?.gc(true);

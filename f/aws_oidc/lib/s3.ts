@@ -32,10 +32,9 @@ export async function s3Client(credentials: AwsStsCredentials | string): Promise
 
 /**
  * The client a long multipart upload sends its parts with: the SDK's fetch handler instead
- * of its node:http one. Measured under Bun on the export job (bench/RESULTS.md, issue 15):
- * node:http's parts left garbage the collector freed late, so the job's peak RSS grew with
- * the number of parts (246 MiB at 256 MiB of CSV, against 201 MiB at 64); through fetch it
- * stayed at 203–230 MiB and used less CPU. Only request bodies go up here, so the handler's
+ * of its node:http one. Under Bun, node:http's parts left garbage the collector freed late, so
+ * the export job's peak RSS grew with the number of parts; through fetch it stays lower and
+ * uses less CPU (bench/RESULTS.md). Only request bodies go up here, so the handler's
  * web-stream response bodies (which GetObject callers would have to read differently) never matter.
  */
 export async function s3UploadClient(credentials: AwsStsCredentials | string): Promise<S3Client> {
