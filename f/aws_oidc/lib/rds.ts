@@ -214,7 +214,8 @@ export interface PgErrorFields {
 /** PostgreSQL quotes the offending line in CONTEXT: enough of it to find the line, not a whole record. */
 const CONTEXT_MAX_CHARS = 300;
 
-function clip(text: string): string {
+/** CONTEXT as an error message quotes it: at most CONTEXT_MAX_CHARS. */
+export function clipContext(text: string): string {
   return text.length > CONTEXT_MAX_CHARS ? `${text.slice(0, CONTEXT_MAX_CHARS)}…` : text;
 }
 
@@ -228,7 +229,7 @@ export function explainPgError(err: unknown, where: string): Error {
 /** What failed (with PostgreSQL's own code and message) and what to change, apart. */
 export function pgFailure(err: unknown, where: string): { code: string | undefined; problem: string; fix: string } {
   const e = err as PgErrorFields;
-  const context = e.where ? `\nContext: ${clip(e.where)}` : "";
+  const context = e.where ? `\nContext: ${clipContext(e.where)}` : "";
   const problem = `PostgreSQL (${where}) failed${e.code ? ` with ${e.code}` : ""}: ${e.message ?? String(err)}${e.detail ? `\n${e.detail}` : ""}${e.hint ? `\nHint: ${e.hint}` : ""}${context}`;
   return { code: e.code, problem, fix: pgFix(e.code, e.message ?? "") };
 }

@@ -10,7 +10,7 @@ import type { AwsStsCredentials } from "./credentialsResource.ts";
 import { CsvRecordCounter, CsvRecordScanner } from "./csvRecords.ts";
 import { parseSliceRange, SliceEdges } from "./csvSlices.ts";
 import { alreadyLoaded, ledgerKey, missingLedgerError, recordLoad } from "./loadLedger.ts";
-import { explainPgError, quoteIdentifier, quoteLiteral, quoteTableName, withRds, type PgErrorFields } from "./rds.ts";
+import { clipContext, explainPgError, quoteIdentifier, quoteLiteral, quoteTableName, withRds, type PgErrorFields } from "./rds.ts";
 import { S3UploadStream } from "./multipartUpload.ts";
 import { checkBucket, checkKey, explainS3Error } from "./s3Errors.ts";
 import { s3Client, s3UploadClient } from "./s3.ts";
@@ -165,22 +165,19 @@ function explainLoadError(err: unknown, describe: string, load: LoadContext): Er
 /** PostgreSQL's CONTEXT for a line COPY FROM refused (copyfromparse.c CopyFromErrorCallback): `COPY <table>, line <n>[, column <c>]: ...`. */
 const COPY_LINE_CONTEXT = /^COPY [^,]+, line (\d+)(?:, column ([^:]+))?/;
 
-/** PostgreSQL quotes the refused line in CONTEXT: enough of it to recognise the line. */
-const CONTEXT_MAX_CHARS = 300;
-
 /** A refused line: which object, which line (counted from the object's or slice's first, header included), why, and what to check. */
 function explainCopyLineError(e: PgErrorFields, load: LoadContext): Error | undefined {
   const at = COPY_LINE_CONTEXT.exec(e.where ?? "");
   if (!at) return undefined;
   const line = `line ${at[1]}${load.range ? ` of the slice ${load.range}` : ""}`;
-  const fix = copyLineFix(e.code ?? "", at[2], load);
+  const fix = copyLineFix(e.code ?? "", e.message ?? "", at[2], load);
   if (!fix) return undefined;
-  const context = (e.where ?? "").slice(0, CONTEXT_MAX_CHARS);
-  return new Error(`${load.object} ${line}: COPY into ${load.table} refused it with ${e.code}: ${e.message}\nContext: ${context}\nFix: ${fix}`);
+  return new Error(`${load.object} ${line}: COPY into ${load.table} refused it with ${e.code}: ${e.message}\nContext: ${clipContext(e.where!)}\nFix: ${fix}`);
 }
 
-function copyLineFix(code: string, column: string | undefined, load: LoadContext): string | undefined {
+function copyLineFix(code: string, message: string, column: string | undefined, load: LoadContext): string | undefined {
   const format = `delimiter ${JSON.stringify(load.format.delimiter)}, quote ${JSON.stringify(load.format.quote)}, header ${load.format.header}`;
+  if (/unterminated CSV quoted field/.test(message)) return `a quoted field opened on or before that line is never closed: check the object's quoting and the quote input (${format}).`;
   // 22P04 bad_copy_file_format: "missing data for column", "extra data after last expected column", unterminated quotes.
   if (code === "22P04") return `that line's field count differs from ${load.table}'s column count: check the column count and header of the object (the table's columns, in order, one field each) and the format inputs (${format}).`;
   if (code.startsWith("22")) return `a value${column ? ` for column ${column}` : ""} does not fit its column's type: correct that line, or check that the CSV's columns are in ${load.table}'s column order (${format}).`;
