@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { startRds, type RdsStandIn } from "./rds/server.ts";
-import { startS3, type S3StandIn } from "./s3/server.ts";
+import { startS3, type KmsKeyConfig, type S3StandIn } from "./s3/server.ts";
 import type { PolicyDocument, RoleConfig, StsConfig } from "./sts/config.ts";
 import { startSts, type StsStandIn } from "./sts/server.ts";
 import { startWindmill, type WindmillStandIn } from "./windmill/server.ts";
@@ -22,6 +22,9 @@ export const REGION = "us-east-1";
 export const AUDIENCE = "sts.amazonaws.com";
 /** The stand-in database's DbiResourceId, as IAM policies name it. */
 export const DBI_RESOURCE_ID = "db-LOCALSTANDIN0000000000000";
+/** The stack's customer managed KMS key for SSE-KMS, and its alias (the AWS managed key aws/s3 exists besides). */
+export const DEMO_KMS_KEY_ARN = `arn:aws:kms:${REGION}:${ACCOUNT_ID}:key/1234abcd-12ab-34cd-56ef-1234567890ab`;
+export const DEMO_KMS_KEYS: KmsKeyConfig[] = [{ arn: DEMO_KMS_KEY_ARN, aliases: ["alias/demo-data"] }];
 /** The IAM-auth database user the demo role may connect as (`rds-db:connect`). */
 export const DB_USER = "app_user";
 
@@ -144,7 +147,7 @@ export async function startLocalStack(options: StackOptions = {}): Promise<Local
   });
   const sts = await start("sts", () => startSts({ configPath, port: ports.sts }));
   jobEnv.AWS_ENDPOINT_URL_STS = sts.url;
-  const s3 = options.s3 ? await start("s3", () => startS3({ stsUrl: sts.url, region: REGION, port: ports.s3 })) : undefined;
+  const s3 = options.s3 ? await start("s3", () => startS3({ stsUrl: sts.url, region: REGION, port: ports.s3, kmsKeys: DEMO_KMS_KEYS })) : undefined;
   if (s3) jobEnv.AWS_ENDPOINT_URL_S3 = s3.url;
   const rds = options.rds
     ? await start("rds", async () => {

@@ -2,12 +2,24 @@
 //   [--email x] [--issuer https://host/api/oidc/]`: the doctor's trust-policy check, offline.
 // Prints the same rows f/aws_oidc/doctor returns, as a table; exits 1 when a check failed.
 import { readFile } from "node:fs/promises";
-import { parseArgs } from "node:util";
 import { row, type DoctorRow } from "../f/aws_oidc/lib/doctorRow.ts";
 import { checkTrustPolicy, parseTrustPolicy, type TrustPolicy } from "../f/aws_oidc/lib/trustPolicyCheck.ts";
 import { InputError } from "../f/aws_oidc/lib/validate.ts";
+import { parseCommandLine, runTool, UsageError } from "./cli.ts";
 
-const USAGE = "usage: npm run aws:doctor -- --trust-policy file.json --sub '<email>::<script>::<flow>::<workspace>' [--aud sts.amazonaws.com] [--email x] [--issuer https://host/api/oidc/]";
+const USAGE = `usage: npm run aws:doctor -- --trust-policy <file.json> --sub '<email>::<script>::<flow>::<workspace>' [options]
+
+  --trust-policy FILE   the role's trust policy (JSON; aws iam get-role output works too)
+  --sub SUB             the token's sub: <email>::<script path or no_path>::<flow path or no_flow>::<workspace>
+  --aud AUD             the token's audience (repeatable; default sts.amazonaws.com)
+  --email ADDRESS       the token's email claim
+  --issuer URL          the issuer (default: the provider the policy's Principal names, https://<host>/api/oidc/)
+  --account-id ID       the account the provider must be in (default: any)
+  --help                this text
+
+Exit status: 0 the policy admits the token, 1 it refuses it, 2 a bad argument.`;
+/** Windmill's sub: <email>::<script path>::<flow path>::<workspace> (no_path / no_flow when absent). */
+const SUB_FIELDS = 4;
 const COLUMN_WIDTH = { detail: 60, fix: 60 };
 
 /** The issuer a trust policy names in its Federated principal: arn:aws:iam::<account>:oidc-provider/<host/path>. */
@@ -64,17 +76,20 @@ function formatTable(rows: DoctorRow[]): string {
 }
 
 async function main(): Promise<number> {
-  const { values } = parseArgs({
-    options: {
-      "trust-policy": { type: "string" },
-      sub: { type: "string" },
-      aud: { type: "string", multiple: true, default: [] },
-      email: { type: "string" },
-      issuer: { type: "string" },
-      "account-id": { type: "string", default: "*" },
-    },
+  const values = parseCommandLine(USAGE, {
+    "trust-policy": { type: "string" },
+    sub: { type: "string" },
+    aud: { type: "string", multiple: true, default: [] },
+    email: { type: "string" },
+    issuer: { type: "string" },
+    "account-id": { type: "string", default: "*" },
   });
-  if (!values["trust-policy"] || !values.sub) throw new InputError(values.sub ? "trust-policy" : "sub", "it is missing", USAGE);
+  if (!values["trust-policy"]) throw new UsageError("--trust-policy is missing");
+  if (!values.sub) throw new UsageError("--sub is missing");
+  const fields = values.sub.split("::");
+  if (fields.length !== SUB_FIELDS || fields.some((f) => f === "")) {
+    throw new UsageError(`--sub ${JSON.stringify(values.sub)} is malformed: it has ${fields.length} "::"-separated field${fields.length === 1 ? "" : "s"}${fields.includes("") ? ", some empty," : ""} where Windmill's sub has ${SUB_FIELDS}, <email>::<script path or no_path>::<flow path or no_flow>::<workspace>, e.g. alice@example.com::f/aws_oidc/assume_role::no_flow::prod`);
+  }
   const policy = parseTrustPolicy("trust-policy", await readFile(values["trust-policy"], "utf8"));
   const issuer = values.issuer ?? issuerOf(policy);
   if (!issuer) throw new InputError("issuer", "the policy names no OIDC provider in Principal.Federated", "Give --issuer https://<windmill host>/api/oidc/");
@@ -87,9 +102,4 @@ async function main(): Promise<number> {
   return rows.some((r) => r.result === "failed") ? 1 : 0;
 }
 
-try {
-  process.exitCode = await main();
-} catch (err) {
-  console.error((err as Error).message);
-  process.exitCode = 2;
-}
+await runTool(USAGE, main);

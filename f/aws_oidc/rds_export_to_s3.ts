@@ -4,6 +4,7 @@ import { exportQueryToS3 } from "./lib/s3RdsCopy.ts";
 import type { AwsStsCredentials as SavedCredentials } from "./lib/credentialsResource.ts";
 import type { AwsRdsIamPostgres as Database } from "./lib/rds.ts";
 import { withDefaults } from "./lib/optionalArgs.ts";
+import type { Sql } from "windmill-client";
 
 /** Picks an aws_sts_credentials resource saved by assume_role. */
 type AwsStsCredentials = SavedCredentials;
@@ -13,7 +14,7 @@ type AwsRdsIamPostgres = Database;
 export async function main(
   credentials: AwsStsCredentials,
   database: AwsRdsIamPostgres,
-  query: string,
+  query: Sql,
   bucket: string,
   key: string,
   header: boolean = true,

@@ -5,6 +5,7 @@ import { runQuery } from "./lib/rdsQuery.ts";
 import type { AwsStsCredentials as SavedCredentials } from "./lib/credentialsResource.ts";
 import type { AwsRdsIamPostgres as Database } from "./lib/rds.ts";
 import { withDefaults } from "./lib/optionalArgs.ts";
+import type { Sql } from "windmill-client";
 
 /** Picks an aws_sts_credentials resource saved by assume_role. */
 type AwsStsCredentials = SavedCredentials;
@@ -14,8 +15,8 @@ type AwsRdsIamPostgres = Database;
 export async function main(
   credentials: AwsStsCredentials,
   database: AwsRdsIamPostgres,
-  sql: string,
-  args: unknown[] = [],
+  sql: Sql,
+  args: (string | number | boolean | null)[] = [],
   row_limit: number = 1000,
   statement_timeout: string = "30s",
 ) {

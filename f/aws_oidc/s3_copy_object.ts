@@ -1,5 +1,6 @@
-// Copies an object inside S3 (no download), optionally re-encrypting it.
-import { copyObject, s3Client } from "./lib/s3.ts";
+// Copies an object inside S3 (no download), optionally re-encrypting it; above 5 GiB as a multipart copy.
+import { s3Client } from "./lib/s3.ts";
+import { copyObject } from "./lib/s3Copy.ts";
 import type { AwsStsCredentials as SavedCredentials } from "./lib/credentialsResource.ts";
 import { withDefaults } from "./lib/optionalArgs.ts";
 

@@ -4,7 +4,7 @@
 // postgresql resource, prints what a person would see in Windmill, and stops.
 // `npm run dev`: the same set-up, then keeps running and prints how to call it.
 import { S3Client } from "@aws-sdk/client-s3";
-import { CREDENTIALS_RESOURCE, DATABASE_RESOURCE, DEMO_BUCKET, DEMO_TABLE, ROLE_RESOURCE, setUpWorkspace, uploadSampleCsvs } from "./demoData.ts";
+import { CREDENTIALS_RESOURCE, DATABASE_RESOURCE, DEMO_BUCKET, DEMO_TABLE, ROLE_RESOURCE, setUpWorkspace, uploadSampleCsvs, useDemoDatabaseInRdsRefresh } from "./demoData.ts";
 import { parseArgs } from "node:util";
 import { startLocalStack, type LocalStack, type StackOptions } from "../stack.ts";
 import { interpolatedResource, runWaitResult, type RunnableKind } from "../windmill/client.ts";
@@ -96,6 +96,8 @@ async function dev(options: StackOptions): Promise<void> {
   const stack = await startLocalStack(options);
   closeOnSignal(stack);
   await setUpWorkspace(stack);
+  // Kept running: the RDS refresh schedule keeps f/aws_oidc/orders_db_pg's token fresh.
+  await useDemoDatabaseInRdsRefresh(stack, true);
   await webhook(stack, "p", "f/aws_oidc/assume_role", { aws_oidc: `$res:${ROLE_RESOURCE}` });
   await uploadSampleCsvs(await demoS3(stack), DEMO_BUCKET, DEMO_PREFIX, DEMO_OBJECTS, DEMO_ROWS_PER_OBJECT);
   const { url, workspace, adminToken } = stack.windmill;

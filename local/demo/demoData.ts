@@ -11,6 +11,8 @@ export const DATABASE_RESOURCE = "f/aws_oidc/orders_db";
 export const CREDENTIALS_RESOURCE = "f/aws_oidc/aws_credentials";
 export const DEMO_BUCKET = "demo-data";
 export const DEMO_TABLE = "orders";
+/** Ships disabled, reading the documented f/aws_oidc/orders_db (f/aws_oidc/refresh_rds_postgresql.schedule.yaml). */
+export const RDS_REFRESH_SCHEDULE = "f/aws_oidc/refresh_rds_postgresql";
 
 async function windmillApi(stack: LocalStack, path: string, body: unknown): Promise<void> {
   const res = await fetch(`${stack.windmill.url}/api/w/${stack.windmill.workspace}/${path}`, {
@@ -40,6 +42,23 @@ export async function setUpWorkspace(stack: LocalStack): Promise<void> {
     grant select, insert, update, delete on ${DEMO_TABLE} to ${DB_USER};
     ${ledgerDdl(DEFAULT_LEDGER_TABLE)};
     grant select, insert, delete on ${DEFAULT_LEDGER_TABLE} to ${DB_USER};`);
+}
+
+/**
+ * Points the RDS refresh schedule at the demo's database resource and enables it or not, as a
+ * user does in Windmill → Schedules: it ships disabled, naming f/aws_oidc/orders_db, which the
+ * stand-in has no reason to hold.
+ */
+export async function useDemoDatabaseInRdsRefresh(stack: LocalStack, enabled: boolean): Promise<void> {
+  const res = await fetch(`${stack.windmill.url}/api/w/${stack.windmill.workspace}/schedules/get/${RDS_REFRESH_SCHEDULE}`, {
+    headers: { authorization: `Bearer ${stack.windmill.adminToken}` },
+  });
+  if (!res.ok) throw new Error(`Windmill schedules/get/${RDS_REFRESH_SCHEDULE}: HTTP ${res.status} ${await res.text()}`);
+  const schedule = (await res.json()) as { schedule: string; timezone: string; args: Record<string, unknown> };
+  await windmillApi(stack, `schedules/update/${RDS_REFRESH_SCHEDULE}`, {
+    schedule: schedule.schedule, timezone: schedule.timezone, args: { ...schedule.args, database: `$res:${DATABASE_RESOURCE}` },
+  });
+  await windmillApi(stack, `schedules/setenabled/${RDS_REFRESH_SCHEDULE}`, { enabled });
 }
 
 /**

@@ -119,9 +119,25 @@ export async function authenticate(gate: { stsUrl: string; region: string }, req
     // and presigned URLs always hash the payload as UNSIGNED-PAYLOAD.
     const payloadHash = presigned ? UNSIGNED_PAYLOAD : (header("x-amz-content-sha256") ?? EMPTY_SHA256);
     await verifySignature({ method: target.method, path: target.canonicalPath, query, header, payloadHash }, signed, signer);
+    if (presigned) refuseUnsignedAmzHeaders(req, signed);
     return { signed, session, signer, sourceIp: sourceIpOf(req.socket) };
   } catch (err) {
     throw err instanceof AuthFailure ? s3ErrorOf(err.problem, presigned) : err;
+  }
+}
+
+/**
+ * A presigned URL fixes what the request may carry: an x-amz-* header it did not sign (SSE,
+ * metadata, ...) is refused, not stored (S3 API reference, "Authenticating Requests: Using Query
+ * Parameters": every x-amz-* header sent must be in X-Amz-SignedHeaders; S3 answers AccessDenied
+ * "There were headers present in the request which were not signed" with a HeadersNotSigned
+ * element). AWS documents no status; 403, as for its other AccessDenied answers.
+ */
+function refuseUnsignedAmzHeaders(req: IncomingMessage, signed: SignedRequest): void {
+  const signedNames = new Set(signed.signedHeaders.map((name) => name.toLowerCase()));
+  const unsigned = Object.keys(req.headers).filter((name) => name.startsWith("x-amz-") && !signedNames.has(name));
+  if (unsigned.length) {
+    throw new S3ErrorReply("AccessDenied", "There were headers present in the request which were not signed", { HeadersNotSigned: unsigned.sort().join(", ") });
   }
 }
 

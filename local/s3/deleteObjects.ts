@@ -7,7 +7,8 @@ import { idHeaders, MESSAGES, notImplemented, S3ErrorReply, xmlEscape, xmlUnesca
 import { exchange, s3rverHeaders, type Upstream } from "./forward.ts";
 import { DELETE_CONCURRENCY, MAX_DELETE_BODY_BYTES, MAX_DELETE_KEYS, S3_XMLNS } from "./limits.ts";
 import { objectArn } from "./operations.ts";
-import { uriEscape, type Target } from "./request.ts";
+import type { Target } from "./request.ts";
+import { storedPath } from "./storedKeys.ts";
 
 interface DeleteOutcome {
   key: string;
@@ -42,7 +43,7 @@ function s3rverErrorOf(xml: string): { code: string; message: string } {
 
 /** Deletes one key through s3rver; undefined on success. */
 async function deleteInS3rver(upstream: Upstream, bucket: string, key: string): Promise<{ code: string; message: string } | undefined> {
-  const rawPath = `/${bucket}/${key.split("/").map(uriEscape).join("/")}`;
+  const rawPath = storedPath(bucket, key);
   const response = await exchange(upstream, "DELETE", rawPath, await s3rverHeaders(upstream, "DELETE", rawPath, undefined, 0), undefined);
   const text = (await readBody(response)).toString("utf8");
   return response.statusCode === 204 || response.statusCode === 200 ? undefined : s3rverErrorOf(text);
@@ -67,9 +68,7 @@ export async function deleteObjects(gate: { stsUrl: string; upstream: Upstream }
   const outcomes = await mapLimit(keys, DELETE_CONCURRENCY, async (key): Promise<DeleteOutcome> => {
     const check = { action: "s3:DeleteObject", resource: objectArn(bucket, key) };
     if (!(await isAllowed(gate.stsUrl, caller, check)).allowed) return { key, error: { code: "AccessDenied", message: MESSAGES.accessDenied } };
-    // s3rver prunes a key's emptied parent folders after a delete, which races with the
-    // parallel deletes of its neighbours: one retry settles it (S3 itself has no such race).
-    const error = (await deleteInS3rver(gate.upstream, bucket, key)) && (await deleteInS3rver(gate.upstream, bucket, key));
+    const error = await deleteInS3rver(gate.upstream, bucket, key);
     return { key, error: error?.code === "NoSuchKey" ? undefined : error };
   });
   const missingBucket = outcomes.find((o) => o.error?.code === "NoSuchBucket");

@@ -26,6 +26,7 @@ const ERROR_STATUS: Record<string, number> = {
   InvalidRequest: 400, InvalidArgument: 400, InvalidURI: 400, InvalidBucketName: 400, MalformedXML: 400,
   XAmzContentSHA256Mismatch: 400, IncompleteBody: 400, BadDigest: 400, MissingContentLength: 411,
   InvalidPart: 400, InvalidPartOrder: 400, EntityTooSmall: 400,
+  InvalidRange: 416, KeyTooLongError: 400, "KMS.NotFoundException": 400,
   NoSuchBucket: 404, NoSuchUpload: 404, NotImplemented: 501, InternalError: 500, SlowDown: 503,
 };
 

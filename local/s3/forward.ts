@@ -9,6 +9,7 @@ import { UNSIGNED_PAYLOAD } from "../aws/sigv4.ts";
 import { idHeaders, type RequestIds } from "./errors.ts";
 import { HOP_HEADERS, PRESIGN_PARAMS, RESPONSE_HOP_HEADERS, S3RVER_CREDENTIALS } from "./limits.ts";
 import type { Target } from "./request.ts";
+import { storedPath } from "./storedKeys.ts";
 
 /** The hash constructor the SDK itself hands its SigV4 signer in Node. */
 const Sha256 = Hash.bind(null, "sha256");
@@ -28,10 +29,11 @@ export function s3rverUpstream(port: number, region: string): Upstream {
   };
 }
 
-/** What the gate changes in a forwarded request: CopyObject's source, re-encoded; headers it sets (a KMS key named by its ARN). */
+/** What the gate changes in a forwarded request: CopyObject's source, re-encoded; headers it sets (a KMS key named by its ARN) or drops. */
 export interface Rewrites {
   copySource?: { bucket: string; key: string };
   set?: Record<string, string>;
+  drop?: string[];
 }
 
 /** The client's headers minus this hop's auth and framing, with the gate's rewrites, signed for s3rver's own account. */
@@ -44,9 +46,9 @@ export async function s3rverHeaders(upstream: Upstream, method: string, rawPath:
   const encodings = (headers["content-encoding"] ?? "").split(",").map((e) => e.trim()).filter((e) => e && e !== "aws-chunked");
   if (encodings.length) headers["content-encoding"] = encodings.join(", ");
   else delete headers["content-encoding"];
-  // s3rver decodes x-amz-copy-source with decodeURI, which leaves %2B and friends encoded.
   const { copySource } = rewrites;
-  if (copySource) headers["x-amz-copy-source"] = encodeURI(`/${copySource.bucket}/${copySource.key}`);
+  if (copySource) headers["x-amz-copy-source"] = storedPath(copySource.bucket, copySource.key);
+  for (const name of rewrites.drop ?? []) delete headers[name];
   Object.assign(headers, rewrites.set);
   headers.host = `${upstream.host}:${upstream.port}`;
   headers["x-amz-content-sha256"] = UNSIGNED_PAYLOAD;
@@ -82,16 +84,30 @@ export function exchange(upstream: Upstream, method: string, path: string, heade
   });
 }
 
-/** What the gate adds to s3rver's answer: headers S3 sends and s3rver does not, or the body when the gate has read it. */
+/** What the gate adds to s3rver's answer: headers S3 sends and s3rver does not, or the body when the gate has read or cut it. */
 export interface RelayOptions {
   headers?: OutgoingHttpHeaders;
-  body?: Buffer;
+  body?: Buffer | Readable;
+}
+
+/** s3rver's path for a request's bucket or object (keys as stored: storedKeys.ts). */
+export function upstreamPath(target: Target): string {
+  return target.key === undefined ? `/${target.bucket ?? ""}` : storedPath(target.bucket!, target.key);
+}
+
+/** HEAD of a stored object as s3rver has it (status and headers; the empty body already drained). */
+export async function headStored(upstream: Upstream, bucket: string, key: string): Promise<IncomingMessage> {
+  const rawPath = storedPath(bucket, key);
+  const head = await exchange(upstream, "HEAD", rawPath, await s3rverHeaders(upstream, "HEAD", rawPath, undefined, 0), undefined);
+  head.resume();
+  return head;
 }
 
 /** The client's request, rewritten, sent on to s3rver: its response once the status line arrives. */
 export async function forward(upstream: Upstream, target: Target, req: IncomingMessage, body: Readable | Buffer, length: number, rewrites: Rewrites = {}): Promise<IncomingMessage> {
-  const headers = await s3rverHeaders(upstream, target.method, target.rawPath, req, length, rewrites);
-  return exchange(upstream, target.method, `${target.rawPath}${forwardedQuery(target)}`, headers, body);
+  const path = upstreamPath(target);
+  const headers = await s3rverHeaders(upstream, target.method, path, req, length, rewrites);
+  return exchange(upstream, target.method, `${path}${forwardedQuery(target)}`, headers, body);
 }
 
 /** s3rver's response to the client, under this request's ids; `drop` cuts it midway (a fault). */
@@ -101,7 +117,7 @@ export function relay(upstream: IncomingMessage, res: ServerResponse, ids: Reque
     if (value !== undefined && !RESPONSE_HOP_HEADERS.has(name)) headers[name] = value;
   }
   Object.assign(headers, options.headers);
-  const body = options.body ? Readable.from([options.body]) : upstream;
+  const body = Buffer.isBuffer(options.body) ? Readable.from([options.body]) : (options.body ?? upstream);
   if (drop) return dropMidResponse(upstream, body, res, headers);
   res.writeHead(upstream.statusCode ?? 502, headers);
   pipeline(body, res).catch(() => res.destroy());

@@ -13,56 +13,48 @@
 import type { IncomingHttpHeaders, IncomingMessage } from "node:http";
 import { isAllowed, type Caller } from "./auth.ts";
 import { S3ErrorReply } from "./errors.ts";
-import { exchange, s3rverHeaders, type Upstream } from "./forward.ts";
-import { uriEscape } from "./request.ts";
+import { managedKeyArn, type KeyScope, type KmsKeys } from "./kmsKeys.ts";
+
+export type { KeyScope } from "./kmsKeys.ts";
 
 export const SSE_HEADER = "x-amz-server-side-encryption";
 export const KMS_KEY_HEADER = "x-amz-server-side-encryption-aws-kms-key-id";
 /** SSE-KMS and its dual-layer variant DSSE-KMS: both have S3 call KMS with the caller's permissions. */
 const KMS_MODES = new Set(["aws:kms", "aws:kms:dsse"]);
 
-/** Where the key ARNs live: the gate's region and the caller's account. */
-export interface KeyScope {
-  region: string;
-  accountId: string;
-}
-
-/**
- * The AWS managed key S3 uses when SSE-KMS names no key ("If you specify
- * x-amz-server-side-encryption:aws:kms but don't provide
- * x-amz-server-side-encryption-aws-kms-key-id, Amazon S3 uses the AWS managed key (aws/s3)",
- * S3 API reference, PutObject). There is no KMS here to resolve the alias to its key id, so
- * the key is named by its alias ARN: the same name for the same key in every request.
- */
-export function managedKeyArn(scope: KeyScope): string {
-  return `arn:aws:kms:${scope.region}:${scope.accountId}:alias/aws/s3`;
-}
-
-/** A key id, key ARN, alias name or alias ARN (what S3 accepts as the KMS key), as an ARN. */
-function keyArnOf(keyId: string, scope: KeyScope): string {
-  if (keyId.startsWith("arn:")) return keyId;
-  if (keyId.startsWith("alias/")) return `arn:aws:kms:${scope.region}:${scope.accountId}:${keyId}`;
-  return `arn:aws:kms:${scope.region}:${scope.accountId}:key/${keyId}`;
-}
-
 function single(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value[0] : value;
 }
 
 /**
- * The KMS key a write asks for (request headers) or an object was stored with (s3rver keeps
- * both headers and answers them on GET and HEAD, as S3 does); undefined when SSE-KMS does not apply.
+ * The key ARN of the KMS key a write asks for, resolved as S3 does (an alias to its key; no key
+ * named is the AWS managed key aws/s3, "If you specify x-amz-server-side-encryption:aws:kms but
+ * don't provide x-amz-server-side-encryption-aws-kms-key-id, Amazon S3 uses the AWS managed key
+ * (aws/s3)", S3 API reference, PutObject); undefined when SSE-KMS does not apply.
  */
-export function kmsKeyOf(headers: IncomingHttpHeaders, scope: KeyScope): string | undefined {
+export function requestedKmsKey(headers: IncomingHttpHeaders, scope: KeyScope, keys: KmsKeys): string | undefined {
   const mode = single(headers[SSE_HEADER]);
   if (mode === undefined || !KMS_MODES.has(mode)) return undefined;
   const keyId = single(headers[KMS_KEY_HEADER]);
-  return keyId ? keyArnOf(keyId, scope) : managedKeyArn(scope);
+  return keyId ? keys.resolve(keyId, scope) : managedKeyArn(scope);
 }
 
-/** The headers that make s3rver store the key by its ARN, which is how S3 reports it. */
-export function storedKeyHeaders(keyArn: string | undefined): Record<string, string> {
-  return keyArn ? { [KMS_KEY_HEADER]: keyArn } : {};
+/** The key ARN an object was stored with (s3rver keeps the headers the gate stored and answers them on GET and HEAD, as S3 does). */
+export function storedKmsKey(headers: IncomingHttpHeaders): string | undefined {
+  const mode = single(headers[SSE_HEADER]);
+  return mode !== undefined && KMS_MODES.has(mode) ? single(headers[KMS_KEY_HEADER]) : undefined;
+}
+
+/**
+ * The encryption headers a new object is stored with, and which S3 answers on its writes and
+ * reads: the mode the request asks for, else SSE-S3, the default of every bucket since
+ * 2023-01-05 (S3 User Guide, "Setting default server-side encryption behavior for Amazon S3
+ * buckets": "all new object uploads to Amazon S3 are automatically encrypted" with SSE-S3);
+ * with SSE-KMS, the key by its ARN, which is how S3 reports it.
+ */
+export function storedEncryption(headers: IncomingHttpHeaders, keyArn: string | undefined): Record<string, string> {
+  const mode = single(headers[SSE_HEADER]) ?? "AES256";
+  return keyArn ? { [SSE_HEADER]: mode, [KMS_KEY_HEADER]: keyArn } : { [SSE_HEADER]: mode };
 }
 
 export function keyScopeOf(caller: Caller, region: string): KeyScope {
@@ -87,7 +79,7 @@ export async function authorizeKms(stsUrl: string, caller: Caller, scope: KeySco
 
 /** kms:Decrypt for an object s3rver is answering with; the answer is drained when refused. */
 export async function authorizeRead(stsUrl: string, caller: Caller, scope: KeyScope, upstream: IncomingMessage): Promise<void> {
-  const keyArn = kmsKeyOf(upstream.headers, scope);
+  const keyArn = storedKmsKey(upstream.headers);
   if (keyArn === undefined) return;
   try {
     await authorizeKms(stsUrl, caller, scope, "kms:Decrypt", keyArn);
@@ -95,13 +87,4 @@ export async function authorizeRead(stsUrl: string, caller: Caller, scope: KeySc
     upstream.resume();
     throw err;
   }
-}
-
-/** kms:Decrypt for CopyObject's source when it was stored with SSE-KMS (S3 reads it to copy it). */
-export async function authorizeCopySource(gate: { stsUrl: string; upstream: Upstream }, caller: Caller, scope: KeyScope, source: { bucket: string; key: string }): Promise<void> {
-  const rawPath = `/${source.bucket}/${source.key.split("/").map(uriEscape).join("/")}`;
-  const head = await exchange(gate.upstream, "HEAD", rawPath, await s3rverHeaders(gate.upstream, "HEAD", rawPath, undefined, 0), undefined);
-  head.resume();
-  // A missing source is for the copy itself to report (NoSuchKey).
-  if (head.statusCode === 200) await authorizeRead(gate.stsUrl, caller, scope, head);
 }

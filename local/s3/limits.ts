@@ -8,6 +8,10 @@ export const MAX_DELETE_BODY_BYTES = 2 * 1024 * 1024;
 /** Multipart limits (S3 User Guide, "Amazon S3 multipart upload limits"): parts 1 to 10,000, each but the last at least 5 MiB. */
 export const MAX_PART_NUMBER = 10_000;
 export const MIN_PART_BYTES = 5 * 1024 * 1024;
+/** S3 keys are at most 1024 bytes of UTF-8 (S3 User Guide, "Naming Amazon S3 objects"). */
+export const MAX_KEY_BYTES = 1024;
+/** One CopyObject copies a source of at most 5 GiB (S3 User Guide, "Copying objects"); bigger ones need UploadPartCopy. */
+export const MAX_COPY_SOURCE_BYTES = 5 * 1024 ** 3;
 /** A CompleteMultipartUpload document: 10,000 parts of a few hundred bytes each (number, ETag, checksum) fit in 4 MiB. */
 export const MAX_COMPLETE_BODY_BYTES = 4 * 1024 * 1024;
 /** aws-chunked chunk headers and trailer lines are short; a longer line is a broken body, not data. */

@@ -10,9 +10,11 @@ import { readLimited, verifiedBody } from "./body.ts";
 import { CHECKSUM_ALGORITHMS } from "./checksums.ts";
 import { MESSAGES, notImplemented, S3ErrorReply, xmlUnescape } from "./errors.ts";
 import { forward, type RelayOptions, type Upstream } from "./forward.ts";
-import { authorizeKms, keyScopeOf, kmsKeyOf, storedKeyHeaders } from "./kms.ts";
+import { authorizeKms, keyScopeOf, requestedKmsKey, storedEncryption } from "./kms.ts";
+import type { KmsKeys } from "./kmsKeys.ts";
 import { MAX_COMPLETE_BODY_BYTES, MAX_PART_NUMBER, MIN_PART_BYTES } from "./limits.ts";
 import { param, type Target } from "./request.ts";
+import { restoreKeys } from "./storedKeys.ts";
 
 interface TrackedPart {
   size: number;
@@ -21,12 +23,14 @@ interface TrackedPart {
   checksum: string | undefined;
 }
 
-interface TrackedUpload {
+export interface TrackedUpload {
   bucket: string;
   key: string;
   /** Lowercase (crc32, sha256, ...); undefined when CreateMultipartUpload asked for none. */
   checksumAlgorithm: string | undefined;
   kmsKeyArn: string | undefined;
+  /** The upload's encryption headers, which UploadPart and CompleteMultipartUpload answer with. */
+  encryption: Record<string, string>;
   parts: Map<number, TrackedPart>;
 }
 
@@ -38,6 +42,7 @@ export interface MultipartGate {
   region: string;
   upstream: Upstream;
   uploads: MultipartUploads;
+  kmsKeys: KmsKeys;
 }
 
 /** s3rver's answer and what the gate adds to it, for the gate to relay. */
@@ -46,9 +51,9 @@ export interface Reply {
   options?: RelayOptions;
 }
 
-const unquote = (etag: string) => etag.replace(/"/g, "");
+export const unquote = (etag: string) => etag.replace(/"/g, "");
 
-function trackedUpload(gate: MultipartGate, target: Target): { uploadId: string; upload: TrackedUpload } {
+export function trackedUpload(gate: MultipartGate, target: Target): { uploadId: string; upload: TrackedUpload } {
   const uploadId = param(target, "uploadId") ?? "";
   const upload = gate.uploads.get(uploadId);
   if (!upload || upload.bucket !== target.bucket || upload.key !== target.key) throw new S3ErrorReply("NoSuchUpload", MESSAGES.noSuchUpload, { UploadId: uploadId });
@@ -72,20 +77,21 @@ function requestedChecksumAlgorithm(req: IncomingMessage): string | undefined {
 export async function createMultipartUpload(gate: MultipartGate, req: IncomingMessage, target: Target, caller: Caller): Promise<Reply> {
   const checksumAlgorithm = requestedChecksumAlgorithm(req);
   const scope = keyScopeOf(caller, gate.region);
-  const kmsKeyArn = kmsKeyOf(req.headers, scope);
+  const kmsKeyArn = requestedKmsKey(req.headers, scope, gate.kmsKeys);
   if (kmsKeyArn) await authorizeKms(gate.stsUrl, caller, scope, "kms:GenerateDataKey", kmsKeyArn);
   const { body, length } = verifiedBody(req, caller);
-  const upstream = await forward(gate.upstream, target, req, body, length, { set: storedKeyHeaders(kmsKeyArn) });
+  const encryption = storedEncryption(req.headers, kmsKeyArn);
+  const upstream = await forward(gate.upstream, target, req, body, length, { set: encryption });
   if (upstream.statusCode !== 200) return { upstream };
-  const xml = await readBody(upstream);
+  const xml = Buffer.from(restoreKeys((await readBody(upstream)).toString("utf8")));
   const uploadId = /<UploadId>([^<]+)<\/UploadId>/.exec(xml.toString("utf8"))?.[1];
   if (!uploadId) throw new Error("s3rver answered CreateMultipartUpload without an UploadId");
-  gate.uploads.set(uploadId, { bucket: target.bucket!, key: target.key!, checksumAlgorithm, kmsKeyArn, parts: new Map() });
+  gate.uploads.set(uploadId, { bucket: target.bucket!, key: target.key!, checksumAlgorithm, kmsKeyArn, encryption, parts: new Map() });
   // S3 echoes the algorithm the parts must carry.
-  return { upstream, options: { body: xml, headers: checksumAlgorithm ? { "x-amz-checksum-algorithm": checksumAlgorithm.toUpperCase() } : {} } };
+  return { upstream, options: { body: xml, headers: { ...encryption, "content-length": String(xml.length), ...(checksumAlgorithm && { "x-amz-checksum-algorithm": checksumAlgorithm.toUpperCase() }) } } };
 }
 
-function partNumberOf(target: Target): number {
+export function partNumberOf(target: Target): number {
   const raw = param(target, "partNumber") ?? "";
   const number = /^\d{1,5}$/.test(raw) ? Number(raw) : NaN;
   if (!(number >= 1 && number <= MAX_PART_NUMBER)) {
@@ -113,7 +119,7 @@ export async function uploadPart(gate: MultipartGate, req: IncomingMessage, targ
   const value = checksum?.value();
   upload.parts.set(partNumber, { size: length, etag: unquote(String(upstream.headers.etag ?? "")), checksum: value });
   // UploadPart answers the part's checksum (x-amz-checksum-crc32: ...) when the request carried one.
-  return { upstream, options: { headers: checksum && value ? { [`x-amz-checksum-${checksum.algorithm}`]: value } : {} } };
+  return { upstream, options: { headers: { ...upload.encryption, ...(checksum && value && { [`x-amz-checksum-${checksum.algorithm}`]: value }) } } };
 }
 
 interface ListedPart {
@@ -173,8 +179,9 @@ export async function completeMultipartUpload(gate: MultipartGate, req: Incoming
   const document = await readLimited(verifiedBody(req, caller).body, MAX_COMPLETE_BODY_BYTES);
   checkParts(upload, parseCompleteRequest(document.toString("utf8")));
   const upstream = await forward(gate.upstream, target, req, document, document.length);
-  if (upstream.statusCode === 200) gate.uploads.delete(uploadId);
-  return { upstream };
+  if (upstream.statusCode !== 200) return { upstream };
+  gate.uploads.delete(uploadId);
+  return { upstream, options: { headers: upload.encryption } };
 }
 
 /** An aborted upload is gone: its parts are NoSuchUpload from now on. */

@@ -4,6 +4,7 @@ import type { IncomingHttpHeaders } from "node:http";
 import { notImplemented, S3ErrorReply } from "./errors.ts";
 import { BUCKET_NAME, SUBRESOURCES } from "./limits.ts";
 import { decodeComponent, param, type Target } from "./request.ts";
+import { checkKeyLength } from "./storedKeys.ts";
 
 export interface PermissionCheck {
   action: string;
@@ -67,10 +68,8 @@ function classifyBucket(target: Target, bucket: string, sub: string | undefined)
 }
 
 function classifyObject(target: Target, headers: IncomingHttpHeaders, bucket: string, key: string, sub: string | undefined): Operation {
-  if (key.split("/").some((segment) => segment === "." || segment === "..")) {
-    // s3rver keeps objects as files; these segments would resolve outside the bucket.
-    throw notImplemented("keys with '.' or '..' path segments");
-  }
+  // Any key up to 1024 bytes is valid, "." and ".." segments and empty ones included (storedKeys.ts).
+  checkKeyLength(key);
   const resource = objectArn(bucket, key);
   const copySourceHeader = headers["x-amz-copy-source"];
   const copying = typeof copySourceHeader === "string";
@@ -95,6 +94,14 @@ function classifyObject(target: Target, headers: IncomingHttpHeaders, bucket: st
       return { name: "CreateMultipartUpload", checks: [{ action: "s3:PutObject", resource }] };
     case "PUT ?uploadId":
       return { name: "UploadPart", checks: [{ action: "s3:PutObject", resource }] };
+    case "PUT ?uploadId +copy": {
+      const source = parseCopySource(copySourceHeader as string);
+      return {
+        name: "UploadPartCopy",
+        checks: [{ action: "s3:PutObject", resource }, { action: "s3:GetObject", resource: objectArn(source.bucket, source.key) }],
+        copySource: source,
+      };
+    }
     case "POST ?uploadId":
       return { name: "CompleteMultipartUpload", checks: [{ action: "s3:PutObject", resource }] };
     case "DELETE ?uploadId":

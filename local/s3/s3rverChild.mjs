@@ -15,6 +15,11 @@
 //   only when complete.
 // - s3rver has no AbortMultipartUpload (it answers MethodNotAllowed) and accepts parts for
 //   upload ids that do not exist; S3 answers 204 and NoSuchUpload.
+// Keys: S3 takes any key of up to 1024 bytes ("a//b", "x/../y", a 300-byte segment), which
+// s3rver, keeping objects as files under their key, cannot. The gate sends every key as the
+// lowercase hex of its UTF-8 bytes (local/s3/storedKeys.ts); here a hex key is a file path in
+// chunks of at most 200 characters (file names stay under NAME_MAX, 255 bytes), and listings
+// come out in hex order, which is S3's order (by UTF-8 bytes).
 // And one about SSE: S3 keeps an object's x-amz-server-side-encryption (and KMS key id) and
 // answers them on GET and HEAD; s3rver drops both. They are kept as metadata here, and a
 // copy takes them from the copy request, never from its source, as S3 does (CopyObject:
@@ -22,7 +27,7 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { createHash, randomBytes } from "node:crypto";
 import { createWriteStream } from "node:fs";
-import { mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { createServer } from "node:http";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
@@ -66,7 +71,39 @@ async function writeAtomically(content, finalPath) {
   return { size, md5: md5.digest("hex") };
 }
 
+/** Hex characters per path segment of a stored key; a file name adds ._S3rver_metadata.json (22) and a temp suffix (21). */
+const KEY_CHUNK = 200;
+const OBJECT_SUFFIX = "._S3rver_object";
+
 class AtomicStore extends FilesystemStore {
+  /** A hex key's chunks: directories named `<chunk>~` (after `<chunk>._S3rver_…` in byte order, as a shorter key sorts first), then the file. */
+  getResourcePath(bucket, key = "", resource) {
+    if (!key) return super.getResourcePath(bucket, key, resource);
+    if (!/^[0-9a-f]+$/.test(key)) throw new S3Error("InvalidArgument", "This store takes keys as the hex of their UTF-8 bytes (the S3 gate sends them so).");
+    const chunks = key.match(new RegExp(`.{1,${KEY_CHUNK}}`, "g"));
+    const last = chunks.pop();
+    return join(this.rootDirectory, bucket, ...chunks.map((c) => `${c}~`), `${last}._S3rver_${resource}`);
+  }
+
+  /** Every stored hex key of a bucket, sorted (S3's order); prefix, start-after and max-keys as s3rver takes them, no delimiter (the gate groups). */
+  async listObjects(bucket, options) {
+    const { prefix = "", startAfter = "", maxKeys = Infinity } = options;
+    const keys = (await this.storedKeys(this.getBucketPath(bucket), "")).filter((k) => k.startsWith(prefix) && k > startAfter).sort();
+    const page = keys.slice(0, maxKeys);
+    const metadata = await Promise.all(page.map((key) => this.getMetadata(bucket, key).catch((err) => (err.code === "ENOENT" ? undefined : Promise.reject(err)))));
+    const objects = page.map((key, i) => metadata[i] && new S3Object(bucket, key, null, metadata[i])).filter(Boolean);
+    return { objects, commonPrefixes: [], isTruncated: keys.length > page.length };
+  }
+
+  async storedKeys(dir, above) {
+    const entries = await readdir(dir, { withFileTypes: true }).catch((err) => (err.code === "ENOENT" ? [] : Promise.reject(err)));
+    const nested = await Promise.all(entries.map(async (entry) => {
+      if (entry.isDirectory() && entry.name.endsWith("~")) return this.storedKeys(join(dir, entry.name), above + entry.name.slice(0, -1));
+      return entry.isFile() && entry.name.endsWith(OBJECT_SUFFIX) && !entry.name.startsWith(".") ? [above + entry.name.slice(0, -OBJECT_SUFFIX.length)] : [];
+    }));
+    return nested.flat();
+  }
+
   uploadDir(bucket, uploadId) {
     return join(this.getResourcePath(bucket, undefined, "uploads"), uploadId);
   }

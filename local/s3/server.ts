@@ -16,21 +16,28 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { closeOnSignals, flagReader, isEntryModule } from "../shared/cli.ts";
-import { closeServer, HttpError, listen, readJson, sendJson } from "../shared/http.ts";
+import { closeServer, HttpError, listen, readBody, readJson, sendJson } from "../shared/http.ts";
 import { authenticate, authorize, isAllowed, type Caller } from "./auth.ts";
 import { verifiedBody } from "./body.ts";
 import { deleteObjects } from "./deleteObjects.ts";
+import { listObjects } from "./listObjects.ts";
 import { MESSAGES, newRequestIds, S3ErrorReply, sendS3Error, type RequestIds } from "./errors.ts";
 import { applyFaults, clearFaults, takeDropFault, takeErrorFault, type S3Faults } from "./faults.ts";
 import { forward, relay, s3rverUpstream, type Upstream } from "./forward.ts";
-import { authorizeCopySource, authorizeKms, authorizeRead, keyScopeOf, kmsKeyOf, storedKeyHeaders } from "./kms.ts";
-import { DEFAULT_REGION } from "./limits.ts";
+import { checkCopy } from "./copy.ts";
+import { authorizeKms, authorizeRead, keyScopeOf, requestedKmsKey, storedEncryption } from "./kms.ts";
+import { KmsKeys, type KmsKeyConfig } from "./kmsKeys.ts";
+import { DEFAULT_REGION, MAX_COPY_SOURCE_BYTES } from "./limits.ts";
 import { completeMultipartUpload, createMultipartUpload, forgetAborted, uploadPart, type MultipartUploads, type Reply } from "./multipart.ts";
 import { classify, type Operation } from "./operations.ts";
+import { uploadPartCopy } from "./partCopy.ts";
+import { planRange, rangedReply } from "./ranges.ts";
 import { parseTarget, type Target } from "./request.ts";
+import { restoreKeys } from "./storedKeys.ts";
 import { startS3rver, stopChild } from "./s3rver.ts";
 
 export type { S3Faults } from "./faults.ts";
+export type { KmsKeyConfig } from "./kmsKeys.ts";
 
 // ---------------------------------------------------------------------------------------
 // Public API
@@ -52,6 +59,10 @@ export interface S3Options {
   host?: string;
   /** Where s3rver keeps buckets; a temp dir (removed on close) when not given. */
   dataDir?: string;
+  /** The customer managed KMS keys SSE-KMS may name (the AWS managed key aws/s3 exists in every account without being listed). */
+  kmsKeys?: KmsKeyConfig[];
+  /** For tests only: the largest CopyObject source (S3's 5 GiB, MAX_COPY_SOURCE_BYTES, when not given), so a multipart copy can be tested on small objects. */
+  maxCopySourceBytes?: number;
 }
 
 export interface S3StandIn {
@@ -73,6 +84,8 @@ interface Gate {
   faults: S3Faults;
   stats: S3Stats;
   uploads: MultipartUploads;
+  maxCopySourceBytes: number;
+  kmsKeys: KmsKeys;
 }
 
 function increment(record: Record<string, number>, name: string): void {
@@ -80,8 +93,17 @@ function increment(record: Record<string, number>, name: string): void {
 }
 
 async function proxy(gate: Gate, req: IncomingMessage, res: ServerResponse, target: Target, operation: Operation, caller: Caller, ids: RequestIds): Promise<void> {
-  const reply = await exchangeFor(gate, req, target, operation, caller);
+  const reply = await withClientKeys(await exchangeFor(gate, req, target, operation, caller), req, operation);
   relay(reply.upstream, res, ids, takeDropFault(gate.faults), reply.options);
+}
+
+/** s3rver's answers that name a key (errors, CompleteMultipartUpload's result) carry it as stored: read, and given the client's key back. */
+async function withClientKeys(reply: Reply, req: IncomingMessage, operation: Operation): Promise<Reply> {
+  const { upstream, options } = reply;
+  const namesKey = (upstream.statusCode ?? 500) >= 300 || operation.name === "CompleteMultipartUpload";
+  if (!namesKey || req.method === "HEAD" || options?.body !== undefined || !String(upstream.headers["content-type"] ?? "").includes("xml")) return reply;
+  const body = Buffer.from(restoreKeys((await readBody(upstream)).toString("utf8")));
+  return { upstream, options: { ...options, body, headers: { ...options?.headers, "content-length": String(body.length) } } };
 }
 
 function exchangeFor(gate: Gate, req: IncomingMessage, target: Target, operation: Operation, caller: Caller): Promise<Reply> {
@@ -90,6 +112,8 @@ function exchangeFor(gate: Gate, req: IncomingMessage, target: Target, operation
       return createMultipartUpload(gate, req, target, caller);
     case "UploadPart":
       return uploadPart(gate, req, target, caller);
+    case "UploadPartCopy":
+      return uploadPartCopy(gate, req, target, caller, operation.copySource!);
     case "CompleteMultipartUpload":
       return completeMultipartUpload(gate, req, target, caller);
     default:
@@ -102,15 +126,19 @@ const OBJECT_WRITES = new Set(["PutObject", "CopyObject"]);
 
 async function plainExchange(gate: Gate, req: IncomingMessage, target: Target, operation: Operation, caller: Caller): Promise<Reply> {
   const scope = keyScopeOf(caller, gate.region);
-  const writeKey = OBJECT_WRITES.has(operation.name) ? kmsKeyOf(req.headers, scope) : undefined;
+  const writeKey = OBJECT_WRITES.has(operation.name) ? requestedKmsKey(req.headers, scope, gate.kmsKeys) : undefined;
   if (writeKey) await authorizeKms(gate.stsUrl, caller, scope, "kms:GenerateDataKey", writeKey);
-  if (operation.copySource) await authorizeCopySource(gate, caller, scope, operation.copySource);
+  const copyHeaders = operation.copySource ? await checkCopy(gate, req, target, caller, scope, operation.copySource) : {};
+  const encryption = OBJECT_WRITES.has(operation.name) ? storedEncryption(req.headers, writeKey) : {};
+  const range = KEY_READS.has(operation.name) ? await planRange(gate.upstream, req, target) : {};
   const { body, length } = verifiedBody(req, caller);
-  const upstream = await forward(gate.upstream, target, req, body, length, { copySource: operation.copySource, set: storedKeyHeaders(writeKey) });
+  const set = { ...copyHeaders, ...encryption, ...(range.forwardedRange && { range: range.forwardedRange }) };
+  const upstream = await forward(gate.upstream, target, req, body, length, { copySource: operation.copySource, set, drop: ["range"] });
   if (upstream.statusCode === 404 && KEY_READS.has(operation.name)) await hideMissingKeyWithoutList(gate, caller, target, upstream);
   if (operation.name === "GetObject" && (upstream.statusCode === 200 || upstream.statusCode === 206)) await authorizeRead(gate.stsUrl, caller, scope, upstream);
   if (operation.name === "AbortMultipartUpload") forgetAborted(gate, target, upstream);
-  return { upstream };
+  if (OBJECT_WRITES.has(operation.name) && upstream.statusCode === 200) return { upstream, options: { headers: encryption } };
+  return { upstream, options: rangedReply(upstream, range) };
 }
 
 /** Object reads whose "no such key" S3 tells only to callers who may list the bucket. */
@@ -141,6 +169,7 @@ async function handleS3(gate: Gate, req: IncomingMessage, res: ServerResponse): 
     const caller = await authenticate(gate, req, target);
     await authorize(gate.stsUrl, caller, operation.checks);
     if (operation.name === "DeleteObjects") await deleteObjects(gate, req, res, target, caller, ids);
+    else if (operation.name === "ListObjects" || operation.name === "ListObjectsV2") await listObjects(gate, req, res, target, ids);
     else await proxy(gate, req, res, target, operation, caller, ids);
   } catch (err) {
     // A client that went away mid-request has nobody left to answer.
@@ -198,6 +227,8 @@ export async function startS3(options: S3Options): Promise<S3StandIn> {
     faults: { status: 500, count: 0, dropConnections: 0 },
     stats: { calls: {}, errors: {} },
     uploads: new Map(),
+    maxCopySourceBytes: options.maxCopySourceBytes ?? MAX_COPY_SOURCE_BYTES,
+    kmsKeys: new KmsKeys(options.kmsKeys),
   };
   const { server, url } = await listen((req, res) => {
     const path = (req.url ?? "/").split("?")[0]!;
@@ -222,9 +253,13 @@ export async function startS3(options: S3Options): Promise<S3StandIn> {
 function parseArgs(argv: string[]): S3Options {
   const value = flagReader(argv);
   const stsUrl = value("--sts-url");
-  if (!stsUrl) throw new Error("usage: bun local/s3/server.ts --sts-url <url> [--port N] [--region us-east-1] [--data-dir DIR] [--host 127.0.0.1]");
+  if (!stsUrl) throw new Error("usage: bun local/s3/server.ts --sts-url <url> [--port N] [--region us-east-1] [--data-dir DIR] [--host 127.0.0.1] [--kms-keys '[{\"arn\":\"arn:aws:kms:...:key/...\",\"aliases\":[\"alias/x\"]}]']");
   const port = value("--port");
-  return { stsUrl, port: port === undefined ? undefined : Number(port), region: value("--region"), dataDir: value("--data-dir"), host: value("--host") };
+  const kmsKeys = value("--kms-keys");
+  return {
+    stsUrl, port: port === undefined ? undefined : Number(port), region: value("--region"), dataDir: value("--data-dir"), host: value("--host"),
+    kmsKeys: kmsKeys === undefined ? undefined : (JSON.parse(kmsKeys) as KmsKeyConfig[]),
+  };
 }
 
 async function main(): Promise<void> {

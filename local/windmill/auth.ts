@@ -89,6 +89,12 @@ export function userRoutes(tokens: TokenStore): Route[] {
         workspaces: [{ id: t.workspace, name: t.workspace, username: t.username, color: "", parent_workspace_id: null, is_dev_workspace: false, disabled: false }],
       });
     }],
+    // windmill-api/src/workspaces.rs list_workspaces: the caller's workspaces, which `wmill workspace add` prints
+    // (id, name) when the id it was given does not exist; the other Workspace fields were not read and are left null.
+    ["GET", /^\/api\/workspaces\/list$/, (c, res) => {
+      const t = c.token();
+      sendJson(res, 200, [{ id: t.workspace, name: t.workspace, owner: t.email, domain: null, color: null, parent_workspace_id: null }]);
+    }],
     // Each stand-in token belongs to one workspace, and the stand-in serves one per instance.
     ["POST", /^\/api\/workspaces\/exists$/, async (c, res) => {
       const body = await readJson<{ id?: string }>(c.req);

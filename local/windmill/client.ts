@@ -22,14 +22,19 @@ function headers(windmill: WebhookTarget): Record<string, string> {
   return { authorization: `Bearer ${windmill.adminToken}`, "content-type": "application/json" };
 }
 
-/** `jobs/run_wait_result`: the job's result and the webhook's HTTP status (500 when the job failed). */
+/**
+ * `jobs/run_wait_result`: the job's result and the webhook's HTTP status (200, or 422 when the
+ * job failed). A refusal before any job exists (401 unreadable path, 404, 403 scope) or the
+ * 500 timeout comes back as its plain-text body.
+ */
 export async function runWaitResult(windmill: WebhookTarget, kind: RunnableKind, path: string, args: Record<string, unknown>): Promise<{ status: number; result: unknown }> {
   const res = await fetch(`${windmill.url}/api/w/${windmill.workspace}/jobs/run_wait_result/${kind}/${path}`, {
     method: "POST",
     headers: headers(windmill),
     body: JSON.stringify(args),
   });
-  return { status: res.status, result: await res.json() };
+  const json = res.headers.get("content-type")?.startsWith("application/json");
+  return { status: res.status, result: json ? await res.json() : await res.text() };
 }
 
 /** `jobs/run`: starts the job and returns its id. */

@@ -1,7 +1,7 @@
 // The OpenFlow runner of the Windmill stand-in: walks a flow's modules the way
 // Windmill's executor does and runs every script step as its own job (own process, env,
 // token and WM_FLOW_PATH), so each step's OIDC `sub` carries the flow path. For-loop
-// iterations are flow jobs of their own, as in windmill-worker/src/worker_flow.rs.
+// iterations and branchall branches are flow jobs of their own, as in windmill-worker/src/worker_flow.rs.
 import { HttpError } from "../shared/http.ts";
 
 export type InputTransform = { type: "static"; value: unknown } | { type: "javascript"; expr: string };
@@ -43,7 +43,7 @@ export interface StepRunner {
   /** `pathInFlow`: the job's path under the flow's (default: the step id). `lock`: the inline script's own lock, if it has one. */
   runRawScript(step: { content: string; language: string; lock: string | undefined; stepId: string; pathInFlow?: string; args: Record<string, unknown>; timeoutSeconds?: number }): Promise<StepOutcome>;
   runFlow(step: { path: string; stepId: string; args: Record<string, unknown> }): Promise<StepOutcome>;
-  /** One for-loop iteration as a flow job of its own at `<flow path>/<kind>-<index>`. */
+  /** One for-loop iteration or branchall branch as a flow job of its own at `<flow path>/<kind>-<index>`. */
   runIteration(iteration: LoopIteration): Promise<StepOutcome>;
   log(line: string): void;
 }
@@ -51,8 +51,8 @@ export interface StepRunner {
 export interface LoopIteration {
   /** The loop module's id: the iteration job's flow_step_id. */
   stepId: string;
-  /** `forloop` for a parallel loop's iterations, `loop` for a sequential one's. */
-  kind: "forloop" | "loop";
+  /** `forloop` for a parallel loop's iterations, `loop` for a sequential one's, `branchall` for a branch. */
+  kind: "forloop" | "loop" | "branchall";
   index: number;
   /** The loop body, with a copy of the flow's failure module. */
   flow: OpenFlowValue;
@@ -71,6 +71,8 @@ export interface OuterScope {
 export interface StepOutcome {
   success: boolean;
   result: unknown;
+  /** A flow job that failed after its failure module ran (worker_flow.rs has_triggered_error_handler). */
+  failureModuleRan?: boolean;
 }
 
 /** Raised inside the runner to end the flow early (stop_after_if) with a result. */
@@ -86,6 +88,8 @@ export class StepFailed extends Error {
   constructor(
     readonly stepId: string,
     readonly error: unknown,
+    /** The failure came from a loop iteration whose copy of the failure module already ran. */
+    readonly failureModuleRan = false,
   ) {
     super(`step ${stepId} failed: ${errorMessage(error)}`);
   }
@@ -139,12 +143,15 @@ export async function runFlowValue(flow: OpenFlowValue, input: Record<string, un
   } catch (err) {
     if (err instanceof FlowStopped) return { success: true, result: err.result };
     const failure = err instanceof StepFailed ? err : new StepFailed("flow", { error: { name: "FlowError", message: (err as Error).message } });
+    // worker_flow.rs update_flow_status_after_job_completion_internal: once a failure module ran in a
+    // failed iteration (has_triggered_error_handler), no enclosing flow job runs its own; the flag goes up.
+    if (failure.failureModuleRan) return { success: false, result: failure.error, failureModuleRan: true };
     if (!flow.failure_module) return { success: false, result: failure.error };
     runner.log(`Step ${failure.stepId} failed; running the failure module`);
     const errorValue = { ...((failure.error as { error?: object })?.error ?? {}), step_id: failure.stepId };
     const handled = await runModule(flow.failure_module, 0, { ...scope, previous_result: { error: errorValue } }, runner).catch((e: unknown) =>
       e instanceof StepFailed ? e.error : { error: { message: String(e) } });
-    return { success: false, result: handled };
+    return { success: false, result: handled, failureModuleRan: true };
   }
 }
 
@@ -198,19 +205,8 @@ async function runModule(module: FlowModule, step: number, scope: Scope, runner:
       const branch = v.branches.find((b) => evaluate(b.expr, scope));
       return runModules(branch?.modules ?? v.default, childScope(scope), runner);
     }
-    case "branchall": {
-      const runBranch = (b: (typeof v.branches)[number]) =>
-        runModules(b.modules, childScope(scope), runner).catch((err: unknown) => {
-          // worker_flow.rs compute_skip_branchall_failure: `b.skip_failure.unwrap_or(false)`, so an absent flag fails the branchall.
-          if (b.skip_failure === true && err instanceof StepFailed) return err.error;
-          throw err;
-        });
-      // windmill-common/src/flows.rs (Deserialize for FlowModuleValue): branchall `parallel` is `unwrap_or(true)`.
-      if (v.parallel ?? true) return Promise.all(v.branches.map(runBranch));
-      const results: unknown[] = [];
-      for (const b of v.branches) results.push(await runBranch(b));
-      return results;
-    }
+    case "branchall":
+      return runBranchAll(module.id, step, v, scope, runner);
     default:
       throw new HttpError(400, `Module ${module.id}: type ${(v as { type: string }).type} is not supported by the stand-in`);
   }
@@ -302,7 +298,7 @@ async function runForLoop(id: string, step: number, v: Extract<ModuleValue, { ty
         stepId: id, kind: parallel ? "forloop" : "loop", index, input, outer,
         flow: { modules: v.modules, failure_module: scope.failure_module && { ...scope.failure_module, id: `${scope.failure_module.id}-${step}-${index}` } },
       });
-    if (!outcome.success && !skipFailures) throw new StepFailed(id, outcome.result);
+    if (!outcome.success && !skipFailures) throw new StepFailed(id, outcome.result, outcome.failureModuleRan);
     results[index] = outcome.result;
   };
   const width = parallel ? Math.max(1, v.parallelism === undefined ? items.length : evaluateParallelism(id, v.parallelism, scope)) : 1;
@@ -312,5 +308,28 @@ async function runForLoop(id: string, step: number, v: Extract<ModuleValue, { ty
   });
   await Promise.all(lanes);
   runner.log(`Loop ${id}: ${items.length} iterations${parallel ? ` (parallelism ${width})` : ""}`);
+  return results;
+}
+
+/**
+ * worker_flow.rs (BranchAll in compute_next_flow_transform): each branch is a raw-flow job at
+ * `<flow path>/branchall-<i>`, child of this flow, with the flow's input and the flow's failure
+ * module (in parallel with its id appended `-<step>/<i>`, in turn as it is).
+ */
+async function runBranchAll(id: string, step: number, v: Extract<ModuleValue, { type: "branchall" }>, scope: Scope, runner: StepRunner): Promise<unknown[]> {
+  // windmill-common/src/flows.rs (Deserialize for FlowModuleValue): branchall `parallel` is `unwrap_or(true)`.
+  const parallel = v.parallel ?? true;
+  const outer: OuterScope = { results: { ...scope.results }, previous_result: scope.previous_result };
+  const runBranch = async (b: (typeof v.branches)[number], index: number) => {
+    const failureModule = scope.failure_module && (parallel ? { ...scope.failure_module, id: `${scope.failure_module.id}-${step}/${index}` } : scope.failure_module);
+    const outcome = await runner.runIteration({ stepId: id, kind: "branchall", index, input: scope.flow_input, outer, flow: { modules: b.modules, failure_module: failureModule } });
+    if (outcome.success) return outcome.result;
+    // worker_flow.rs compute_skip_branchall_failure: `b.skip_failure.unwrap_or(false)`, so an absent flag fails the branchall.
+    if (b.skip_failure === true) return outcome.result;
+    throw new StepFailed(id, outcome.result, outcome.failureModuleRan);
+  };
+  if (parallel) return Promise.all(v.branches.map(runBranch));
+  const results: unknown[] = [];
+  for (const [index, b] of v.branches.entries()) results.push(await runBranch(b, index));
   return results;
 }

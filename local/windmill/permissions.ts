@@ -95,7 +95,7 @@ export function allowed(a: Authed, path: string, extraPerms: Record<string, bool
  * windmill-common/src/error.rs maps `SqlErr` to 400 with `SqlErr: error returned from database: ...`.
  * (Windmill appends ` @<file>:<line>` of the query; the stand-in leaves the location out.)
  */
-export function rowLevelSecurityViolation(table: "resource" | "variable"): HttpError {
+export function rowLevelSecurityViolation(table: "resource" | "variable" | "schedule"): HttpError {
   return new HttpError(400, `SqlErr: error returned from database: new row violates row-level security policy for table "${table}"`);
 }
 

@@ -5,6 +5,8 @@
 // `-- database <path>` annotation, `datatable://`, `-- result_collection=` strategies other
 // than the default, and `-- s3` streaming.
 import { X509Certificate } from "node:crypto";
+import { existsSync, readFileSync } from "node:fs";
+import { rootCertificates } from "node:tls";
 import postgres from "postgres";
 import type { JobOutcome } from "./worker.ts";
 
@@ -85,9 +87,10 @@ async function executePostgresql(code: string, args: Record<string, unknown>): P
 
 /**
  * to_uri and connect: require, verify-ca and verify-full use TLS, anything else none. A
- * non-empty root_certificate_pem is the trusted root and the certificate and host name are
- * checked; without one Windmill sets danger_accept_invalid_certs and _hostnames, so even
- * verify-full then accepts any certificate.
+ * non-empty root_certificate_pem is added to the system's trusted roots (native-tls
+ * TlsConnector::builder().add_root_certificate: the system store stays) and the certificate and
+ * host name are checked; without one Windmill sets danger_accept_invalid_certs and _hostnames,
+ * so even verify-full then accepts any certificate.
  */
 function tlsFor(db: PgDatabase): postgres.Options<Record<string, never>>["ssl"] {
   if (!["require", "verify-ca", "verify-full"].includes(db.sslmode ?? "")) return false;
@@ -98,7 +101,16 @@ function tlsFor(db: PgDatabase): postgres.Options<Record<string, never>>["ssl"] 
   } catch (err) {
     throw new PgJobError(`Invalid Certs: ${err instanceof Error ? err.message : String(err)}`);
   }
-  return { ca: pem, rejectUnauthorized: true };
+  return { ca: [...systemRoots(), pem], rejectUnauthorized: true };
+}
+
+/**
+ * The roots native-tls trusts on Linux (OpenSSL's default store): here Node's bundled roots,
+ * plus the file OpenSSL's SSL_CERT_FILE names, which replaces the default file there.
+ */
+function systemRoots(): string[] {
+  const file = process.env.SSL_CERT_FILE;
+  return file && existsSync(file) ? [...rootCertificates, readFileSync(file, "utf8")] : [...rootCertificates];
 }
 
 /** A declared type turns the JSON value into what Windmill binds (convert_val's main cases). */

@@ -80,16 +80,14 @@ export function resourceRoutes(): Route[] {
         extra_perms: r.extraPerms ?? {}, is_oauth: false,
       });
     }],
-    // resources.rs `create_resource`: check_path_conflict under RLS, then INSERT ... ON CONFLICT DO UPDATE,
-    // whose WITH CHECK (and, on a conflict, the UPDATE policy) refuses a caller without write.
+    // windmill-store/src/resources.rs `create_resource`: check_path_conflict under RLS, then INSERT ... ON CONFLICT
+    // DO UPDATE, whose WITH CHECK (and, on a conflict, the UPDATE policy) refuses a caller without write. It checks
+    // neither that the resource type exists nor the value against its schema: scripts validate what they read.
     ["POST", /^\/api\/w\/([^/]+)\/resources\/create$/, async (c, res) => {
       const body = await readJson<{ path: string; value: unknown; resource_type: string; description?: string }>(c.req);
       const state = c.ws();
       const who = authed(c);
       checkPath(body.path);
-      if (!state.resourceTypes.has(body.resource_type)) {
-        throw new HttpError(400, `Resource type ${body.resource_type} does not exist in workspace ${c.match[1]}: push it first (wmill sync push)`);
-      }
       const existing = state.resources.get(body.path);
       const updateIfExists = c.url.searchParams.get("update_if_exists") === "true";
       if (existing && !updateIfExists && allowed(who, body.path, existing.extraPerms, "read")) {
@@ -110,19 +108,33 @@ export function resourceRoutes(): Route[] {
       if (current && allowed(authed(c), path, current.extraPerms, "write")) c.ws().resources.set(path, { ...current, value: body.value });
       sendText(res, 200, `value of resource ${path} updated`);
     }],
-    // resources.rs `delete_resource`: like delete_variable, 200 whatever RLS let it delete.
+    // windmill-store/src/resources.rs `delete_resource`: DELETE ... RETURNING path under RLS, not_found_if_none's
+    // 404 when it deleted nothing (absent, or hidden from the caller), then the variable at the same path.
     ["DELETE", /^\/api\/w\/([^/]+)\/resources\/delete\/(.+)$/, (c, res) => {
-      deleteRows(c.ws(), authed(c), c.match[2]);
-      sendText(res, 200, `resource ${c.match[2]} deleted`);
+      const state = c.ws();
+      const who = authed(c);
+      const path = c.match[2];
+      const resource = state.resources.get(path);
+      if (!resource || !allowed(who, path, resource.extraPerms, "write")) throw new HttpError(404, `Not found: Resource not found at name ${path}`);
+      state.resources.delete(path);
+      deleteRows(state, who, path);
+      sendText(res, 200, `resource ${path} deleted`);
     }],
     ["GET", /^\/api\/w\/([^/]+)\/resources\/type\/exists\/(.+)$/, (c, res) => sendJson(res, 200, c.ws().resourceTypes.has(c.match[2]))],
     ["GET", /^\/api\/w\/([^/]+)\/resources\/type\/list$/, (c, res) =>
       sendJson(res, 200, [...c.ws().resourceTypes.values()].map((t) => ({ ...t, workspace_id: c.match[1] })))],
+    // windmill-store/src/resources.rs `create_resource_type`: check_rt_path_conflict looks in this workspace only
+    // (a hub type lives in `admins`), 400 "Resource type <name> already exists"; 201 "resource_type <name> created".
     ["POST", /^\/api\/w\/([^/]+)\/resources\/type\/create$/, async (c, res) => {
       const body = await readJson<ResourceType>(c.req);
       if (!/^[a-z][a-z0-9_]*$/.test(body.name ?? "")) throw new HttpError(400, `Resource type name ${body.name} must be snake_case`);
-      c.ws().resourceTypes.set(body.name, { name: body.name, schema: body.schema, description: body.description ?? "" });
-      sendText(res, 201, body.name);
+      const ws = c.ws();
+      const existing = ws.resourceTypes.get(body.name);
+      if (existing && !existing.hub) {
+        throw new HttpError(400, `Bad request: Resource type ${body.name} already exists`);
+      }
+      ws.resourceTypes.set(body.name, { name: body.name, schema: body.schema, description: body.description ?? "" });
+      sendText(res, 201, `resource_type ${body.name} created`);
     }],
     ["GET", /^\/api\/w\/([^/]+)\/resources\/type\/get\/([^/]+)$/, (c, res) => {
       const t = getResourceType(c.ws(), c.match[2]);

@@ -20,6 +20,11 @@ interface ScheduleSpec {
   no_flow_overlap?: boolean;
 }
 
+/** windmill-common/src/schedule.rs schedule_to_user: the created_by of a schedule's jobs. */
+export function scheduleToUser(path: string): string {
+  return `schedule-${path.replaceAll("/", "-")}`;
+}
+
 /** Windmill's cron has 6 fields (seconds first), optionally a 7th for years. */
 export function checkCron(schedule: string, timezone: string): Cron {
   const fields = schedule.trim().split(/\s+/);
@@ -39,8 +44,8 @@ export function checkCron(schedule: string, timezone: string): Cron {
 }
 
 interface ScheduleRunner {
-  /** Starts the schedule's job; resolves when it has finished. */
-  run(spec: ScheduleSpec): Promise<void>;
+  /** Starts the schedule's job for the tick due at `dueAt` (ms); resolves when it has finished. */
+  run(spec: ScheduleSpec, dueAt: number): Promise<void>;
   onError(spec: ScheduleSpec, err: unknown): void;
 }
 
@@ -64,7 +69,7 @@ function startScheduler(list: () => ScheduleSpec[], runner: ScheduleRunner): () 
       // Windmill skips a tick whose previous run is still going when overlap is off.
       if (spec.no_flow_overlap && running.has(id)) continue;
       running.add(id);
-      runner.run(spec).catch((err: unknown) => runner.onError(spec, err)).finally(() => running.delete(id));
+      runner.run(spec, next.at).catch((err: unknown) => runner.onError(spec, err)).finally(() => running.delete(id));
     }
   };
   /** Ticks 4 times a second so a 1-second cron fires on time. */
@@ -82,12 +87,15 @@ export function scheduleWorkspaces(workspaces: ReadonlyMap<string, WorkspaceStat
         args: (s.args ?? {}) as Record<string, unknown>, no_flow_overlap: s.no_flow_overlap,
       }))),
     {
-      async run(spec) {
+      async run(spec, dueAt) {
         const ws = workspaces.get(spec.workspace) as WorkspaceState;
-        // windmill-queue/src/schedule.rs (push of a schedule's job): permissioned_as =
-        // username_to_permissioned_as(&schedule.edited_by), email = schedule.email.
+        // windmill-queue/src/schedule.rs push_scheduled_job: created_by = schedule_to_user(path)
+        // (`schedule-<path, / as ->`), permissioned_as = username_to_permissioned_as(&schedule.edited_by),
+        // email = schedule.email, scheduled_for = the tick; the path is resolved without RLS (db, not user_db).
         const caller: Caller = { workspace: spec.workspace, email: spec.email, username: spec.username };
-        const job = engine.start(caller, ws, spec.is_flow ? "flow" : "script", spec.script_path, spec.args ?? {}, { schedulePath: spec.path });
+        const job = engine.start(caller, ws, spec.is_flow ? "flow" : "script", spec.script_path, spec.args ?? {}, {
+          schedulePath: spec.path, createdBy: scheduleToUser(spec.path), scheduledFor: new Date(dueAt).toISOString(),
+        });
         await engine.wait(job.id);
       },
       onError(spec, err) {

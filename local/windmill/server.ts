@@ -6,7 +6,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { randomUUID } from "node:crypto";
 import { closeServer, HttpError, listen, sendText } from "../shared/http.ts";
 import { requireScope, TokenStore, userRoutes } from "./auth.ts";
-import { jobRoutes } from "./jobRoutes.ts";
+import { jobRoutes, timeoutWaitResultFromEnv } from "./jobRoutes.ts";
 import { JobEngine } from "./jobs.ts";
 import { createOidcIssuer, type FlowPathClaim, type OidcFaults } from "./oidc.ts";
 import { authedAs } from "./permissions.ts";
@@ -32,6 +32,8 @@ export interface WindmillOptions {
   jobEnv?: Record<string, string>;
   /** The OIDC `flow_path` of a step in a loop iteration: `<flow>/forloop-<i>` ("iteration", default) or `<flow>` ("root"). */
   oidcFlowPathClaim?: FlowPathClaim;
+  /** How long run_wait_result waits, in seconds (Windmill's TIMEOUT_WAIT_RESULT env var; default: that env var, else 600). */
+  timeoutWaitResultSeconds?: number;
 }
 
 export interface WindmillStandIn {
@@ -101,7 +103,7 @@ export async function startWindmill(options: WindmillOptions): Promise<WindmillS
     ...userRoutes(tokens),
     ...resourceRoutes(),
     ...memberRoutes(),
-    ...jobRoutes(engine, workspaces),
+    ...jobRoutes(engine, workspaces, { timeoutWaitResultSeconds: options.timeoutWaitResultSeconds ?? timeoutWaitResultFromEnv() }),
     ...syncRoutes({ hubResourceTypes: new Set(HUB_RESOURCE_TYPES.map((t) => t.name)), workspaceDir: options.workspaceDir }),
   ];
 

@@ -60,6 +60,8 @@ export interface ResourceType {
   name: string;
   schema: unknown;
   description: string;
+  /** A hub type: it lives in the instance's `admins` workspace, so a workspace may still create its own of that name. */
+  hub?: boolean;
 }
 
 export interface WorkspaceState {
@@ -78,6 +80,7 @@ export interface WorkspaceState {
 /** Hub types a real instance already has; the bundle's custom types must be pushed. */
 export const HUB_RESOURCE_TYPES: ResourceType[] = [
   {
+    hub: true,
     name: "aws_oidc",
     description: "AWS role to assume with Windmill's OIDC token",
     schema: {
@@ -88,6 +91,7 @@ export const HUB_RESOURCE_TYPES: ResourceType[] = [
   },
   {
     // The fields windmill-worker/src/pg_executor.rs reads (PgDatabase: host and dbname not optional).
+    hub: true,
     name: "postgresql",
     description: "PostgreSQL connection",
     schema: {
@@ -127,6 +131,8 @@ export interface JobRecord {
   status: "running" | "success" | "failure";
   success: boolean;
   result: unknown;
+  /** A flow job that failed after running its failure module (worker_flow.rs has_triggered_error_handler). */
+  failureModuleRan?: boolean;
   logs: string;
   progress: number | null;
   startedAt: string;
@@ -134,6 +140,15 @@ export interface JobRecord {
   /** The user the job is permissioned as (`u/<username>`), and its email. */
   username: string;
   email: string;
+  /**
+   * Who created it (v2_job.created_by, WM_USERNAME): the caller's username, or
+   * `schedule-<path with / as ->` for a schedule's run (windmill-common schedule.rs schedule_to_user).
+   */
+  createdBy: string;
+  /** When it was due (v2_job_queue.scheduled_for): the cron tick for a schedule's run, else when it was pushed. */
+  scheduledFor: string;
+  /** Set when cancel_job ran on it (a broken run_wait_result connection, or its timeout). */
+  canceled?: { by: string; reason: string };
 }
 
 /** A script version as `GET /scripts/get/h/{hash}` returns it. */

@@ -130,7 +130,7 @@ describe("assume_role", () => {
     expect(left).toBeLessThanOrEqual(3600 * 1000);
 
     const wrongId = await assumeRole({ save_to: "f/aws_oidc/creds_chained2", chain_role_arn: chained, chain_external_id: "nope" });
-    expect(wrongId.status).toBe(500);
+    expect(wrongId.status).toBe(422);
     expect(errorOf(wrongId.result).message).toContain("AssumeRole");
     expect(errorOf(wrongId.result).message).toContain("sts:ExternalId must match chain_external_id");
   });
@@ -145,7 +145,7 @@ describe("refusals are reported with what to fix", () => {
       permissionPolicies: [],
     });
     const { status, result } = await assumeRole({ role_arn: narrow, save_to: "f/aws_oidc/creds_denied" });
-    expect(status).toBe(500);
+    expect(status).toBe(422);
     const { message } = errorOf(result);
     expect(message).toContain("AccessDenied");
     expect(message).toContain("Not authorized to perform sts:AssumeRoleWithWebIdentity");
@@ -155,7 +155,7 @@ describe("refusals are reported with what to fix", () => {
 
   test("a wrong audience: InvalidIdentityToken naming the provider's audiences", async () => {
     const { status, result } = await assumeRole({ audience: "not-sts", save_to: "f/aws_oidc/creds_aud" });
-    expect(status).toBe(500);
+    expect(status).toBe(422);
     const { message } = errorOf(result);
     expect(message).toContain("InvalidIdentityToken");
     expect(message).toContain("audience");
@@ -172,7 +172,7 @@ describe("refusals are reported with what to fix", () => {
       breakIssuer();
       try {
         const { status, result } = await assumeRole({ save_to: "f/aws_oidc/creds_fault" });
-        expect(status).toBe(500);
+        expect(status).toBe(422);
         expect(errorOf(result).message).toContain(code);
         expect(errorOf(result).message).toContain(hint);
       } finally {
@@ -204,7 +204,7 @@ describe("refusals are reported with what to fix", () => {
   test("bad input fails before any STS call, naming the input", async () => {
     const before = (await stack.stsStats()).calls.AssumeRoleWithWebIdentity ?? 0;
     const { status, result } = await assumeRole({ region: "mars-1", save_to: "f/aws_oidc/creds_bad" });
-    expect(status).toBe(500);
+    expect(status).toBe(422);
     expect(errorOf(result)).toMatchObject({ name: "InputError", message: expect.stringContaining('Invalid input "region"') });
     expect((await stack.stsStats()).calls.AssumeRoleWithWebIdentity ?? 0).toBe(before);
   });
@@ -230,7 +230,7 @@ describe("transient STS errors", () => {
     await stack.stsFaults({ action: "AssumeRoleWithWebIdentity", code: "Throttling", count: 10 });
     try {
       const { status, result } = await assumeRole({ save_to: "f/aws_oidc/creds_retry2" });
-      expect(status).toBe(500);
+      expect(status).toBe(422);
       expect(errorOf(result).message).toContain("failed with Throttling");
     } finally {
       await fetch(`${stack.sts.url}/_local/faults`, { method: "DELETE" });

@@ -201,7 +201,7 @@ describe("the generated trust policy in the STS stand-in", () => {
   test("a script allowed only inside a flow is refused when run alone", async () => {
     const role = await roleFor("allow-flow-only", { scripts: [], flows: ["f/aws_oidc/s3_csv_to_rds"] });
     const { status, result } = await assume(role);
-    expect(status).toBe(500);
+    expect(status).toBe(422);
     expect(result.error.message).toContain("AccessDenied");
     expect(result.error.message).toContain("::f/aws_oidc/assume_role::no_flow::");
   });
@@ -256,7 +256,7 @@ describe("the generated trust policy in the STS stand-in", () => {
     expect((await put("f/aws_oidc/prefix_creds", "lake", "incoming/a.csv")).status).toBe(200);
     for (const [bucket, key] of [["lake", "elsewhere/a.csv"], ["other-lake", "incoming/a.csv"]]) {
       const denied = await put("f/aws_oidc/prefix_creds", bucket, key);
-      expect(denied.status).toBe(500);
+      expect(denied.status).toBe(422);
       expect(denied.result.error.message).toContain("AccessDenied");
       expect(denied.result.error.message).toContain(`s3:PutObject on arn:aws:s3:::${bucket}/${key}`);
     }

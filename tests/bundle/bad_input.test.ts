@@ -27,6 +27,15 @@ beforeAll(async () => {
   // A table three-cols.csv fits, so a flow over the bucket passes its check step and reaches the plan.
   await stack.rds!.adminSql("create table three_cols (order_id bigint, customer text, country text); grant select, insert on three_cols to app_user");
   await wmill.ResourceService.createResource({ workspace: stack.windmill.workspace, requestBody: { path: "f/aws_oidc/a_role_not_creds", resource_type: "aws_oidc", value: { roleArn: ARN, region: REGION } } });
+  // Windmill stores a resource without checking its value against the type's schema (windmill-store resources.rs
+  // create_resource): each script that reads one must refuse a wrong shape itself.
+  for (const [path, resource_type, value] of [
+    ["f/aws_oidc/db_wrong_shape", "aws_rds_iam_postgres", { hostname: "db.example.com", port: 5432 }],
+    ["f/aws_oidc/role_wrong_shape", "aws_oidc", { arn: ARN }],
+    ["f/aws_oidc/creds_wrong_shape", "aws_sts_credentials", { accessKeyId: "AKIA", region: REGION }],
+  ] as const) {
+    await wmill.ResourceService.createResource({ workspace: stack.windmill.workspace, requestBody: { path, resource_type, value } });
+  }
 });
 afterAll(async () => {
   await expectNoLeaks(stack);
@@ -58,8 +67,12 @@ const CASES: Case[] = [
   ["save_to not a path", "p", "f/aws_oidc/assume_role", assume({ save_to: "creds" }), /Invalid input "save_to"/],
   ["save_to holding another type", "p", "f/aws_oidc/assume_role", assume({ save_to: "f/aws_oidc/a_role_not_creds" }), /Invalid input "save_to"[\s\S]*aws_oidc resource/],
   ["min_remaining below 5 minutes", "p", "f/aws_oidc/assume_role", assume({ min_remaining: "1m" }), /Invalid input "min_remaining"/],
-  ["a role that does not trust the workspace", "p", "f/aws_oidc/assume_role", assume({ role_arn: "arn:aws:iam::123456789012:role/no-such-role" }), /AccessDenied[\s\S]*Fix: the role's trust policy/],
+  ["a role that does not trust the workspace", "p", "f/aws_oidc/assume_role", assume({ role_arn: "arn:aws:iam::123456789012:role/no-such-role" }), /AccessDenied[\s\S]*Fix: First check the role ARN arn:aws:iam::123456789012:role\/no-such-role: role no-such-role must exist in account 123456789012[\s\S]*Then the role's trust policy/],
   ["whoami with a resource of the wrong type", "p", "f/aws_oidc/whoami", { credentials: "$res:f/aws_oidc/a_role_not_creds" }, /Invalid input "credentials"[\s\S]*not an aws_sts_credentials resource/],
+  ["a credentials resource of the wrong shape", "p", "f/aws_oidc/s3_list_objects", s3({ credentials: "$res:f/aws_oidc/creds_wrong_shape" }), /Invalid input "credentials"[\s\S]*not an aws_sts_credentials resource \(missing awsAccessKeyId[\s\S]*Pick a resource saved by f\/aws_oidc\/assume_role/],
+  ["a database resource of the wrong shape", "p", "f/aws_oidc/rds_query", rds({ database: "$res:f/aws_oidc/db_wrong_shape", sql: "select 1" }), /Invalid input "database"[\s\S]*no host[\s\S]*Pick an aws_rds_iam_postgres resource/],
+  ["a database resource of the wrong shape for the IAM resource", "p", "f/aws_oidc/rds_iam_postgresql_resource", { credentials: CREDS, database: "$res:f/aws_oidc/db_wrong_shape", save_to: "f/aws_oidc/never_saved_pg" }, /Invalid input "database"[\s\S]*no host[\s\S]*Pick an aws_rds_iam_postgres resource/],
+  ["a role resource of the wrong shape", "p", "f/aws_oidc/assume_role", { aws_oidc: "$res:f/aws_oidc/role_wrong_shape", save_to: "f/aws_oidc/x" }, /Invalid input "role_arn"[\s\S]*Pick an aws_oidc resource/],
   ["whoami with a missing resource", "p", "f/aws_oidc/whoami", { credentials: "f/aws_oidc/nothing_here" }, /Invalid input "credentials"[\s\S]*no resource at f\/aws_oidc\/nothing_here/],
   ["bucket given as a URL", "p", "f/aws_oidc/s3_list_objects", s3({ bucket: "s3://bad-input/x" }), /Invalid input "bucket"[\s\S]*bucket name alone: bad-input/],
   ["bucket with capitals", "p", "f/aws_oidc/s3_list_objects", s3({ bucket: "Bad_Input" }), /Invalid input "bucket"/],

@@ -89,7 +89,7 @@ describe("s3_csv_to_rds", () => {
     await uploadSampleCsvs(s3, DEMO_BUCKET, "mixed/", 2, 20);
     await s3.send(new PutObjectCommand({ Bucket: DEMO_BUCKET, Key: "mixed/zz-broken.csv", Body: "order_id,customer\n1,only two columns\n" }));
     const { status, body } = await webhook("f", "f/aws_oidc/s3_csv_to_rds", loadArgs("mixed/", "orders_bad"));
-    expect(status).toBe(500);
+    expect(status).toBe(422);
     expect(body).toMatchObject({ failed_step: "summary", error: "LoadFailures" });
     expect(body.message).toContain(`1 of 3 objects failed to load`);
     expect(body.message).toContain(`s3://${DEMO_BUCKET}/mixed/zz-broken.csv`);

@@ -11,6 +11,7 @@ import { initSync as initSqlParser, parse_sql } from "windmill-parser-wasm-regex
 import { getValidationTargetFromFilename, WindmillYamlValidator } from "windmill-yaml-validator";
 import { parse } from "yaml";
 import { checkCron } from "../../local/windmill/schedules.ts";
+import { parameterOrder } from "../../tools/formOrder.ts";
 import { runWmill } from "../../local/windmill/wmillCli.ts";
 import { REPO_ROOT } from "../helpers/testStack.ts";
 
@@ -31,13 +32,14 @@ interface SchemaProperty {
   default?: unknown;
   enum?: unknown[];
   description?: string;
-  items?: { type?: string };
+  contentEncoding?: string;
+  items?: { type?: string; resourceType?: string; properties?: unknown; enum?: unknown[]; contentEncoding?: string };
 }
 
 interface ScriptMetadata {
   summary: string;
   description: string;
-  schema: { properties: Record<string, SchemaProperty>; required: string[] };
+  schema: { order?: string[]; properties: Record<string, SchemaProperty>; required: string[] };
 }
 
 async function files(dir: string, suffix: string): Promise<string[]> {
@@ -50,6 +52,7 @@ function expectedType(typ: unknown): Pick<SchemaProperty, "type" | "format" | "e
   if (typ === "bool") return { type: "boolean" };
   if (typ === "float") return { type: "number" };
   if (typ === "int") return { type: "integer" };
+  if (typ === "sql") return { type: "string", format: "sql" };
   const t = typ as Record<string, unknown>;
   if ("str" in t) return t.str ? { type: "string", enum: t.str as unknown[] } : { type: "string" };
   if ("list" in t) return { type: "array" };
@@ -95,6 +98,102 @@ describe("script metadata matches main's signature", () => {
       }
     });
   }
+});
+
+const metadataOf = async (script: string) =>
+  parse(await readFile(join(REPO_ROOT, script.replace(/(\.pg\.sql|\.ts)$/, ".script.yaml")), "utf8")) as ScriptMetadata;
+
+describe("run forms list inputs in main's parameter order (Windmill's form follows schema.order)", () => {
+  for (const script of scripts) {
+    test(script, async () => {
+      const code = await readFile(join(REPO_ROOT, script), "utf8");
+      const meta = await metadataOf(script);
+      const names = inferredArgs(script, code).map((a) => a.name);
+      if (names.length === 0) expect(meta.schema.order ?? []).toEqual([]);
+      else expect(meta.schema.order).toEqual(names);
+    });
+  }
+
+  test("tools/formOrder.ts reads the order as Windmill's parsers give it (a reordered signature changes it)", () => {
+    expect(parameterOrder("x.ts", "export async function main(b: string, a = 1) {}")).toEqual(["b", "a"]);
+    expect(parameterOrder("x.ts", "export async function main(a = 1, b: string) {}")).toEqual(["a", "b"]);
+    expect(parameterOrder("x.pg.sql", "-- $2 b\n-- $1 a\nselect $1, $2")).toEqual(["database", ...(JSON.parse(parse_sql("-- $2 b\n-- $1 a\nselect $1, $2")) as { args: { name: string }[] }).args.map((a) => a.name)]);
+  });
+});
+
+/**
+ * The input Windmill's run form shows for a schema property: frontend/src/lib/utils.ts
+ * setInputCat, and for a list frontend/src/lib/components/ArgInput.svelte's per-item input.
+ */
+function formInput(p: SchemaProperty): string {
+  if (p.type === "number" || p.type === "integer") return "number";
+  if (p.type === "boolean") return "toggle";
+  if (p.type === "array" && p.items !== undefined) {
+    const items = p.items;
+    if (items.type === "number") return "list of numbers";
+    if (items.type === "string" && items.contentEncoding === "base64") return "list of files";
+    if (items.type === "object" && items.resourceType === undefined && items.properties === undefined) return "list of JSON values";
+    if (Array.isArray(items.enum)) return "list of choices";
+    return "list of texts";
+  }
+  if (p.type === "object" && p.format?.startsWith("resource")) return `resource picker (${p.format.slice("resource-".length)})`;
+  if (!p.type || p.type === "object" || p.type === "array") return "JSON editor";
+  if (p.type === "string" && p.enum) return "choice";
+  if (p.type === "string" && ["date-time", "naive-date-time", "date"].includes(p.format ?? "")) return "date";
+  if (p.type === "string" && p.format === "sql") return "SQL editor";
+  return "text";
+}
+
+/** What a person types into each of the form's list items (ArgInput's JsonEditor parses each as JSON). */
+const typedIntoListOfJsonValues = (entries: string[]) => entries.map((text) => JSON.parse(text) as unknown);
+
+describe("inputs typed for Windmill's form", () => {
+  test("rds_query: credentials and database pickers, SQL in a SQL editor, args one JSON value per item", async () => {
+    const meta = await metadataOf("f/aws_oidc/rds_query.ts");
+    const form = meta.schema.order!.map((name) => [name, formInput(meta.schema.properties[name])]);
+    expect(form).toEqual([
+      ["credentials", "resource picker (aws_sts_credentials)"],
+      ["database", "resource picker (aws_rds_iam_postgres)"],
+      ["sql", "SQL editor"],
+      ["args", "list of JSON values"],
+      ["row_limit", "number"],
+      ["statement_timeout", "text"],
+    ]);
+    // 42 and "DE" arrive as a number and a string, the plain values rds_query binds to $1 and $2.
+    expect(typedIntoListOfJsonValues(["42", '"DE"', "true", "null"])).toEqual([42, "DE", true, null]);
+  });
+
+  test("rds_export_to_s3: the query in a SQL editor", async () => {
+    const meta = await metadataOf("f/aws_oidc/rds_export_to_s3.ts");
+    expect(formInput(meta.schema.properties.query)).toBe("SQL editor");
+  });
+
+  test("every array input is a list (never one JSON editor for the whole list), and every SQL text input is a SQL editor", async () => {
+    for (const script of scripts) {
+      const meta = await metadataOf(script);
+      for (const [name, property] of Object.entries(meta.schema.properties)) {
+        const input = formInput(property);
+        if (property.type === "array") expect({ script, name, list: input.startsWith("list of") }).toEqual({ script, name, list: true });
+        if (["sql", "query"].includes(name)) expect({ script, name, input }).toEqual({ script, name, input: "SQL editor" });
+      }
+    }
+  });
+});
+
+describe("library modules say they are libraries", () => {
+  test("every lib/ module's summary starts `Library:` and says what it holds; its description says it has no main", async () => {
+    const libraries = scripts.filter((s) => s.includes("/lib/"));
+    expect(libraries.length).toBeGreaterThan(20);
+    for (const script of libraries) {
+      const meta = await metadataOf(script);
+      expect({ script, summary: /^Library: \S.{8,}$/.test(meta.summary) }).toEqual({ script, summary: true });
+      expect({ script, description: meta.description.includes("no main") }).toEqual({ script, description: true });
+    }
+  });
+
+  test("no script has an empty summary", async () => {
+    for (const script of scripts) expect({ script, summary: (await metadataOf(script)).summary.trim().length > 0 }).toEqual({ script, summary: true });
+  });
 });
 
 function pickType(p: SchemaProperty): Pick<SchemaProperty, "type" | "format" | "enum"> {

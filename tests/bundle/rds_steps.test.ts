@@ -68,7 +68,7 @@ describe("rds_query", () => {
 
   test("a statement over statement_timeout is cancelled with a hint", async () => {
     const { status, result } = await run("rds_query", { sql: "select pg_sleep(5)", statement_timeout: "1s" });
-    expect(status).toBe(500);
+    expect(status).toBe(422);
     expect(result.error.message).toContain("57014");
     expect(result.error.message).toContain("statement_timeout");
   });
@@ -91,7 +91,7 @@ describe("rds_query", () => {
     const rds = stack.rds!;
     const other = { host: rds.host, port: rds.port, database: "postgres", user: "other_user", caCert: rds.caCertPem };
     const { status, result } = await stack.runScript("f/aws_oidc/rds_query", { credentials: `$res:${CREDS}`, database: other, sql: "select 1" });
-    expect(status).toBe(500);
+    expect(status).toBe(422);
     expect(result.error.message).toContain("28P01");
     expect(result.error.message).toContain("rds-db:connect");
     expect(stack.rds!.lastAuthFailures.at(-1)?.user).toBe("other_user");
@@ -131,7 +131,7 @@ describe("rds_query through a tunnel (signingHost)", () => {
 
   test("without signingHost the token names the tunnel: refused, and the fix names signingHost", async () => {
     const { status, result } = await query(viaTunnel);
-    expect(status).toBe(500);
+    expect(status).toBe(422);
     expect(result.error.message).toContain("28P01");
     expect(result.error.message).toContain("signingHost");
     expect(tunnelled.lastAuthFailures.at(-1)?.reason).toContain(`signed for 127.0.0.1:${tunnelled.port}, but this instance is ${ENDPOINT.host}:${ENDPOINT.port}`);
@@ -140,7 +140,7 @@ describe("rds_query through a tunnel (signingHost)", () => {
   test("the certificate is checked against signingHost, not the address dialled", async () => {
     // 127.0.0.1 is in the certificate, this name is not: only a check against signingHost fails.
     const { status, result } = await query({ ...viaTunnel, signingHost: "db.example.internal", signingPort: ENDPOINT.port });
-    expect(status).toBe(500);
+    expect(status).toBe(422);
     expect(result.error.message).toMatch(/db\.example\.internal/);
     expect(result.error.message).not.toContain("28P01");
     expect(result.error.message).toContain("Fix: the certificate does not name the host checked");
@@ -219,7 +219,7 @@ describe("rds_load_csv_from_s3", () => {
   test("a line with the wrong column count loads nothing and says which input to check", async () => {
     await putObject("in/bad.csv", "id,name,note,score\n10,a,b,1\n11,only-two\n");
     const { status, result } = await run("rds_load_csv_from_s3", { bucket: BUCKET, key: "in/bad.csv", table: "people" });
-    expect(status).toBe(500);
+    expect(status).toBe(422);
     expect(result.error.message).toContain("22P04");
     expect((await run("rds_query", { sql: "select count(*)::int as n from people where id >= 10" })).result).toEqual([{ n: 0 }]);
   });
@@ -230,7 +230,7 @@ describe("rds_load_csv_from_s3", () => {
     const killed = stack.rds!.faults.killBackendOnNextCopy({ afterBytes: 1024 * 1024 });
     const { status, result } = await run("rds_load_csv_from_s3", { bucket: BUCKET, key: "in/big.csv", table: "events" });
     await killed;
-    expect(status).toBe(500);
+    expect(status).toBe(422);
     expect(result.error.message).toMatch(/terminat|connection/i);
     expect((await run("rds_query", { sql: "select count(*)::int as n from events where label like 'label-%'" })).result).toEqual([{ n: 0 }]);
   });

@@ -6,7 +6,7 @@ import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, S3Client } fro
 import { assumeRoleAndSave } from "../../f/aws_oidc/lib/assumeRoleAndSave.ts";
 import { s3Client, uploadObject } from "../../f/aws_oidc/lib/s3.ts";
 import { expectNoLeaks } from "../helpers/leaks.ts";
-import { DEMO_ROLE_ARN, REGION, startStack, type Stack } from "../helpers/testStack.ts";
+import { DEMO_KMS_KEY_ARN, DEMO_ROLE_ARN, REGION, startStack, type Stack } from "../helpers/testStack.ts";
 
 const CREDS = "f/aws_oidc/s3_test_creds";
 const REF = `$res:${CREDS}`;
@@ -54,12 +54,17 @@ describe("put, get, head, copy", () => {
     const { result } = await run("s3_get_object", { key: "range.txt", range: "bytes=2-5" });
     expect(result.body).toBe("2345");
     expect(result.range).toBe("bytes 2-5/10");
+    // The advice the range input gives, "bytes=-100" (last 100 bytes), is what S3 does.
+    expect((await run("s3_get_object", { key: "range.txt", range: "bytes=-3" })).result).toMatchObject({ body: "789", range: "bytes 7-9/10", size: 3 });
+    const past = await run("s3_get_object", { key: "range.txt", range: "bytes=10-" });
+    expect(past.result.error.message).toContain("failed with InvalidRange (HTTP 416)");
+    expect(past.result.error.message.split("Fix:")[1]).toContain("check its size with s3_head_object");
   });
 
   test("the size guard refuses to load a big object whole", async () => {
     await run("s3_put_object", { key: "big.txt", content: "x".repeat(5000) });
     const { status, result } = await run("s3_get_object", { key: "big.txt", max_bytes: 1000 });
-    expect(status).toBe(500);
+    expect(status).toBe(422);
     expect(result.error.message).toContain('Invalid input "max_bytes"');
     expect(result.error.message).toContain("5000 bytes, over the 1000-byte limit");
   });
@@ -80,7 +85,7 @@ describe("put, get, head, copy", () => {
     const policy = JSON.stringify({ Version: "2012-10-17", Statement: [{ Effect: "Allow", Action: "s3:*", Resource: "*" }] });
     await stack.runScript("f/aws_oidc/assume_role", { role_arn: DEMO_ROLE_ARN, region: REGION, save_to: s3Only, session_policy: policy });
     const put = await run("s3_put_object", { credentials: `$res:${s3Only}`, key: "kms/denied.txt", content: "s", sse: "aws:kms", kms_key_id: key });
-    expect(put.status).toBe(500);
+    expect(put.status).toBe(422);
     const putFix = put.result.error.message.split("Fix:")[1];
     expect(putFix).toContain(`must allow kms:GenerateDataKey on ${key}`);
     expect(putFix).not.toContain("s3:PutObject");
@@ -88,6 +93,16 @@ describe("put, get, head, copy", () => {
     const getFix = got.result.error.message.split("Fix:")[1];
     expect(getFix).toContain(`must allow kms:Decrypt on ${key}`);
     expect(getFix).not.toContain("may also not exist");
+  });
+
+  test("SSE-KMS: an alias is resolved to its key, reported by key ARN; a key that does not exist is KMS.NotFoundException with a fix", async () => {
+    await run("s3_put_object", { key: "kms/by-alias.txt", content: "a", sse: "aws:kms", kms_key_id: "alias/demo-data" });
+    expect((await run("s3_head_object", { key: "kms/by-alias.txt" })).result).toMatchObject({ server_side_encryption: "aws:kms", kms_key_id: DEMO_KMS_KEY_ARN });
+    const missing = `arn:aws:kms:${REGION}:123456789012:key/00000000-0000-0000-0000-000000000000`;
+    const put = await run("s3_put_object", { key: "kms/missing.txt", content: "a", sse: "aws:kms", kms_key_id: missing });
+    expect(put.status).toBe(422);
+    expect(put.result.error.message).toContain(`failed with KMS.NotFoundException (HTTP 400): Key '${missing}' does not exist`);
+    expect(put.result.error.message.split("Fix:")[1]).toContain("the key must be in the bucket's region");
   });
 
   test("a missing key says how to find it", async () => {
@@ -148,7 +163,7 @@ describe("list and delete", () => {
     expect(result.deleted).toBe(1);
     expect(result.failed).toEqual([{ key: "protected/keep.txt", code: "AccessDenied", message: expect.any(String) }]);
     const denied = await stack.runScript("f/aws_oidc/s3_put_object", { credentials: `$res:${narrow}`, bucket: "other-bucket-x", key: "a", content: "b" });
-    expect(denied.status).toBe(500);
+    expect(denied.status).toBe(422);
   });
 
   test("keys and prefix together are refused", async () => {
@@ -221,7 +236,7 @@ describe("bad input", () => {
     [{ as: "xml" }, "as", "text"],
   ])("%o names %s", async (patch, input, fix) => {
     const { status, result } = await run("s3_get_object", { key: "plain.txt", ...patch });
-    expect(status).toBe(500);
+    expect(status).toBe(422);
     expect(result.error.message).toContain(`Invalid input "${input}"`);
     expect(result.error.message).toContain(fix);
   });

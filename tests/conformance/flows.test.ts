@@ -190,6 +190,22 @@ describe("for-loop iterations are flow jobs (fact 3)", () => {
     expect(childrenOf(failed).map((j) => [j.stepId, j.success])).toEqual([["body", false], ["failure-0-1", true]]);
     expect(childrenOf(flow).every((j) => j.stepId === "each")).toBe(true);
   });
+
+  test("worker_flow.rs has_triggered_error_handler: once the copied failure module ran in a failed iteration, the flow's own failure module does not run again", async () => {
+    const failing = raw("body", "export async function main() { throw new Error('iteration fails'); }");
+    const failureModule = raw("failure", "export async function main(e: { step_id: string }) { return { handled_in: process.env.WM_FLOW_PATH, step: e.step_id }; }", { e: js("previous_result.error") });
+    await createFlow("f/aws_oidc/conf_failure_once", {
+      modules: [{ id: "each", value: { type: "forloopflow", iterator: js("[1]"), modules: [failing] } }],
+      failure_module: failureModule,
+    });
+    const { status, body } = await run("f", "f/aws_oidc/conf_failure_once", {});
+    expect(status).not.toBe(200);
+    expect(body).toEqual({ handled_in: "f/aws_oidc/conf_failure_once/loop-0", step: "body" });
+    const flow = lastFlowJob("f/aws_oidc/conf_failure_once");
+    expect(flow.success).toBe(false);
+    // The flow job's only child is the iteration: no failure step of its own.
+    expect(childrenOf(flow).map((j) => [j.stepId, j.path])).toEqual([["each", "f/aws_oidc/conf_failure_once/loop-0"]]);
+  });
 });
 
 describe("loop and branch options (fact 5)", () => {
@@ -213,7 +229,7 @@ describe("loop and branch options (fact 5)", () => {
     await createFlow("f/aws_oidc/conf_skip_absent", failing({}));
     await createFlow("f/aws_oidc/conf_skip_true", failing({ skip_failures: true }));
     const absent = await run("f", "f/aws_oidc/conf_skip_absent", {});
-    expect(absent.status).toBe(500);
+    expect(absent.status).toBe(422);
     expect(absent.body).toMatchObject({ error: { message: "two fails" } });
     // Sequential: the third iteration never started.
     expect(childrenOf(lastFlowJob("f/aws_oidc/conf_skip_absent")).map((j) => j.path)).toEqual(["f/aws_oidc/conf_skip_absent/loop-0", "f/aws_oidc/conf_skip_absent/loop-1"]);
@@ -230,6 +246,20 @@ describe("loop and branch options (fact 5)", () => {
     expect(Math.max(...together.map((r) => r.start))).toBeLessThan(Math.min(...together.map((r) => r.end)));
     const inTurn = (await run("f", "f/aws_oidc/conf_branchall_sequential", {})).body as { start: number; end: number }[];
     expect(inTurn[1].start).toBeGreaterThanOrEqual(inTurn[0].end);
+  });
+
+  test("worker_flow.rs (BranchAll): each branch is a flow job at <flow>/branchall-<i>, whose steps are its children", async () => {
+    const branches = [0, 1].map((b) => ({ modules: [raw(`where_${b}`, WHERE, { x: { type: "static", value: b } })] }));
+    await createFlow("f/aws_oidc/conf_branchall_jobs", { modules: [{ id: "both", value: { type: "branchall", branches } }] });
+    const { status, body } = await run("f", "f/aws_oidc/conf_branchall_jobs", {});
+    expect(status).toBe(200);
+    const flow = lastFlowJob("f/aws_oidc/conf_branchall_jobs");
+    const branchJobs = childrenOf(flow);
+    expect(branchJobs.map((j) => [j.kind, j.path, j.stepId]).sort()).toEqual([0, 1].map((b) => ["flow", `f/aws_oidc/conf_branchall_jobs/branchall-${b}`, "both"]));
+    for (const [b, result] of (body as { x: number; flow_path: string; flow_job: string; step: string }[]).entries()) {
+      const branchJob = branchJobs.find((j) => j.path.endsWith(`/branchall-${b}`))!;
+      expect(result).toMatchObject({ x: b, flow_path: branchJob.path, flow_job: branchJob.id, step: `where_${b}` });
+    }
   });
 });
 
@@ -281,7 +311,7 @@ describe("$res: and $var: arguments (fact 5)", () => {
 
   test("common.rs transform_json_value: an unresolvable reference fails the job with Windmill's message before main runs", async () => {
     const bad = await run("p", "f/aws_oidc/conf_echo", { r: "$res:nothing" });
-    expect(bad.status).toBe(500);
+    expect(bad.status).toBe(422);
     expect(bad.body.error.message).toContain("Argument `r` is an invalid resource path: nothing");
     const missing = await run("p", "f/aws_oidc/conf_echo", { deep: { inner: "$res:f/aws_oidc/missing" } });
     expect(missing.body.error.message).toContain("Resource f/aws_oidc/missing not found for `inner`");
@@ -307,7 +337,7 @@ describe("the bundle's flows through their webhooks, with only their required in
     await stack.rds!.adminSql(`create table orders_conf_bad (like ${DEMO_TABLE}); grant select, insert on orders_conf_bad to app_user`);
     await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: "zz-broken.csv", Body: "order_id,customer\n1,only two columns\n" }));
     const { status, body } = await run("f", "f/aws_oidc/s3_csv_to_rds", required("orders_conf_bad"));
-    expect(status).toBe(500);
+    expect(status).toBe(422);
     expect(body).toMatchObject({ failed_step: "summary", error: "LoadFailures" });
     expect(body.message).toContain(`1 of 3 objects failed to load`);
     expect(body.message).toContain(`s3://${BUCKET}/zz-broken.csv: `);

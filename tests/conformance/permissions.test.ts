@@ -138,7 +138,7 @@ describe("folders and row-level security (backend/migrations RLS policies, resou
 describe("the bundle under folder permissions (f/aws_oidc/lib/credentialsResource.ts)", () => {
   test("a folder reader's assume_role is refused with the path, the user and the folder permission to grant", async () => {
     const refused = await assumeRole("bob", { force: true });
-    expect(refused.status).toBe(500);
+    expect(refused.status).toBe(422);
     expect(refused.result.error.message).toBe(
       "u/bob cannot write f/aws_oidc/aws_credentials: give u/bob, or a group u/bob is in, write access to folder aws_oidc " +
         "(extra_perms in f/aws_oidc/folder.meta.yaml: true writes), or set save_to to a path under u/bob/",
@@ -154,22 +154,11 @@ describe("the bundle under folder permissions (f/aws_oidc/lib/credentialsResourc
     expect(used.result.id_token_claims.email).toBe("bob@example.com");
   });
 
-  test("a user outside the folder gets a read refusal naming the folder, and a write refusal from assume_role", async () => {
-    const read = await run("eve", "p", "f/aws_oidc/s3_list_objects", { credentials: CREDS, bucket: "any" });
-    expect(read.status).toBe(500);
-    expect(read.result.error.message).toBe(
-      "u/eve cannot read f/aws_oidc/aws_credentials: give u/eve, or a group u/eve is in, read access to folder aws_oidc " +
-        "(extra_perms in f/aws_oidc/folder.meta.yaml: false reads, true also writes), or use credentials saved under u/eve/ (assume_role with save_to u/eve/aws_credentials)",
-    );
-    const write = await assumeRole("eve");
-    expect(write.result.error.message).toStartWith("u/eve cannot write f/aws_oidc/aws_credentials: give u/eve, or a group u/eve is in, write access to folder aws_oidc");
-  });
-
   test("a save under another user's u/ is refused with that user's rule (see_own)", async () => {
-    const refused = await assumeRole("eve", { save_to: "u/bob/from_eve" });
-    expect(refused.status).toBe(500);
+    const refused = await assumeRole("olga", { save_to: "u/bob/from_olga" });
+    expect(refused.status).toBe(422);
     expect(refused.result.error.message).toBe(
-      "u/eve cannot write u/bob/from_eve: only u/bob and workspace admins can write under u/bob/, or set save_to to a path under u/eve/",
+      "u/olga cannot write u/bob/from_olga: only u/bob and workspace admins can write under u/bob/, or set save_to to a path under u/olga/",
     );
   });
 
@@ -183,10 +172,10 @@ describe("the bundle under folder permissions (f/aws_oidc/lib/credentialsResourc
     const saved = await assumeRole("bob", { save_to: "u/bob/aws_credentials" });
     expect(saved.status, JSON.stringify(saved.result)).toBe(200);
     expect((await run("bob", "p", "f/aws_oidc/whoami", { credentials: "$res:u/bob/aws_credentials" })).status).toBe(200);
-    for (const user of ["eve", "olga"]) {
-      const refused = await run(user, "p", "f/aws_oidc/s3_list_objects", { credentials: "u/bob/aws_credentials", bucket: "any" });
-      expect(refused.result.error.message).toStartWith(`u/${user} cannot read u/bob/aws_credentials: only u/bob and workspace admins can read under u/bob/`);
-    }
+    // olga may run the folder's scripts but not read under u/bob/ (eve cannot even run them: 401 below).
+    const refused = await run("olga", "p", "f/aws_oidc/s3_list_objects", { credentials: "u/bob/aws_credentials", bucket: "any" });
+    expect(refused.status).toBe(422);
+    expect(refused.result.error.message).toStartWith("u/olga cannot read u/bob/aws_credentials: only u/bob and workspace admins can read under u/bob/");
     expect((await api(tokens.root, "GET", "resources/get_value_interpolated/u/bob/aws_credentials")).status).toBe(200);
   });
 });
@@ -195,7 +184,11 @@ describe("who a job runs as (jobs.rs, worker_flow.rs, windmill-queue schedule.rs
   const IDENTITY_FLOW = "f/aws_oidc/identity_probe";
   const identityStep = `export async function main() {
   const claims = JSON.parse(Buffer.from(process.env.WM_TOKEN!.replace(/^jwt_/, "").split(".")[1], "base64url").toString());
-  return { username: process.env.WM_USERNAME, email: process.env.WM_EMAIL, token_username: claims.username, groups: claims.groups };
+  const env = process.env;
+  return {
+    username: env.WM_USERNAME, email: env.WM_EMAIL, token_username: claims.username, groups: claims.groups, permissioned_as: env.WM_PERMISSIONED_AS,
+    scheduled_for: env.WM_SCHEDULED_FOR, state_path: env.WM_STATE_PATH, object_path: env.WM_OBJECT_PATH,
+  };
 }`;
 
   beforeAll(async () => {
@@ -227,11 +220,15 @@ describe("who a job runs as (jobs.rs, worker_flow.rs, windmill-queue schedule.rs
     const jobs = stack.jobsStartedSince(before);
     expect(jobs.length).toBeGreaterThanOrEqual(3);
     expect(new Set(jobs.map((j) => `${j.username} ${j.email}`))).toEqual(new Set(["olga olga@example.com"]));
-    const who = jobs.find((j) => j.stepId === "who")?.result;
-    expect(who).toEqual({ username: "olga", email: "olga@example.com", token_username: "olga", groups: ["all", "aws_operators"] });
+    const who = jobs.find((j) => j.stepId === "who")?.result as Record<string, string>;
+    expect(who).toMatchObject({
+      username: "olga", email: "olga@example.com", token_username: "olga", groups: ["all", "aws_operators"], permissioned_as: "u/olga",
+      state_path: `${IDENTITY_FLOW}/who_user`,
+    });
+    expect(who.object_path).toStartWith("f_aws_oidc_identity_probe/manual/who/");
     // The same flow through bob's webhook token fails in its save step with bob's refusal.
     const refused = await run(await scopedToken("bob"), "f", IDENTITY_FLOW, {});
-    expect(refused.status).toBe(500);
+    expect(refused.status).toBe(422);
     expect(JSON.stringify(refused.result)).toContain("u/bob cannot write f/aws_oidc/creds_flow");
   });
 
@@ -243,7 +240,20 @@ describe("who a job runs as (jobs.rs, worker_flow.rs, windmill-queue schedule.rs
     const runsBy = (user: string) => stack.windmill.jobs.filter((j) => j.schedulePath === path && j.parentJobId === null && j.username === user && j.status !== "running");
     const deadline = Date.now() + 20_000;
     while (runsBy("olga").length < 1 && Date.now() < deadline) await Bun.sleep(200);
-    expect(runsBy("olga")[0]?.success).toBe(true);
+    const olgaRun = runsBy("olga")[0];
+    expect(olgaRun?.success).toBe(true);
+    // windmill-queue schedule.rs push_scheduled_job + windmill-common variables.rs get_reserved_variables.
+    const created = "schedule-f-aws_oidc-identity_every_second";
+    expect(olgaRun.createdBy).toBe(created);
+    const shown = JSON.parse(await ok(api(tokens.alice, "GET", `jobs_u/get/${olgaRun.id}`)));
+    expect(shown).toMatchObject({ created_by: created, permissioned_as: "u/olga", email: "olga@example.com", schedule_path: path });
+    const who = stack.windmill.jobs.find((j) => j.parentJobId === olgaRun.id && j.stepId === "who")?.result as Record<string, string>;
+    expect(who).toMatchObject({
+      username: created, email: "olga@example.com", token_username: "olga", permissioned_as: "u/olga",
+      state_path: `${IDENTITY_FLOW}/who_${created}`,
+    });
+    expect(who.scheduled_for).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+    expect(who.object_path).toStartWith("f_aws_oidc_identity_probe/f_aws_oidc_identity_every_second/who/");
     const current = JSON.parse(await ok(api(tokens.alice, "GET", `schedules/get/${path}`)));
     await ok(api(tokens.alice, "POST", `schedules/update/${path}`, { schedule: current.schedule, timezone: current.timezone, args: {} }));
     while (runsBy("alice").length < 1 && Date.now() < deadline + 20_000) await Bun.sleep(200);
@@ -282,4 +292,44 @@ describe("get_result_maybe (jobs.rs get_completed_job_result_maybe)", () => {
     expect(anonymous.status).toBe(400);
     expect(await anonymous.text()).toBe("Bad request: As a non logged in user, you can only see jobs ran by anonymous users");
   });
+});
+
+describe("running what the caller cannot read (windmill-common lib.rs get_latest_deployed_hash_for_path, get_latest_flow_version_id_for_path)", () => {
+  test("a user outside the folder is refused at the API with 401 for a script or a flow, and no job exists", async () => {
+    const before = stack.windmill.jobs.length;
+    const script = await api(tokens.eve, "POST", "jobs/run_wait_result/p/f/aws_oidc/s3_list_objects", { credentials: CREDS, bucket: "any" });
+    expect(script.status).toBe(401);
+    expect(await script.text()).toStartWith(
+      'Not authorized: You are not authorized to access this script: f/aws_oidc/s3_list_objects (but it exists). Your permissions are: ApiAuthed { email: "eve@example.com", username: "eve", is_admin: false',
+    );
+    expect((await api(tokens.eve, "POST", "jobs/run/p/f/aws_oidc/assume_role", {})).status).toBe(401);
+    const flow = await api(tokens.eve, "POST", "jobs/run/f/f/aws_oidc/identity_probe", {});
+    expect(flow.status).toBe(401);
+    expect(await flow.text()).toStartWith("Not authorized: You are not authorized to access this flow: f/aws_oidc/identity_probe (but it exists).");
+    expect(stack.windmill.jobs.length).toBe(before);
+  });
+
+  test("a path that does not exist is 404 (not_found_if_none), whoever asks", async () => {
+    const res = await api(tokens.eve, "POST", "jobs/run/p/f/aws_oidc/no_such_script", {});
+    expect(res.status).toBe(404);
+    expect(await res.text()).toBe("Not found: script not found at name f/aws_oidc/no_such_script");
+  });
+
+  test("a permission error in a scheduled run names the schedule's editor (u/<edited_by>), not its creator schedule-<path>", async () => {
+    await ok(api(tokens.alice, "POST", "workspaces/add_user", { email: "rita@example.com", username: "rita", is_admin: false, operator: false }));
+    await ok(api(tokens.alice, "POST", "groups/adduser/aws_readers", { username: "rita" }));
+    tokens.rita = stack.windmill.createUserToken("rita");
+    const path = "u/rita/assume_every_second";
+    await ok(api(tokens.rita, "POST", "schedules/create", {
+      path, schedule: "* * * * * *", timezone: "Etc/UTC", script_path: "f/aws_oidc/assume_role", is_flow: false, enabled: true, no_flow_overlap: true,
+      args: { role_arn: DEMO_ROLE_ARN, region: REGION, force: true },
+    }));
+    const done = () => stack.windmill.jobs.find((j) => j.schedulePath === path && j.status !== "running");
+    const deadline = Date.now() + 30_000;
+    while (!done() && Date.now() < deadline) await Bun.sleep(200);
+    await ok(api(tokens.alice, "POST", `schedules/setenabled/${path}`, { enabled: false }));
+    const job = done();
+    expect(job?.createdBy).toBe("schedule-u-rita-assume_every_second");
+    expect((job?.result as JobResult).error.message).toStartWith("u/rita cannot write f/aws_oidc/aws_credentials: give u/rita, or a group u/rita is in, write access");
+  }, 60_000);
 });

@@ -3,34 +3,37 @@
 // f/aws_oidc/orders_by_country.pg.sql as windmill-worker/src/pg_executor.rs (do_postgresql)
 // does, through the RDS stand-in's IAM TLS gateway.
 import { afterAll, beforeAll, describe, expect, setSystemTime, test } from "bun:test";
-import { readFile } from "node:fs/promises";
-import { join } from "node:path";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
 import { rootCertificates } from "node:tls";
 import wmill from "windmill-client";
-import { parse } from "yaml";
 import { assumeRoleAndSave } from "../../f/aws_oidc/lib/assumeRoleAndSave.ts";
 import { loadCredentialsResource, sessionFromResource } from "../../f/aws_oidc/lib/credentialsResource.ts";
 import { REFRESH_SCHEDULE } from "../../f/aws_oidc/lib/pgResource.ts";
 import { checkDatabase, rdsSigner } from "../../f/aws_oidc/lib/rds.ts";
-import { CREDENTIALS_RESOURCE, DATABASE_RESOURCE, setUpWorkspace } from "../../local/demo/demoData.ts";
+import { CREDENTIALS_RESOURCE, DATABASE_RESOURCE, setUpWorkspace, useDemoDatabaseInRdsRefresh } from "../../local/demo/demoData.ts";
 import { parseArgDeclarations, splitStatements } from "../../local/windmill/pgExecutor.ts";
 import { expectNoLeaks } from "../helpers/leaks.ts";
-import { DEMO_ROLE_ARN, REGION, REPO_ROOT, startStack, type Stack } from "../helpers/testStack.ts";
+import { DEMO_ROLE_ARN, REGION, startStack, type Stack } from "../helpers/testStack.ts";
 
 const PG_RESOURCE = "f/aws_oidc/orders_db_pg";
 const SQL_SCRIPT = "f/aws_oidc/orders_by_country";
 let stack: Stack;
 let api: (path: string, init?: RequestInit) => Promise<Response>;
 
-/** The refresh exactly as the schedule runs it: its script with its args. */
+/** The refresh exactly as the schedule runs it: its script with its args, as stored in Windmill. */
 async function runRefreshSchedule() {
-  const schedule = parse(await readFile(join(REPO_ROOT, `${REFRESH_SCHEDULE}.schedule.yaml`), "utf8")) as { script_path: string; args: Record<string, unknown> };
+  const res = await fetch(`${stack.windmill.url}/api/w/${stack.windmill.workspace}/schedules/get/${REFRESH_SCHEDULE}`, { headers: { authorization: `Bearer ${stack.windmill.adminToken}` } });
+  const schedule = (await res.json()) as { script_path: string; args: Record<string, unknown> };
   return stack.runScript(schedule.script_path, schedule.args);
 }
 
 beforeAll(async () => {
   stack = await startStack({ rds: true });
   await setUpWorkspace(stack);
+  // The schedule ships disabled, reading f/aws_oidc/orders_db: pointed at the demo's database, left disabled.
+  await useDemoDatabaseInRdsRefresh(stack, false);
   await stack.rds!.adminSql(`insert into orders (order_id, customer, country, amount) values
     (1, 'Ada', 'GB', 10), (2, 'Grace', 'US', 20), (3, 'Alan', 'GB', 30), (4, 'Zoë', null, 5)`);
   stack.actAsJob("f/aws_oidc/pg_executor_test");
@@ -122,5 +125,22 @@ describe("a PostgreSQL script on the IAM-backed postgresql resource", () => {
     expect(otherCa.result.error.message).toMatch(/certificate|unable to verify|self.signed/i);
     const unreadable = await run("-----BEGIN CERTIFICATE-----\nnot a certificate\n-----END CERTIFICATE-----");
     expect(unreadable.result.error.message).toContain("Invalid Certs");
+  });
+
+  test("root_certificate_pem is added to the system's roots, not a replacement (native-tls add_root_certificate)", async () => {
+    const value = (await (await api(`resources/get_value_interpolated/${PG_RESOURCE}`)).json()) as Record<string, unknown>;
+    // The stand-in's RDS CA becomes a system root (OpenSSL's SSL_CERT_FILE); the resource names an unrelated root.
+    const systemStore = join(await mkdtemp(join(tmpdir(), "pg-roots-")), "roots.pem");
+    await writeFile(systemStore, String(value.root_certificate_pem));
+    const previous = process.env.SSL_CERT_FILE;
+    process.env.SSL_CERT_FILE = systemStore;
+    try {
+      const { status, result } = await stack.runScript(SQL_SCRIPT, { database: { ...value, root_certificate_pem: rootCertificates[0] }, min_orders: 2 });
+      expect({ status, result }).toEqual({ status: 200, result: [{ country: "GB", orders: 2, amount: "40.00" }] });
+    } finally {
+      if (previous === undefined) delete process.env.SSL_CERT_FILE;
+      else process.env.SSL_CERT_FILE = previous;
+      await rm(dirname(systemStore), { recursive: true, force: true });
+    }
   });
 });

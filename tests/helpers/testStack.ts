@@ -4,7 +4,7 @@ import { startLocalStack, type LocalStack, type StackOptions } from "../../local
 import { actAsJob, disableSchedules, runWaitResult } from "../../local/windmill/client.ts";
 import type { JobRecord } from "../../local/windmill/state.ts";
 
-export { ACCOUNT_ID, DB_USER, DBI_RESOURCE_ID, DEMO_ROLE, DEMO_ROLE_ARN, REGION, REPO_ROOT, trustPolicy } from "../../local/stack.ts";
+export { ACCOUNT_ID, DB_USER, DBI_RESOURCE_ID, DEMO_KMS_KEY_ARN, DEMO_KMS_KEYS, DEMO_ROLE, DEMO_ROLE_ARN, REGION, REPO_ROOT, trustPolicy } from "../../local/stack.ts";
 export type { PolicyDocument, RoleConfig, StsConfig } from "../../local/sts/config.ts";
 
 /** A job's JSON result; its shape is whatever the script returns. */

@@ -115,6 +115,6 @@ test("a failure module receives the failed step and its error", async () => {
     failure_module: raw("failure", "export async function main(e: { message: string; step_id: string }) { return { handled: e.step_id, why: e.message }; }", { e: js("previous_result.error") }),
   });
   const { status, body } = await runFlow("f/aws_oidc/test_failure", {});
-  expect(status).toBe(500);
+  expect(status).toBe(422);
   expect(body).toEqual({ handled: "boom", why: "no such table: orders" });
 });

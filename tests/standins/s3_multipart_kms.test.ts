@@ -17,13 +17,17 @@ import {
 } from "@aws-sdk/client-s3";
 import { assumeRoleWithWindmillToken, type SessionCredentials } from "../../f/aws_oidc/lib/assumeRole.ts";
 import { startS3, type S3StandIn } from "../../local/s3/server.ts";
-import { ACCOUNT_ID, DEMO_ROLE_ARN, REGION, startStack, type Stack } from "../helpers/testStack.ts";
+import { managedKeyArn } from "../../local/s3/kmsKeys.ts";
+import { ACCOUNT_ID, DEMO_KMS_KEYS, DEMO_ROLE_ARN, REGION, startStack, type Stack } from "../helpers/testStack.ts";
 
 const BUCKET = "rules-bucket";
 const MIB = 1024 * 1024;
 const KEY_ID = "1234abcd-12ab-34cd-56ef-1234567890ab";
 const KEY_ARN = `arn:aws:kms:${REGION}:${ACCOUNT_ID}:key/${KEY_ID}`;
-const MANAGED_KEY_ARN = `arn:aws:kms:${REGION}:${ACCOUNT_ID}:alias/aws/s3`;
+const ALIAS = "alias/demo-data";
+const ALIAS_ARN = `arn:aws:kms:${REGION}:${ACCOUNT_ID}:${ALIAS}`;
+/** The AWS managed key aws/s3 is a key with a key ARN of its own, not its alias. */
+const MANAGED_KEY_ARN = managedKeyArn({ region: REGION, accountId: ACCOUNT_ID });
 setDefaultTimeout(30_000);
 let stack: Stack;
 let s3: S3StandIn;
@@ -44,7 +48,7 @@ async function clientFor(sessionPolicy?: string, extra: Partial<S3ClientConfig> 
 
 beforeAll(async () => {
   stack = await startStack();
-  s3 = await startS3({ stsUrl: stack.sts.url });
+  s3 = await startS3({ stsUrl: stack.sts.url, kmsKeys: DEMO_KMS_KEYS });
   stack.actAsJob("f/aws_oidc/test");
   client = await clientFor();
   await client.send(new CreateBucketCommand({ Bucket: BUCKET }));
@@ -120,11 +124,31 @@ describe("SSE-KMS", () => {
     c.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: "secret", ServerSideEncryption: "aws:kms", SSEKMSKeyId: keyId || undefined }));
   const denied = (action: string, key = KEY_ARN) => ({ name: "AccessDenied", message: expect.stringContaining(`is not authorized to perform: ${action} on resource: ${key} because`) });
 
-  test("a role allowed the key puts and gets; S3 reports the key by its ARN, whichever way it was named", async () => {
-    await kmsPut("kms/by-id.txt", client, KEY_ID);
-    const head = await client.send(new HeadObjectCommand({ Bucket: BUCKET, Key: "kms/by-id.txt" }));
-    expect(head).toMatchObject({ ServerSideEncryption: "aws:kms", SSEKMSKeyId: KEY_ARN });
-    expect(await (await client.send(new GetObjectCommand({ Bucket: BUCKET, Key: "kms/by-id.txt" }))).Body!.transformToString()).toBe("secret");
+  test("a role allowed the key puts and gets; S3 reports the key by its key ARN, whichever way it was named", async () => {
+    for (const named of [KEY_ID, KEY_ARN, ALIAS, ALIAS_ARN]) {
+      expect((await kmsPut("kms/by-name.txt", client, named)).SSEKMSKeyId).toBe(KEY_ARN);
+      const head = await client.send(new HeadObjectCommand({ Bucket: BUCKET, Key: "kms/by-name.txt" }));
+      expect({ named, sse: head.ServerSideEncryption, key: head.SSEKMSKeyId }).toEqual({ named, sse: "aws:kms", key: KEY_ARN });
+      expect(await (await client.send(new GetObjectCommand({ Bucket: BUCKET, Key: "kms/by-name.txt" }))).Body!.transformToString()).toBe("secret");
+    }
+  });
+
+  test("a key named by its alias is authorised on its key ARN: a grant on the alias ARN is not enough", async () => {
+    const onAlias = await clientFor(policy({ Effect: "Allow", Action: "s3:*", Resource: "*" }, { Effect: "Allow", Action: "kms:*", Resource: ALIAS_ARN }));
+    await expect(kmsPut("kms/alias-grant.txt", onAlias, ALIAS)).rejects.toMatchObject(denied("kms:GenerateDataKey"));
+    const onKey = await clientFor(policy({ Effect: "Allow", Action: "s3:*", Resource: "*" }, { Effect: "Allow", Action: "kms:*", Resource: KEY_ARN }));
+    await kmsPut("kms/alias-grant.txt", onKey, ALIAS);
+  });
+
+  test("a key that does not exist is 400 KMS.NotFoundException naming it, and nothing is stored", async () => {
+    const missing = `arn:aws:kms:${REGION}:${ACCOUNT_ID}:key/00000000-0000-0000-0000-000000000000`;
+    await expect(kmsPut("kms/missing.txt", client, missing))
+      .rejects.toMatchObject({ name: "KMS.NotFoundException", message: `Key '${missing}' does not exist`, $metadata: { httpStatusCode: 400 } });
+    await expect(kmsPut("kms/missing.txt", client, "00000000-0000-0000-0000-000000000000")).rejects.toMatchObject({ message: `Key '${missing}' does not exist` });
+    await expect(kmsPut("kms/missing.txt", client, "alias/nope")).rejects.toMatchObject({ name: "KMS.NotFoundException", message: `Alias arn:aws:kms:${REGION}:${ACCOUNT_ID}:alias/nope is not found.` });
+    await expect(client.send(new CreateMultipartUploadCommand({ Bucket: BUCKET, Key: "kms/missing.bin", ServerSideEncryption: "aws:kms", SSEKMSKeyId: missing })))
+      .rejects.toMatchObject({ name: "KMS.NotFoundException" });
+    await expect(client.send(new HeadObjectCommand({ Bucket: BUCKET, Key: "kms/missing.txt" }))).rejects.toMatchObject({ name: "NotFound" });
   });
 
   test("without kms:GenerateDataKey a put is AccessDenied naming the KMS action and key; without kms:Decrypt a get is", async () => {
@@ -144,15 +168,18 @@ describe("SSE-KMS", () => {
       c.send(new CopyObjectCommand({ Bucket: BUCKET, Key: "kms/copy.txt", CopySource: `${BUCKET}/kms/source.txt`, ...extra }));
     await expect(copy(s3Only)).rejects.toMatchObject(denied("kms:Decrypt"));
     await copy(client);
-    expect((await client.send(new HeadObjectCommand({ Bucket: BUCKET, Key: "kms/copy.txt" }))).ServerSideEncryption).toBeUndefined();
+    // Without SSE headers the copy takes the bucket's default, SSE-S3, not its source's key.
+    expect((await client.send(new HeadObjectCommand({ Bucket: BUCKET, Key: "kms/copy.txt" }))).ServerSideEncryption).toBe("AES256");
     await s3Only.send(new PutObjectCommand({ Bucket: BUCKET, Key: "kms/plain-source.txt", Body: "plain" }));
     await expect(s3Only.send(new CopyObjectCommand({ Bucket: BUCKET, Key: "kms/copy2.txt", CopySource: `${BUCKET}/kms/plain-source.txt`, ServerSideEncryption: "aws:kms", SSEKMSKeyId: KEY_ARN })))
       .rejects.toMatchObject(denied("kms:GenerateDataKey"));
   });
 
-  test("no key named is the AWS managed key aws/s3: its key policy lets the account use it through S3, so only a Deny refuses it", async () => {
+  test("no key named, or alias/aws/s3, is the AWS managed key with its own key ARN: its key policy lets the account use it through S3, so only a Deny refuses it", async () => {
+    expect(MANAGED_KEY_ARN).toMatch(new RegExp(`^arn:aws:kms:${REGION}:${ACCOUNT_ID}:key/[0-9a-f-]{36}$`));
     await kmsPut("kms/managed.txt", await clientFor(S3_ONLY), "");
     expect((await client.send(new HeadObjectCommand({ Bucket: BUCKET, Key: "kms/managed.txt" }))).SSEKMSKeyId).toBe(MANAGED_KEY_ARN);
+    expect((await kmsPut("kms/managed-alias.txt", client, "alias/aws/s3")).SSEKMSKeyId).toBe(MANAGED_KEY_ARN);
     const denyKms = await clientFor(policy({ Effect: "Allow", Action: "s3:*", Resource: "*" }, { Effect: "Deny", Action: "kms:*", Resource: "*" }));
     await expect(kmsPut("kms/managed-denied.txt", denyKms, "")).rejects.toMatchObject(denied("kms:GenerateDataKey", MANAGED_KEY_ARN));
   });

@@ -132,7 +132,7 @@ describe("RDS", () => {
     });
     await killed;
     const report = await res.json();
-    expect(res.status).toBe(500);
+    expect(res.status).toBe(422);
     expect(report.message).toContain("1 of 3 objects failed to load");
     expect((await count(target)).n).toBe(4000);
     const rerun = await fetch(`${stack.windmill.url}/api/w/${stack.windmill.workspace}/jobs/run_wait_result/f/f/aws_oidc/s3_csv_to_rds`, {

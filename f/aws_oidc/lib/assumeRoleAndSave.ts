@@ -7,7 +7,6 @@ import { refusedAsPermission } from "./generationalResource.ts";
 import { DEFAULT_AUDIENCE } from "./idToken.ts";
 import {
   checkPolicyArns,
-  checkRegion,
   checkSessionName,
   checkSessionPolicy,
   checkWindmillPath,
@@ -18,6 +17,7 @@ import {
   parseRoleArn,
 } from "./validate.ts";
 import { REFRESH_BEFORE_EXPIRY_MS } from "./credentialsProvider.ts";
+import { checkKnownRegion } from "./awsRegions.ts";
 
 export interface AssumeRoleInput {
   awsOidc?: { roleArn?: string; region?: string } | null;
@@ -60,7 +60,7 @@ export function checkAssumeRoleInput(input: AssumeRoleInput): { mint: MintParams
   if (input.roleArn && fromResource?.roleArn && input.roleArn !== fromResource.roleArn) {
     throw new InputError("role_arn", "it differs from the role of the aws_oidc resource", "Leave role_arn empty to use the resource's role, or clear aws_oidc");
   }
-  parseRoleArn(input.roleArn ? "role_arn" : "aws_oidc.roleArn", roleArn);
+  const { partition } = parseRoleArn(input.roleArn ? "role_arn" : "aws_oidc.roleArn", roleArn);
   const chainRoleArn = input.chainRoleArn?.trim() || undefined;
   if (chainRoleArn) parseRoleArn("chain_role_arn", chainRoleArn);
   if (input.chainExternalId && !chainRoleArn) {
@@ -72,7 +72,7 @@ export function checkAssumeRoleInput(input: AssumeRoleInput): { mint: MintParams
   const audience = input.audience?.trim() || DEFAULT_AUDIENCE;
   const mint: MintParams = {
     roleArn,
-    region: checkRegion(input.region || !fromResource ? "region" : "aws_oidc.region", region),
+    region: checkKnownRegion(input.region || !fromResource ? "region" : "aws_oidc.region", region, partition),
     audience,
     sessionName,
     durationSeconds: parseDuration("duration", input.duration ?? 3600),

@@ -1,7 +1,9 @@
 // Least-privilege AWS setup for this bundle: the IAM trust policy (who may assume the
 // role), the permission policy (what the session may do) and a CloudFormation template
 // creating the OIDC provider and the role. Pure functions: no AWS call.
-import { checkRegion, InputError } from "./validate.ts";
+import type { AdmittedRunnable } from "./admitted.ts";
+import { checkKnownRegion } from "./awsRegions.ts";
+import { InputError } from "./validate.ts";
 
 export interface SetupInput {
   accountId: string;
@@ -23,7 +25,14 @@ export interface SetupInput {
   /** Optional: the KMS key the bucket's objects are encrypted with (SSE-KMS); empty: none. */
   kmsKeyArn?: string;
   rds: { region: string; dbiResourceId: string; dbUser: string } | null;
+  /** Why each script and flow is admitted, for the result; absent: "listed". */
+  admitted?: AdmittedRunnable[];
+  /** Where the CloudFormation template is written, for the deploy command; absent: windmill-oidc.json. */
+  templatePath?: string;
 }
+
+/** The aws_oidc resource the shipped schedule refresh_credentials reads: create it at exactly this path. */
+export const ROLE_RESOURCE_PATH = "f/aws_oidc/aws_role";
 
 export type PolicyDocument = { Version: "2012-10-17"; Statement: Record<string, unknown>[] };
 
@@ -57,7 +66,15 @@ export function providerId(baseUrl: string): string {
     throw new InputError("base_url", `it has a port (:${url.port}), and IAM refuses an OIDC provider URL with a port number`,
       "Serve Windmill on the default https port 443 (e.g. behind a reverse proxy or load balancer) and give that URL, without a port");
   }
-  return `${url.host}${url.pathname.replace(/\/+$/, "")}/api/oidc/`;
+  const path = url.pathname.replace(/\/+$/, "");
+  // The issuer (<base>/api/oidc/) is a natural thing to paste; appending /api/oidc again would
+  // give a provider no token names.
+  if (path.endsWith("/api/oidc")) {
+    const base = `${url.protocol}//${url.host}${path.slice(0, -"/api/oidc".length)}`;
+    throw new InputError("base_url", `${JSON.stringify(baseUrl)} ends in /api/oidc, the OIDC issuer's path, which is added to the base URL`,
+      `Give Windmill's base URL without it: ${base}`);
+  }
+  return `${url.host}${path}/api/oidc/`;
 }
 
 /** The role's name: the one given, or one per workspace so two workspaces never share a role. */
@@ -102,7 +119,7 @@ export function checkSetupInput(input: SetupInput): SetupInput {
         "for the AWS managed key aws/s3 give none: its key policy already lets the account use it through S3");
     }
   }
-  if (input.rds) checkRegion("rds_region", input.rds.region);
+  if (input.rds) checkKnownRegion("rds_region", input.rds.region);
   if (input.rds && !DBI_PATTERN.test(input.rds.dbiResourceId)) {
     throw new InputError("dbi_resource_id", `${JSON.stringify(input.rds.dbiResourceId)} is not a DbiResourceId`,
       "Use the instance's Resource ID (db-XXXX) from the RDS console's Configuration tab, not its name");
@@ -235,6 +252,8 @@ export function cloudFormationTemplate(input: SetupInput): Record<string, unknow
 
 export interface SetupDocuments {
   provider_url: string;
+  /** Each admitted script and flow, with why. */
+  admitted: AdmittedRunnable[];
   sub_patterns: string[];
   trust_policy: PolicyDocument;
   permission_policy: PolicyDocument;
@@ -244,17 +263,45 @@ export interface SetupDocuments {
 
 export function setupDocuments(raw: SetupInput): SetupDocuments {
   const input = checkSetupInput(raw);
+  const admitted = input.admitted ?? [
+    ...input.scripts.map((path) => ({ path, kind: "script" as const, why: "listed" })),
+    ...input.flows.map((path) => ({ path, kind: "flow" as const, why: "listed" })),
+  ];
   return {
     provider_url: `https://${providerId(input.baseUrl)}`,
+    admitted,
     sub_patterns: subPatterns(input),
     trust_policy: trustPolicy(input),
     permission_policy: permissionPolicy(input),
     cloudformation: cloudFormationTemplate(input),
-    next_steps: [
-      `Deploy: aws cloudformation deploy --template-file windmill-oidc.json --stack-name ${stackNameFor(input)} --capabilities CAPABILITY_NAMED_IAM`,
-      `  If the account already has the OIDC provider https://${providerId(input.baseUrl)} (another workspace of this instance created it), add --parameter-overrides OidcProviderArn=arn:aws:iam::${input.accountId}:oidc-provider/${providerId(input.baseUrl)}`,
-      ...(input.rds ? [`In the database: CREATE USER ${input.rds.dbUser}; GRANT rds_iam TO ${input.rds.dbUser};`] : []),
-      `In Windmill: create an aws_oidc resource {roleArn: "arn:aws:iam::${input.accountId}:role/${roleNameFor(input)}", region}, then run f/aws_oidc/whoami`,
-    ],
+    next_steps: nextSteps(input),
   };
+}
+
+/**
+ * What to do after generating, in an order that works on a fresh workspace: a session must be
+ * saved (by assume_role, or by a flow's first step) before anything reads it, and only what
+ * the policy admits can save one.
+ */
+function nextSteps(input: SetupInput): string[] {
+  const provider = providerId(input.baseUrl);
+  const roleArn = `arn:aws:iam::${input.accountId}:role/${roleNameFor(input)}`;
+  const region = input.rds?.region || "<region, e.g. us-east-1>";
+  const resource = `$res:${ROLE_RESOURCE_PATH}`;
+  const steps = [
+    `Deploy: aws cloudformation deploy --template-file ${input.templatePath ?? "windmill-oidc.json"} --stack-name ${stackNameFor(input)} --capabilities CAPABILITY_NAMED_IAM`,
+    `  If the account already has the OIDC provider https://${provider} (another workspace of this instance created it), add --parameter-overrides OidcProviderArn=arn:aws:iam::${input.accountId}:oidc-provider/${provider}`,
+    ...(input.rds ? [`In the database: CREATE USER ${input.rds.dbUser}; GRANT rds_iam TO ${input.rds.dbUser};`] : []),
+    `In Windmill: create the aws_oidc resource ${ROLE_RESOURCE_PATH} = {"roleArn": "${roleArn}", "region": "${region}"} (the schedule refresh_credentials reads that path)`,
+  ];
+  if (input.scripts.includes("f/aws_oidc/doctor")) {
+    steps.push(`Check the setup: run f/aws_oidc/doctor with aws_oidc = ${resource} (paste the trust policy into trust_policy)`);
+  }
+  if (input.scripts.includes("f/aws_oidc/assume_role")) {
+    steps.push(`Save a session: run f/aws_oidc/assume_role with aws_oidc = ${resource} (it saves f/aws_oidc/aws_credentials)`);
+    steps.push("Then run f/aws_oidc/whoami with credentials = $res:f/aws_oidc/aws_credentials to see who AWS says the session is");
+  } else if (input.flows.length) {
+    steps.push(`Run an admitted flow (${input.flows.join(", ")}) with aws_oidc = ${resource}: its first step saves the session its other steps use`);
+  }
+  return steps;
 }

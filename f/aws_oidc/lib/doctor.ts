@@ -13,7 +13,8 @@ import { checkDatabase, isIamAuthFailure, pgFailure, withRdsSession, type AwsRds
 import { checkBucket, explainS3Error } from "./s3Errors.ts";
 import { explainStsError } from "./stsErrors.ts";
 import { checkTrustPolicy, parseTrustPolicy, TRUST_POLICY_CHECK, type TrustPolicy } from "./trustPolicyCheck.ts";
-import { checkRegion, defaultSessionName, formatSeconds, InputError, parseDuration, parseRoleArn } from "./validate.ts";
+import { checkKnownRegion } from "./awsRegions.ts";
+import { defaultSessionName, formatSeconds, InputError, parseDuration, parseRoleArn } from "./validate.ts";
 
 /** The checks, in the order they run and appear. */
 export const CHECKS = {
@@ -55,11 +56,11 @@ interface Setup {
 /** Malformed inputs are not a broken link: they fail the job before any check, naming the input. */
 function checkDoctorInput(input: DoctorInput): Setup {
   if (!input.awsOidc?.roleArn) throw new InputError("aws_oidc", "no role given", "Pick an aws_oidc resource: {roleArn, region}");
-  const { accountId, roleName } = parseRoleArn("aws_oidc.roleArn", input.awsOidc.roleArn);
+  const { accountId, roleName, partition } = parseRoleArn("aws_oidc.roleArn", input.awsOidc.roleArn);
   return {
     mint: {
       roleArn: input.awsOidc.roleArn.trim(),
-      region: checkRegion("aws_oidc.region", input.awsOidc.region),
+      region: checkKnownRegion("aws_oidc.region", input.awsOidc.region, partition),
       audience: input.audience.trim() || "sts.amazonaws.com",
       sessionName: defaultSessionName(process.env.WM_JOB_PATH, process.env.WM_JOB_ID),
       durationSeconds: parseDuration("duration", input.duration),

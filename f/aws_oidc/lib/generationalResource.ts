@@ -63,7 +63,7 @@ export async function saveGenerationalResource<K extends string, V>(save: Genera
   return value;
 }
 
-/** A refusal that names the path, the job's user (WM_USERNAME) and what to grant. */
+/** A refusal that names the path, the user the job acts as (WM_PERMISSIONED_AS) and what to grant. */
 export class PermissionError extends Error {
   override name = "PermissionError";
 }
@@ -92,13 +92,24 @@ export async function refusedAsPermission<T>(path: string, access: "read" | "wri
  * write access to folder aws_oidc (...), or set save_to to a path under u/bob/".
  */
 export function permissionFix(path: string, access: "read" | "write"): string {
-  const user = process.env.WM_USERNAME ? `u/${process.env.WM_USERNAME}` : "this job's user";
+  const user = jobOwner();
   const [kind, owner] = path.split("/");
   const where = kind === "f"
     ? `give ${user}, or a group ${user} is in, ${access} access to folder ${owner} (extra_perms in f/${owner}/folder.meta.yaml: ${access === "write" ? "true writes" : "false reads, true also writes"})`
     : `only ${kind}/${owner} and workspace admins can ${access} under ${kind}/${owner}/`;
   const instead = access === "write" ? `set save_to to a path under ${user}/` : `use credentials saved under ${user}/ (assume_role with save_to ${user}/aws_credentials)`;
   return `${user} cannot ${access} ${path}: ${where}, or ${instead}`;
+}
+
+/**
+ * Who Windmill checks the job's reads and writes against: WM_PERMISSIONED_AS (`u/<user>` or
+ * `g/<group>`). WM_USERNAME is the job's creator, which for a schedule's run is
+ * `schedule-<path>`, not a user anyone can grant anything to.
+ */
+function jobOwner(): string {
+  const owner = process.env.WM_PERMISSIONED_AS ?? "";
+  if (/^[ug]\/[^/]+$/.test(owner)) return owner;
+  return process.env.WM_USERNAME ? `u/${process.env.WM_USERNAME}` : "this job's user";
 }
 
 /**

@@ -1,7 +1,6 @@
 // S3 operations on a saved credentials resource, shaped for Windmill: typed inputs,
 // results a person reads as a table, errors that say which bucket/key and what to fix.
 import {
-  CopyObjectCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
   HeadObjectCommand,
@@ -254,25 +253,6 @@ export async function deleteObjects(
   return report;
 }
 
-export async function copyObject(
-  s3: S3Client,
-  options: { sourceBucket: string; sourceKey: string; bucket: string; key: string; encryption: Encryption },
-): Promise<{ source: string; destination: string; etag: string | null }> {
-  const sourceBucket = checkBucket("source_bucket", options.sourceBucket);
-  const sourceKey = checkKey("source_key", options.sourceKey);
-  const bucket = checkBucket("bucket", options.bucket);
-  const key = checkKey("key", options.key);
-  const response = await s3.send(new CopyObjectCommand({
-    Bucket: bucket,
-    Key: key,
-    CopySource: `${sourceBucket}/${encodeURIComponent(sourceKey).replace(/%2F/g, "/")}`,
-    ...encryptionParams(options.encryption),
-  })).catch((err: unknown) => {
-    throw explainS3Error(err, { operation: "CopyObject", bucket, key, source: `${sourceBucket}/${sourceKey}` });
-  });
-  return { source: `s3://${sourceBucket}/${sourceKey}`, destination: `s3://${bucket}/${key}`, etag: response.CopyObjectResult?.ETag ?? null };
-}
-
 export async function headObject(s3: S3Client, bucket: string, key: string): Promise<Record<string, unknown>> {
   const b = checkBucket("bucket", bucket);
   const k = checkKey("key", key);
@@ -288,6 +268,8 @@ export async function headObject(s3: S3Client, bucket: string, key: string): Pro
     last_modified: head.LastModified?.toISOString() ?? null,
     storage_class: head.StorageClass ?? "STANDARD",
     server_side_encryption: head.ServerSideEncryption ?? null,
+    /** The KMS key by its key ARN (S3 reports it so, however the write named it), with SSE-KMS. */
+    kms_key_id: head.SSEKMSKeyId ?? null,
     metadata: head.Metadata ?? {},
   };
 }

@@ -81,6 +81,7 @@ const IAM_ACTION: Record<string, string> = {
   CopyObject: "PutObject",
   CreateMultipartUpload: "PutObject",
   UploadPart: "PutObject",
+  UploadPartCopy: "PutObject",
   CompleteMultipartUpload: "PutObject",
   DeleteObjects: "DeleteObject",
 };
@@ -104,6 +105,17 @@ function kmsDeniedFix(action: string, keyArn: string): string {
   return `S3 uses the KMS key ${keyArn} for this object (SSE-KMS), so the role's permission policy (and the session policy, if assume_role set one) must allow ${action} on ${keyArn}, ` +
     "and the key's policy must let the role use it. Writing needs kms:GenerateDataKey; reading, and each part of a multipart upload, kms:Decrypt: " +
     "give both (f/aws_oidc/trust_policy with kms_key_arn, or npm run aws:policy -- --kms-key-arn, adds them). An explicit Deny anywhere wins.";
+}
+
+/**
+ * S3 resolves the KMS key of SSE-KMS (a key id, alias/<name>, key ARN or alias ARN) in the
+ * bucket's region, and a key id or alias name in the caller's account; a key it cannot find is
+ * KMS.NotFoundException ("Key '<key ARN>' does not exist", "Alias <alias ARN> is not found.").
+ */
+function kmsNotFoundFix(): string {
+  return "the KMS key named in kms_key_id does not exist where S3 looks for it (the message names the ARN it tried). Check the key id or alias " +
+    "(aws kms describe-key --key-id <key> --region <bucket region>); the key must be in the bucket's region; a key id or alias/<name> is looked up " +
+    "in the credentials' account, so give a key of another account by its full key ARN. Clear kms_key_id to use the AWS managed key aws/s3.";
 }
 
 /** Reads for which S3 hides a missing key behind a 403 unless the caller may list the bucket. */
@@ -135,7 +147,9 @@ function s3Fix(code: string, ctx: S3CallContext, message: string): string {
     case "SignatureDoesNotMatch":
       return "the credentials are not a live STS session: run f/aws_oidc/assume_role with force = true to mint a fresh one.";
     case "InvalidRange":
-      return "the range starts past the end of the object: check its size with s3_head_object.";
+      return "the range starts at or past the end of the object (or is bytes=-0; an empty object has no byte range): check its size with s3_head_object.";
+    case "KMS.NotFoundException":
+      return kmsNotFoundFix();
     case "PermanentRedirect":
     case "AuthorizationHeaderMalformed":
       return "the bucket is in another region than the credentials resource: save credentials for the bucket's region.";

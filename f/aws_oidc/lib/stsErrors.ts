@@ -82,7 +82,8 @@ function stsFix(code: string, ctx: StsCallContext): string {
         return `the chained role's trust policy must allow the first role as Principal AWS (and sts:ExternalId must match chain_external_id if it sets one), and the first role needs sts:AssumeRole on ${ctx.roleArn}.`;
       }
       return [
-        `the role's trust policy must allow sts:AssumeRoleWithWebIdentity for Principal Federated arn:aws:iam::<account>:oidc-provider/${provider}`,
+        roleArnCheck(ctx.roleArn),
+        `Then the role's trust policy must allow sts:AssumeRoleWithWebIdentity for Principal Federated arn:aws:iam::<account>:oidc-provider/${provider}`,
         `and its conditions must match this job's token. Token claims (not secret): ${JSON.stringify(claimSummary(claims))}.`,
         `Compare them with the conditions on ${provider}:aud (StringEquals) and ${provider}:sub (StringLike, e.g. "*::*::f/aws_oidc/*::${claims?.workspace ?? "<workspace>"}").`,
       ].join(" ");
@@ -109,6 +110,17 @@ function stsFix(code: string, ctx: StsCallContext): string {
     default:
       return `see the AWS STS documentation for ${code}; the role is ${ctx.roleArn} in ${ctx.region}.`;
   }
+}
+
+/**
+ * STS answers AccessDenied alike for a role that does not exist and for a trust policy that
+ * refuses the token (AssumeRoleWithWebIdentity API reference, Errors), so the ARN comes first.
+ */
+function roleArnCheck(roleArn: string): string {
+  const match = /^arn:[\w-]+:iam::(\d{12}):role\/(?:.*\/)?([^/]+)$/.exec(roleArn);
+  const [account, name] = match ? [match[1], match[2]] : ["<account>", roleArn];
+  return `First check the role ARN ${roleArn}: role ${name} must exist in account ${account} (IAM > Roles in that account, or aws iam get-role --role-name ${name}); ` +
+    "AWS answers a missing role, a typo in its name or a wrong account id exactly like a trust policy that refuses the job.";
 }
 
 function claimSummary(claims: IdTokenClaims | undefined): Record<string, unknown> {
