@@ -55,7 +55,7 @@ const fixLines = (fix: string) => fix.split("\n").filter((l) => l.startsWith("Fi
 describe("mistakes fail once, at the check, before any load", () => {
   test("a table name typo: one failure naming the table, with a fix suggesting the real one", async () => {
     const { status, body, iterations } = await runLoad({ prefix: "eight/", table: "ordrs" });
-    expect(status).toBe(500);
+    expect(status).toBe(422);
     expect(body).toMatchObject({ failed_step: "check", error: "LoadCheckError" });
     expect(body.message).toContain("table ordrs does not exist");
     expect(body.fix).toContain("did you mean orders?");
@@ -64,7 +64,7 @@ describe("mistakes fail once, at the check, before any load", () => {
 
   test("a database resource that does not exist", async () => {
     const { status, body, iterations } = await runLoad({ prefix: "eight/", table: DEMO_TABLE, database: "$res:f/aws_oidc/no_such_db" });
-    expect(status).toBe(500);
+    expect(status).toBe(422);
     expect(body.failed_step).toBe("check");
     expect(body.fix).toContain("create the resource f/aws_oidc/no_such_db");
     expect(iterations).toHaveLength(0);
@@ -114,7 +114,7 @@ describe("mistakes fail once, at the check, before any load", () => {
 
   test("a prefix with no CSV object fails, naming it; allow_empty makes it a success with nothing loaded", async () => {
     const refused = await runLoad({ prefix: "nothing-here/", table: DEMO_TABLE });
-    expect(refused.status).toBe(500);
+    expect(refused.status).toBe(422);
     expect(refused.body.failed_step).toBe("check");
     expect(refused.body.message).toContain(`no CSV object (.csv or .csv.gz) is under s3://${DEMO_BUCKET}/nothing-here/`);
     expect(refused.body.fix).toContain("set allow_empty to true");
@@ -130,7 +130,7 @@ describe("loads that run say what happened", () => {
     await uploadSampleCsvs(s3, DEMO_BUCKET, "badline/", 1, 4);
     await put("badline/part-001.csv", `${HEADER}\n900,Ada,GB,1.5,2026-11-01T10:00:00Z,x\n901,Grace,GB\n`);
     const { status, body } = await runLoad({ prefix: "badline/", table });
-    expect(status).toBe(500);
+    expect(status).toBe(422);
     expect(body).toMatchObject({ failed_step: "summary", error: "LoadFailures" });
     expect(body.message).toContain("1 of 2 objects failed to load (1 loaded, each in its own transaction, and they stay loaded)");
     expect(body.message).toContain(`- s3://${DEMO_BUCKET}/badline/part-001.csv: line 3: COPY into ${table} refused it with 22P04: missing data for column "amount"`);
