@@ -27,8 +27,8 @@ const BATCH_ROWS = 1000;
 /** The flow saves its own session here, so its first run mints exactly once. */
 const FLOW_CREDENTIALS = "f/aws_oidc/bench_flow_credentials";
 const SLICED_FLOW_CREDENTIALS = "f/aws_oidc/bench_sliced_flow_credentials";
-/** s3_csv_to_rds: assume_role, list_csv, plan, load_each (the for-loop), summary. */
-const LOAD_FLOW_STEPS = 5;
+/** s3_csv_to_rds: assume_role, list_csv, check, plan, load_each (the for-loop), summary. */
+const LOAD_FLOW_STEPS = 6;
 
 interface LoadRun {
   measurement: Measurement;

@@ -1,5 +1,6 @@
 // Runs one parameterised SQL statement on RDS PostgreSQL with IAM authentication and
-// returns the rows as a table. Values go in args ($1, $2, ...), never into the SQL text.
+// returns the rows themselves, which Windmill shows as a table. Values go in args ($1, $2,
+// ...), never into the SQL text.
 import { runQuery } from "./lib/rdsQuery.ts";
 import type { AwsStsCredentials as SavedCredentials } from "./lib/credentialsResource.ts";
 import type { AwsRdsIamPostgres as Database } from "./lib/rds.ts";

@@ -1,4 +1,4 @@
-// The last step of s3_csv_to_rds: one row per object (loaded, failed) and a TOTAL row.
+// The last step of s3_csv_to_rds: one row per object (loaded, skipped, failed, with its fix) and a TOTAL row.
 // With fail_on_failures, any failed object fails the flow so its failure module reports it.
 import { failuresError, summarizeLoads, summaryTable, type LoadOutcome } from "./lib/flowReports.ts";
 import { withDefaults } from "./lib/optionalArgs.ts";

@@ -81,8 +81,8 @@ async function demo(options: StackOptions): Promise<void> {
     const query = (await webhook(stack, "p", "f/aws_oidc/rds_query", {
       credentials: `$res:${CREDENTIALS_RESOURCE}`, database: `$res:${DATABASE_RESOURCE}`,
       sql: `select country, count(*)::int as orders, sum(amount)::text as amount from ${DEMO_TABLE} group by country order by country nulls last`,
-    })) as { rows: Record<string, unknown>[] };
-    console.table(query.rows);
+    })) as Record<string, unknown>[];
+    console.table(query);
 
     step("rds_iam_postgresql_resource + orders_by_country", `a postgresql resource whose password is an IAM token (${PG_RESOURCE}), then Windmill's own PostgreSQL script on it`);
     console.log(JSON.stringify(await webhook(stack, "p", "f/aws_oidc/rds_iam_postgresql_resource", {
@@ -90,7 +90,7 @@ async function demo(options: StackOptions): Promise<void> {
     }), null, 2));
     console.table(await webhook(stack, "p", "f/aws_oidc/orders_by_country", { database: `$res:${PG_RESOURCE}`, min_orders: 1 }));
 
-    const loaded = query.rows.reduce((n, r) => n + Number(r.orders), 0);
+    const loaded = query.reduce((n, r) => n + Number(r.orders), 0);
     console.log(`\nLoaded ${loaded} of ${rows} rows. STS AssumeRoleWithWebIdentity calls by the flow: ${flowCalls} (the saved session served every step).`);
     console.log(`All STS calls: ${JSON.stringify(await stsCalls(stack))}. Done in ${((Date.now() - started) / 1000).toFixed(1)} s.`);
     if (loaded !== rows) throw new Error(`expected ${rows} rows in ${DEMO_TABLE}, found ${loaded}`);

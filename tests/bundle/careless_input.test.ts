@@ -43,7 +43,7 @@ describe("regions the AWS SDK does not know", () => {
   });
 
   test.each([
-    ["us-easst-1", "aws", 'not a region the AWS SDK knows in partition aws (the role ARN\'s). Did you mean us-east-1?'],
+    ["us-easst-1", "aws", 'not a region the AWS SDK knows in partition aws (the role ARN\'s).\nFix: Did you mean us-east-1?'],
     ["eu-wset-3", "aws", "Did you mean eu-west-3?"],
     ["cn-north-1", "aws", "is a region of partition aws-cn, and the role ARN is in partition aws"],
     ["us-east-1", "aws-cn", "is a region of partition aws, and the role ARN is in partition aws-cn"],

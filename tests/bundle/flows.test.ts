@@ -54,7 +54,7 @@ describe("s3_csv_to_rds", () => {
     expect(body[0]).toMatchObject({ object: `s3://${DEMO_BUCKET}/orders/2026-11/part-000.csv`, status: "loaded", rows: 250 });
     expect(await assumeCalls()).toBe(before + 1);
     const count = await stack.runScript("f/aws_oidc/rds_query", { credentials: "$res:f/aws_oidc/setup_creds", database: `$res:${DATABASE_RESOURCE}`, sql: `select count(*)::int as n, count(distinct order_id)::int as ids from ${DEMO_TABLE}` });
-    expect(count.result.rows).toEqual([{ n: rows, ids: rows }]);
+    expect(count.result).toEqual([{ n: rows, ids: rows }]);
   });
 
   test("every step ran as its own job, with the flow path in its OIDC subject", async () => {
@@ -95,7 +95,7 @@ describe("s3_csv_to_rds", () => {
     expect(body.message).toContain(`s3://${DEMO_BUCKET}/mixed/zz-broken.csv`);
     expect(body.message).toContain("22P04");
     const count = await stack.runScript("f/aws_oidc/rds_query", { credentials: "$res:f/aws_oidc/setup_creds", database: `$res:${DATABASE_RESOURCE}`, sql: "select count(*)::int as n from orders_bad" });
-    expect(count.result.rows).toEqual([{ n: 40 }]);
+    expect(count.result).toEqual([{ n: 40 }]);
   });
 
   test("an async webhook returns a job id whose result arrives later", async () => {

@@ -56,7 +56,7 @@ const BAD: [string, Partial<AssumeRoleInput>, string, RegExp][] = [
   ["session name with space", { sessionName: "my session" }, "session_name", /2 to 64/],
   ["session name too long", { sessionName: "x".repeat(65) }, "session_name", /2 to 64/],
   ["duration words", { duration: "two hours" }, "duration", /not a duration/],
-  ["duration too short", { duration: 899 }, "duration", /out of range.*between 15m and 12h/],
+  ["duration too short", { duration: 899 }, "duration", /out of range\.\nFix: Use a duration between 15m and 12h/],
   ["duration too long", { duration: "13h" }, "duration", /out of range/],
   ["duration fraction", { duration: 1000.5 }, "duration", /not a duration/],
   ["policy not JSON", { sessionPolicy: "{Statement" }, "session_policy", /not valid JSON/],

@@ -87,6 +87,7 @@ const REQUIRED: Record<string, (run: string) => Record<string, unknown>> = {
   "f/aws_oidc/s3_put_object": (run) => ({ credentials: `$res:${CREDS}`, bucket: DEMO_BUCKET, key: `out/${run}.txt`, content: "hello" }),
   "f/aws_oidc/s3_copy_object": (run) => ({ credentials: `$res:${CREDS}`, source_bucket: DEMO_BUCKET, source_key: `${PREFIX}part-000.csv`, bucket: DEMO_BUCKET, key: `copies/${run}.csv` }),
   "f/aws_oidc/s3_delete_objects": () => ({ credentials: `$res:${CREDS}`, bucket: DEMO_BUCKET }),
+  "f/aws_oidc/check_csv_load": (run) => ({ credentials: `$res:${CREDS}`, database: `$res:${DATABASE_RESOURCE}`, bucket: DEMO_BUCKET, keys: [`${PREFIX}part-000.csv`], table: `orders_${run}` }),
   "f/aws_oidc/plan_csv_loads": () => ({ credentials: `$res:${CREDS}`, bucket: DEMO_BUCKET, keys: [`${PREFIX}part-000.csv`] }),
   "f/aws_oidc/rds_query": () => ({ credentials: `$res:${CREDS}`, database: `$res:${DATABASE_RESOURCE}`, sql: `select count(*)::int as n from ${DEMO_TABLE}` }),
   "f/aws_oidc/rds_export_to_s3": (run) => ({ credentials: `$res:${CREDS}`, database: `$res:${DATABASE_RESOURCE}`, query: "select 1 as one", bucket: DEMO_BUCKET, key: `exports/${run}.csv` }),

@@ -30,7 +30,7 @@ afterAll(async () => {
 
 const run = (path: string, args: Record<string, unknown>) => stack.runScript(path, { credentials: `$res:${CREDS}`, ...args });
 const count = async (table: string) =>
-  (await run("f/aws_oidc/rds_query", { database: `$res:${DATABASE_RESOURCE}`, sql: `select count(*)::int as n, count(distinct order_id)::int as ids from ${table}` })).result.rows[0];
+  (await run("f/aws_oidc/rds_query", { database: `$res:${DATABASE_RESOURCE}`, sql: `select count(*)::int as n, count(distinct order_id)::int as ids from ${table}` })).result[0];
 const stsCalls = async () => (await stack.stsStats()).calls.AssumeRoleWithWebIdentity ?? 0;
 
 async function table(name: string): Promise<string> {
@@ -149,7 +149,7 @@ describe("RDS", () => {
     await stack.rds!.faults.restart();
     const { status, result } = await run("f/aws_oidc/rds_query", { database: `$res:${DATABASE_RESOURCE}`, sql: "select 1 as one" });
     expect(status).toBe(200);
-    expect(result.rows).toEqual([{ one: 1 }]);
+    expect(result).toEqual([{ one: 1 }]);
   });
 });
 

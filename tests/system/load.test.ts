@@ -62,5 +62,5 @@ test(`${RUNS} concurrent webhook runs: 0 failed jobs, 0 lost or duplicated rows`
     credentials: "$res:f/aws_oidc/load_creds", database: `$res:${DATABASE_RESOURCE}`,
     sql: "select count(*)::int as n, count(distinct order_id)::int as ids from orders_load",
   });
-  expect(counted.result.rows).toEqual([{ n: total, ids: total }]);
+  expect(counted.result).toEqual([{ n: total, ids: total }]);
 }, 300_000);

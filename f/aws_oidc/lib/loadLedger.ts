@@ -37,6 +37,12 @@ export function ledgerDdl(ledgerTable: string): string {
   primary key (bucket, key, etag, target_table))`;
 }
 
+/** The ledger table is missing: the DDL to create it, or how to load without one. */
+export function missingLedgerError(ledgerTable: string, describe: string): InputError {
+  return new InputError("ledger_table", `the ledger table ${ledgerTable} does not exist in ${describe}`,
+    `Create it once as a table owner:\n${ledgerDdl(ledgerTable)};\nGRANT SELECT, INSERT, DELETE ON ${ledgerTable} TO <the IAM user>; or set ledger_table to "" to load without a ledger`);
+}
+
 export function ledgerKey(key: string, range: ByteRange | undefined): string {
   return range ? `${key}${SLICE_MARK}${range.first}-${range.last}` : key;
 }

@@ -201,6 +201,25 @@ export function quoteLiteral(value: string): string {
   return `'${value.replace(/'/g, "''")}'`;
 }
 
+/** The fields of a PostgreSQL ErrorResponse that postgres (porsager) puts on its error. */
+export interface PgErrorFields {
+  code?: string;
+  message?: string;
+  detail?: string;
+  hint?: string;
+  position?: string;
+  /** The CONTEXT field: where it happened, e.g. `COPY orders, line 2: "1,abc"`. */
+  where?: string;
+}
+
+/** PostgreSQL quotes the offending line in CONTEXT: enough of it to find the line, not a whole record. */
+const CONTEXT_MAX_CHARS = 300;
+
+/** CONTEXT as an error message quotes it: at most CONTEXT_MAX_CHARS. */
+export function clipContext(text: string): string {
+  return text.length > CONTEXT_MAX_CHARS ? `${text.slice(0, CONTEXT_MAX_CHARS)}…` : text;
+}
+
 /** Turns a postgres error into one that names what to fix; auth failures explain IAM's side. */
 export function explainPgError(err: unknown, where: string): Error {
   if (err instanceof InputError || err instanceof AwsCallError) return err;
@@ -210,8 +229,9 @@ export function explainPgError(err: unknown, where: string): Error {
 
 /** What failed (with PostgreSQL's own code and message) and what to change, apart. */
 export function pgFailure(err: unknown, where: string): { code: string | undefined; problem: string; fix: string } {
-  const e = err as { code?: string; message?: string; detail?: string; hint?: string; position?: string };
-  const problem = `PostgreSQL (${where}) failed${e.code ? ` with ${e.code}` : ""}: ${e.message ?? String(err)}${e.detail ? `\n${e.detail}` : ""}${e.hint ? `\nHint: ${e.hint}` : ""}`;
+  const e = err as PgErrorFields;
+  const context = e.where ? `\nContext: ${clipContext(e.where)}` : "";
+  const problem = `PostgreSQL (${where}) failed${e.code ? ` with ${e.code}` : ""}: ${e.message ?? String(err)}${e.detail ? `\n${e.detail}` : ""}${e.hint ? `\nHint: ${e.hint}` : ""}${context}`;
   return { code: e.code, problem, fix: pgFix(e.code, e.message ?? "") };
 }
 

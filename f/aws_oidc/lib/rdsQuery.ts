@@ -6,27 +6,25 @@ import { InputError, parseDuration } from "./validate.ts";
 /** Rows fetched per round trip while filling the row limit. */
 const CURSOR_BATCH = 500;
 
-export interface QueryResult {
-  rows: Record<string, unknown>[];
-  row_count: number;
-  /** True when the query returned more rows than row_limit: only the first ones are shown. */
-  truncated: boolean;
-  command: string | null;
-  warnings: string[];
-}
+/**
+ * The rows themselves: Windmill renders an array of objects as a table, and a flow step or
+ * script that consumes the result gets the rows as they are. What an object around them
+ * would carry (count, truncation, the command) goes to the job log instead.
+ */
+export type QueryRows = Record<string, unknown>[];
 
 export async function runQuery(
   credentials: AwsStsCredentials | string,
   database: unknown,
   options: { sql: string; args: unknown[]; rowLimit: number; statementTimeout: string },
-): Promise<QueryResult> {
+): Promise<QueryRows> {
   if (!options.sql.trim()) throw new InputError("sql", "it is empty", "Write a statement; pass values as $1, $2 with args");
   if (!Array.isArray(options.args)) throw new InputError("args", "it is not a list", "Give the values for $1, $2, ... as a JSON list");
   if (!Number.isInteger(options.rowLimit) || options.rowLimit < 1) {
     throw new InputError("row_limit", `${options.rowLimit} is not a positive count`, "Use e.g. 1000");
   }
   const timeoutMs = parseDuration("statement_timeout", options.statementTimeout, 1, 12 * 3600) * 1000;
-  return withRds(credentials, database, ({ sql, warnings }) =>
+  return withRds(credentials, database, ({ sql }) =>
     sql.begin(async (tx) => {
       await tx.unsafe(`set local statement_timeout = ${timeoutMs}`);
       const rows: Record<string, unknown>[] = [];
@@ -42,9 +40,15 @@ export async function runQuery(
         }
         if (truncated) break;
       }
-      return { rows, row_count: rows.length, truncated, command: firstWord(options.sql), warnings };
+      logOutcome(firstWord(options.sql), rows.length, truncated ? options.rowLimit : undefined);
+      return rows;
     }),
   );
+}
+
+function logOutcome(command: string | null, rows: number, truncatedAt: number | undefined): void {
+  console.log(`${command ?? "Statement"}: ${rows} row${rows === 1 ? "" : "s"} returned`);
+  if (truncatedAt !== undefined) console.warn(`WARNING: truncated: the query returned more than row_limit (${truncatedAt}) rows; only the first ${truncatedAt} are in the result. Raise row_limit, or add a WHERE or LIMIT.`);
 }
 
 /** Values the Windmill table renders as text: bytea as base64, bigint as string. */

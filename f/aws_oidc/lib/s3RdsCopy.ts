@@ -9,8 +9,8 @@ import wmill from "windmill-client";
 import type { AwsStsCredentials } from "./credentialsResource.ts";
 import { CsvRecordCounter, CsvRecordScanner } from "./csvRecords.ts";
 import { parseSliceRange, SliceEdges } from "./csvSlices.ts";
-import { alreadyLoaded, ledgerDdl, ledgerKey, recordLoad } from "./loadLedger.ts";
-import { explainPgError, quoteIdentifier, quoteLiteral, quoteTableName, withRds } from "./rds.ts";
+import { alreadyLoaded, ledgerKey, missingLedgerError, recordLoad } from "./loadLedger.ts";
+import { clipContext, explainPgError, quoteIdentifier, quoteLiteral, quoteTableName, withRds, type PgErrorFields } from "./rds.ts";
 import { S3UploadStream } from "./multipartUpload.ts";
 import { checkBucket, checkKey, explainS3Error } from "./s3Errors.ts";
 import { s3Client, s3UploadClient } from "./s3.ts";
@@ -137,20 +137,52 @@ export async function loadCsvFromS3(
     } finally {
       body?.destroy();
     }
-  }, (err, describe) => explainLoadError(err, describe, options.ledgerTable));
+  }, (err, describe) => explainLoadError(err, describe, { object: `s3://${bucket}/${key}`, range: options.range, table: options.table, ledgerTable: options.ledgerTable, format }));
 }
 
-/** A missing ledger table gets the DDL to create it; two runs racing on one object, a plain answer. */
-function explainLoadError(err: unknown, describe: string, ledgerTable: string): Error {
-  const e = err as { code?: string; message?: string; constraint_name?: string; table_name?: string };
-  if (ledgerTable && e.code === "42P01" && e.message?.includes(ledgerTable)) {
-    return new InputError("ledger_table", `the ledger table ${ledgerTable} does not exist in ${describe}`,
-      `Create it once as a table owner:\n${ledgerDdl(ledgerTable)};\nGRANT SELECT, INSERT, DELETE ON ${ledgerTable} TO <the IAM user>; or set ledger_table to "" to load without a ledger`);
-  }
-  if (ledgerTable && e.code === "23505" && e.table_name === ledgerTable) {
+/** What a failed load was doing, for its error message. */
+interface LoadContext {
+  object: string;
+  range: string;
+  table: string;
+  ledgerTable: string;
+  format: CsvFormat;
+}
+
+/**
+ * A missing ledger table gets the DDL to create it; two runs racing on one object, a plain
+ * answer; a line COPY refused, the object, the line and what to check.
+ */
+function explainLoadError(err: unknown, describe: string, load: LoadContext): Error {
+  const e = err as PgErrorFields & { table_name?: string };
+  if (load.ledgerTable && e.code === "42P01" && e.message?.includes(load.ledgerTable)) return missingLedgerError(load.ledgerTable, describe);
+  if (load.ledgerTable && e.code === "23505" && e.table_name === load.ledgerTable) {
     return new Error(`Another run loaded the same object into the same table at the same time and committed first; this run's COPY was rolled back, so nothing is duplicated (${describe}).`);
   }
-  return explainPgError(err, describe);
+  return explainCopyLineError(e, load) ?? explainPgError(err, describe);
+}
+
+/** PostgreSQL's CONTEXT for a line COPY FROM refused (copyfromparse.c CopyFromErrorCallback): `COPY <table>, line <n>[, column <c>]: ...`. */
+const COPY_LINE_CONTEXT = /^COPY [^,]+, line (\d+)(?:, column ([^:]+))?/;
+
+/** A refused line: which object, which line (counted from the object's or slice's first, header included), why, and what to check. */
+function explainCopyLineError(e: PgErrorFields, load: LoadContext): Error | undefined {
+  const at = COPY_LINE_CONTEXT.exec(e.where ?? "");
+  if (!at) return undefined;
+  const line = `line ${at[1]}${load.range ? ` of the slice ${load.range}` : ""}`;
+  const fix = copyLineFix(e.code ?? "", e.message ?? "", at[2], load);
+  if (!fix) return undefined;
+  return new Error(`${load.object} ${line}: COPY into ${load.table} refused it with ${e.code}: ${e.message}\nContext: ${clipContext(e.where!)}\nFix: ${fix}`);
+}
+
+function copyLineFix(code: string, message: string, column: string | undefined, load: LoadContext): string | undefined {
+  const format = `delimiter ${JSON.stringify(load.format.delimiter)}, quote ${JSON.stringify(load.format.quote)}, header ${load.format.header}`;
+  if (/unterminated CSV quoted field/.test(message)) return `a quoted field opened on or before that line is never closed: check the object's quoting and the quote input (${format}).`;
+  // 22P04 bad_copy_file_format: "missing data for column", "extra data after last expected column", unterminated quotes.
+  if (code === "22P04") return `that line's field count differs from ${load.table}'s column count: check the column count and header of the object (the table's columns, in order, one field each) and the format inputs (${format}).`;
+  if (code.startsWith("22")) return `a value${column ? ` for column ${column}` : ""} does not fit its column's type: correct that line, or check that the CSV's columns are in ${load.table}'s column order (${format}).`;
+  if (code.startsWith("23")) return `that line breaks a constraint of ${load.table}${column ? ` (column ${column})` : ""}: correct the line or the table's constraint.`;
+  return undefined;
 }
 
 /** The part of a postgres query this module relies on, `reject` included (see below). */

@@ -1,7 +1,10 @@
 // Input checks that run before any network call, so a typo in the run form is reported
 // against the field that holds it instead of as an STS error three calls later.
 
-/** Raised for a bad input: names the input and says what a valid value looks like. */
+/**
+ * Raised for a bad input: names the input and says what a valid value looks like, on a
+ * `Fix:` line of its own (a flow's failure report picks up that line, see flowReports.ts).
+ */
 export class InputError extends Error {
   override name = "InputError";
   constructor(
@@ -9,7 +12,7 @@ export class InputError extends Error {
     problem: string,
     fix: string,
   ) {
-    super(`Invalid input "${input}": ${problem}. ${fix}`);
+    super(`Invalid input "${input}": ${problem}.\nFix: ${fix}`);
   }
 }
 
