@@ -5,15 +5,14 @@ import { decodeJwt } from "jose";
 import wmill from "windmill-client";
 import { ID_TOKEN_LIFETIME_SECONDS } from "../../f/aws_oidc/lib/idToken.ts";
 import { startStack, trustPolicy, ACCOUNT_ID, DEMO_ROLE_ARN, REGION, type Stack } from "../helpers/testStack.ts";
-import { expectNoLeaks } from "../helpers/leaks.ts";
+import { auditLeaksThenClose } from "../helpers/leaks.ts";
 
 let stack: Stack;
 beforeAll(async () => {
   stack = await startStack();
 });
 afterAll(async () => {
-  await expectNoLeaks(stack);
-  await stack.close();
+  await auditLeaksThenClose(stack);
 });
 
 type JobError = { error: { name: string; message: string } };

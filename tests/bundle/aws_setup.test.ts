@@ -9,7 +9,7 @@ import { assumeRoleWithWindmillToken } from "../../f/aws_oidc/lib/assumeRole.ts"
 import { s3Client } from "../../f/aws_oidc/lib/s3.ts";
 import { InputError } from "../../f/aws_oidc/lib/validate.ts";
 import { ensureBucket } from "../../local/demo/demoData.ts";
-import { expectNoLeaks } from "../helpers/leaks.ts";
+import { auditLeaksThenClose } from "../helpers/leaks.ts";
 import { ACCOUNT_ID, REGION, REPO_ROOT, startStack, type PolicyDocument, type Stack } from "../helpers/testStack.ts";
 
 const BASE: SetupInput = {
@@ -169,8 +169,7 @@ describe("the generated trust policy in the STS stand-in", () => {
     stack = await startStack({ s3: true });
   });
   afterAll(async () => {
-    await expectNoLeaks(stack);
-    await stack.close();
+    await auditLeaksThenClose(stack);
   });
 
   async function roleFor(name: string, patch: Partial<SetupInput>): Promise<string> {

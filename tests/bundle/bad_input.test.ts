@@ -7,7 +7,7 @@ import wmill from "windmill-client";
 import { assumeRoleAndSave } from "../../f/aws_oidc/lib/assumeRoleAndSave.ts";
 import { s3Client } from "../../f/aws_oidc/lib/s3.ts";
 import { DATABASE_RESOURCE, ROLE_RESOURCE, setUpWorkspace } from "../../local/demo/demoData.ts";
-import { expectNoLeaks } from "../helpers/leaks.ts";
+import { auditLeaksThenClose } from "../helpers/leaks.ts";
 import { DEMO_ROLE_ARN, REGION, startStack, type Stack } from "../helpers/testStack.ts";
 
 const CREDS = "$res:f/aws_oidc/bad_input_creds";
@@ -38,8 +38,7 @@ beforeAll(async () => {
   }
 });
 afterAll(async () => {
-  await expectNoLeaks(stack);
-  await stack.close();
+  await auditLeaksThenClose(stack);
 });
 
 type Case = [name: string, kind: "p" | "f", path: string, args: Record<string, unknown>, expected: RegExp];

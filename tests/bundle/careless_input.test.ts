@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { checkKnownRegion, editDistance, nearestRegion, REGIONS_BY_PARTITION } from "../../f/aws_oidc/lib/awsRegions.ts";
 import { InputError } from "../../f/aws_oidc/lib/validate.ts";
-import { expectNoLeaks } from "../helpers/leaks.ts";
+import { auditLeaksThenClose } from "../helpers/leaks.ts";
 import { ACCOUNT_ID, DEMO_ROLE_ARN, REGION, startStack, type Stack } from "../helpers/testStack.ts";
 
 const SAVED = "f/aws_oidc/careless_creds";
@@ -15,8 +15,7 @@ beforeAll(async () => {
   stack = await startStack();
 });
 afterAll(async () => {
-  await expectNoLeaks(stack);
-  await stack.close();
+  await auditLeaksThenClose(stack);
 });
 
 const assumeRole = (args: Record<string, unknown>) =>

@@ -8,7 +8,7 @@ import { loadCredentialsResource } from "../../f/aws_oidc/lib/credentialsResourc
 import type { MintParams, SessionCredentials } from "../../f/aws_oidc/lib/assumeRole.ts";
 import { findLeaks } from "../helpers/leaks.ts";
 import { DEMO_ROLE_ARN, REGION, startStack, type Stack } from "../helpers/testStack.ts";
-import { expectNoLeaks } from "../helpers/leaks.ts";
+import { auditLeaksThenClose } from "../helpers/leaks.ts";
 
 let stack: Stack;
 const quiet = () => {};
@@ -18,8 +18,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await stack.runScript("f/aws_oidc/assume_role", { role_arn: DEMO_ROLE_ARN, region: REGION });
-  await expectNoLeaks(stack);
-  await stack.close();
+  await auditLeaksThenClose(stack);
 });
 
 const MINT: MintParams = { roleArn: DEMO_ROLE_ARN, region: REGION, audience: "sts.amazonaws.com", sessionName: "provider-test", durationSeconds: 3600 };

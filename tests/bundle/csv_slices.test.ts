@@ -10,7 +10,7 @@ import { CsvSplitPoints } from "../../f/aws_oidc/lib/csvRecords.ts";
 import { alreadyLoaded, DEFAULT_LEDGER_TABLE, ledgerKey, recordLoad } from "../../f/aws_oidc/lib/loadLedger.ts";
 import { s3Client } from "../../f/aws_oidc/lib/s3.ts";
 import { DATABASE_RESOURCE, DEMO_BUCKET, ROLE_RESOURCE, ensureBucket, sampleCsv, setUpWorkspace } from "../../local/demo/demoData.ts";
-import { expectNoLeaks } from "../helpers/leaks.ts";
+import { auditLeaksThenClose } from "../helpers/leaks.ts";
 import { DB_USER, DEMO_ROLE_ARN, REGION, startStack, type JobResult, type Stack } from "../helpers/testStack.ts";
 
 const MIB = 1024 * 1024;
@@ -81,8 +81,7 @@ describe("s3_csv_to_rds with split_mib", () => {
     await s3.send(new PutObjectCommand({ Bucket: DEMO_BUCKET, Key: KEY, Body: sampleCsv(1, ROWS) }));
   });
   afterAll(async () => {
-    await expectNoLeaks(stack);
-    await stack.close();
+    await auditLeaksThenClose(stack);
   });
 
   test("one object over split_mib loads as slices in parallel, every row once", async () => {

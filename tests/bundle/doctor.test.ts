@@ -13,7 +13,7 @@ import { s3Client } from "../../f/aws_oidc/lib/s3.ts";
 import { checkTrustPolicy, suggestedSubPatterns, type PolicyClaims, type TrustPolicy } from "../../f/aws_oidc/lib/trustPolicyCheck.ts";
 import { ensureBucket } from "../../local/demo/demoData.ts";
 import { evaluateTrustPolicy, type PolicyDocument as StandInPolicy } from "../../local/sts/iamPolicy.ts";
-import { expectNoLeaks } from "../helpers/leaks.ts";
+import { auditLeaksThenClose } from "../helpers/leaks.ts";
 import { ACCOUNT_ID, DB_USER, DBI_RESOURCE_ID, DEMO_ROLE_ARN, REGION, REPO_ROOT, startStack, trustPolicy, type PolicyDocument, type Stack } from "../helpers/testStack.ts";
 
 const BUCKET = "doctor-data";
@@ -32,8 +32,7 @@ beforeAll(async () => {
   await stack.rds!.adminSql("create user doctor_no_grant; create user doctor_other; grant rds_iam to doctor_other");
 });
 afterAll(async () => {
-  await expectNoLeaks(stack);
-  await stack.close();
+  await auditLeaksThenClose(stack);
 });
 
 const allow = (Action: string, Resource: string, Condition?: Record<string, unknown>) => ({ Effect: "Allow", Action, Resource, ...(Condition ? { Condition } : {}) });

@@ -8,7 +8,7 @@ import wmill from "windmill-client";
 import { assumeRoleAndSave } from "../../f/aws_oidc/lib/assumeRoleAndSave.ts";
 import { s3Client } from "../../f/aws_oidc/lib/s3.ts";
 import { DATABASE_RESOURCE, DEMO_BUCKET, DEMO_TABLE, ROLE_RESOURCE, sampleCsv, setUpWorkspace, uploadSampleCsvs } from "../../local/demo/demoData.ts";
-import { expectNoLeaks } from "../helpers/leaks.ts";
+import { auditLeaksThenClose } from "../helpers/leaks.ts";
 import { ACCOUNT_ID, DEMO_ROLE_ARN, REGION, startStack, trustPolicy, type Stack } from "../helpers/testStack.ts";
 
 let stack: Stack;
@@ -23,8 +23,7 @@ beforeAll(async () => {
   s3 = (await s3Client("f/aws_oidc/setup_creds")).s3;
 });
 afterAll(async () => {
-  await expectNoLeaks(stack);
-  await stack.close();
+  await auditLeaksThenClose(stack);
 });
 
 async function webhook(kind: "p" | "f", path: string, args: Record<string, unknown>, token = stack.windmill.adminToken, mode: "run_wait_result" | "run" = "run_wait_result") {

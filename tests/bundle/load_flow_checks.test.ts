@@ -9,7 +9,7 @@ import { s3Client } from "../../f/aws_oidc/lib/s3.ts";
 import { DATABASE_RESOURCE, DEMO_BUCKET, DEMO_TABLE, ROLE_RESOURCE, setUpWorkspace, uploadSampleCsvs } from "../../local/demo/demoData.ts";
 import { runWaitResult } from "../../local/windmill/client.ts";
 import type { JobRecord } from "../../local/windmill/state.ts";
-import { expectNoLeaks } from "../helpers/leaks.ts";
+import { auditLeaksThenClose } from "../helpers/leaks.ts";
 import { DB_USER, DEMO_ROLE_ARN, REGION, startStack, type JobResult, type Stack } from "../helpers/testStack.ts";
 
 const FLOW = "f/aws_oidc/s3_csv_to_rds";
@@ -26,8 +26,7 @@ beforeAll(async () => {
   await uploadSampleCsvs(s3, DEMO_BUCKET, "eight/", 8, 5);
 });
 afterAll(async () => {
-  await expectNoLeaks(stack);
-  await stack.close();
+  await auditLeaksThenClose(stack);
 });
 
 /** A table shaped like the demo's, empty, that the IAM user may read and insert into. */

@@ -9,7 +9,7 @@ import { CreateBucketCommand, GetObjectCommand, HeadObjectCommand, type S3Client
 import { assumeRoleAndSave } from "../../f/aws_oidc/lib/assumeRoleAndSave.ts";
 import { S3UploadStream, UPLOAD_PART_SIZE } from "../../f/aws_oidc/lib/multipartUpload.ts";
 import { s3Client } from "../../f/aws_oidc/lib/s3.ts";
-import { expectNoLeaks } from "../helpers/leaks.ts";
+import { auditLeaksThenClose } from "../helpers/leaks.ts";
 import { DEMO_ROLE_ARN, REGION, startStack, type Stack } from "../helpers/testStack.ts";
 
 const CREDS = "f/aws_oidc/upload_test_creds";
@@ -27,8 +27,7 @@ beforeAll(async () => {
   await s3.send(new CreateBucketCommand({ Bucket: BUCKET }));
 });
 afterAll(async () => {
-  await expectNoLeaks(stack);
-  await stack.close();
+  await auditLeaksThenClose(stack);
 });
 
 const target = (key: string) => ({ bucket: BUCKET, key, contentType: "text/csv", encryption: {} });

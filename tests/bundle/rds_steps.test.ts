@@ -10,7 +10,7 @@ import { DEFAULT_LEDGER_TABLE, ledgerDdl } from "../../f/aws_oidc/lib/loadLedger
 import { explainPgError } from "../../f/aws_oidc/lib/rds.ts";
 import { s3Client } from "../../f/aws_oidc/lib/s3.ts";
 import { startRds, type RdsStandIn } from "../../local/rds/server.ts";
-import { expectNoLeaks, findLeaks } from "../helpers/leaks.ts";
+import { auditLeaksThenClose, findLeaks } from "../helpers/leaks.ts";
 import { ACCOUNT_ID, DB_USER, DBI_RESOURCE_ID, DEMO_ROLE_ARN, REGION, startStack, trustPolicy, type Stack } from "../helpers/testStack.ts";
 
 const CREDS = "f/aws_oidc/rds_test_creds";
@@ -43,8 +43,7 @@ beforeAll(async () => {
     grant select, insert, delete on ${DEFAULT_LEDGER_TABLE} to ${DB_USER};`);
 });
 afterAll(async () => {
-  await expectNoLeaks(stack);
-  await stack.close();
+  await auditLeaksThenClose(stack);
 });
 
 const run = (script: string, args: Record<string, unknown>) =>

@@ -6,7 +6,7 @@ import { DATABASE_RESOURCE, DEMO_BUCKET, ROLE_RESOURCE, setUpWorkspace, uploadSa
 import { assumeRoleAndSave } from "../../f/aws_oidc/lib/assumeRoleAndSave.ts";
 import { s3Client } from "../../f/aws_oidc/lib/s3.ts";
 import { runWaitResult } from "../../local/windmill/client.ts";
-import { expectNoLeaks } from "../helpers/leaks.ts";
+import { auditLeaksThenClose } from "../helpers/leaks.ts";
 import { DEMO_ROLE_ARN, REGION, startStack, type JobResult, type Stack } from "../helpers/testStack.ts";
 import { isTableRowObject, windmillResultKind } from "../helpers/windmillResult.ts";
 
@@ -22,8 +22,7 @@ beforeAll(async () => {
   await stack.rds!.adminSql("create table orders_tables (like orders); grant select, insert on orders_tables to app_user");
 });
 afterAll(async () => {
-  await expectNoLeaks(stack);
-  await stack.close();
+  await auditLeaksThenClose(stack);
 });
 
 describe("the mirrored rule (DisplayResult.svelte inferResultKind)", () => {

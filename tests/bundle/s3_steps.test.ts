@@ -5,7 +5,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { assumeRoleAndSave } from "../../f/aws_oidc/lib/assumeRoleAndSave.ts";
 import { s3Client, uploadObject } from "../../f/aws_oidc/lib/s3.ts";
-import { expectNoLeaks } from "../helpers/leaks.ts";
+import { auditLeaksThenClose } from "../helpers/leaks.ts";
 import { DEMO_KMS_KEY_ARN, DEMO_ROLE_ARN, REGION, startStack, type Stack } from "../helpers/testStack.ts";
 
 const CREDS = "f/aws_oidc/s3_test_creds";
@@ -23,8 +23,7 @@ beforeAll(async () => {
   await s3.send(new CreateBucketCommand({ Bucket: BUCKET }));
 });
 afterAll(async () => {
-  await expectNoLeaks(stack);
-  await stack.close();
+  await auditLeaksThenClose(stack);
 });
 
 const run = (script: string, args: Record<string, unknown>) => stack.runScript(`f/aws_oidc/${script}`, { credentials: REF, bucket: BUCKET, ...args });

@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parse } from "yaml";
 import { assumeRoleWithWindmillToken } from "../../f/aws_oidc/lib/assumeRole.ts";
-import { expectNoLeaks } from "../helpers/leaks.ts";
+import { auditLeaksThenClose } from "../helpers/leaks.ts";
 import { ACCOUNT_ID, DB_USER, DBI_RESOURCE_ID, REGION, REPO_ROOT, startStack, type PolicyDocument, type Stack } from "../helpers/testStack.ts";
 
 /** What the docs tell users to create: the role (the refresh_credentials schedule reads it) and, for RDS, the database. */
@@ -108,8 +108,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await expectNoLeaks(stack);
-  await stack.close();
+  await auditLeaksThenClose(stack);
   await rm(out, { recursive: true, force: true });
 });
 

@@ -8,7 +8,7 @@ import { setupDocuments } from "../../f/aws_oidc/lib/awsSetup.ts";
 import { s3Client } from "../../f/aws_oidc/lib/s3.ts";
 import { ensureBucket } from "../../local/demo/demoData.ts";
 import type { FlowPathClaim } from "../../local/windmill/oidc.ts";
-import { expectNoLeaks } from "../helpers/leaks.ts";
+import { auditLeaksThenClose } from "../helpers/leaks.ts";
 import { ACCOUNT_ID, DEMO_ROLE_ARN, REGION, startStack, trustPolicy, type PolicyDocument, type Stack } from "../helpers/testStack.ts";
 
 const FLOW = "f/aws_oidc/loop_refresh_test";
@@ -87,8 +87,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   stack.windmill.faults.flowPathClaim = "iteration";
-  await expectNoLeaks(stack);
-  await stack.close();
+  await auditLeaksThenClose(stack);
 });
 
 describe("a loop step refreshing expired credentials", () => {

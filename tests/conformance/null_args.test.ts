@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { parse } from "yaml";
 import { s3Client } from "../../f/aws_oidc/lib/s3.ts";
 import { DATABASE_RESOURCE, DEMO_BUCKET, DEMO_TABLE, ROLE_RESOURCE, setUpWorkspace, uploadSampleCsvs } from "../../local/demo/demoData.ts";
-import { expectNoLeaks } from "../helpers/leaks.ts";
+import { auditLeaksThenClose } from "../helpers/leaks.ts";
 import { ACCOUNT_ID, REPO_ROOT, startStack, type Stack } from "../helpers/testStack.ts";
 
 const CREDS = "f/aws_oidc/null_args_creds";
@@ -123,8 +123,7 @@ beforeAll(async () => {
   }
 });
 afterAll(async () => {
-  await expectNoLeaks(stack);
-  await stack.close();
+  await auditLeaksThenClose(stack);
 });
 
 describe("an explicit null for every optional parameter gives the same result as leaving them out", () => {

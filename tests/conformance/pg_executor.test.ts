@@ -14,7 +14,7 @@ import { REFRESH_SCHEDULE } from "../../f/aws_oidc/lib/pgResource.ts";
 import { checkDatabase, rdsSigner } from "../../f/aws_oidc/lib/rds.ts";
 import { CREDENTIALS_RESOURCE, DATABASE_RESOURCE, setUpWorkspace, useDemoDatabaseInRdsRefresh } from "../../local/demo/demoData.ts";
 import { parseArgDeclarations, splitStatements } from "../../local/windmill/pgExecutor.ts";
-import { expectNoLeaks } from "../helpers/leaks.ts";
+import { auditLeaksThenClose } from "../helpers/leaks.ts";
 import { DEMO_ROLE_ARN, REGION, startStack, type Stack } from "../helpers/testStack.ts";
 
 const PG_RESOURCE = "f/aws_oidc/orders_db_pg";
@@ -43,8 +43,7 @@ beforeAll(async () => {
   });
 });
 afterAll(async () => {
-  await expectNoLeaks(stack);
-  await stack.close();
+  await auditLeaksThenClose(stack);
 });
 
 describe("pg_executor.rs parsing", () => {

@@ -8,7 +8,7 @@ import { STS_RETRY } from "../../f/aws_oidc/lib/assumeRole.ts";
 import { assumeRoleAndSave } from "../../f/aws_oidc/lib/assumeRoleAndSave.ts";
 import { s3Client } from "../../f/aws_oidc/lib/s3.ts";
 import { DATABASE_RESOURCE, DEMO_BUCKET, ROLE_RESOURCE, setUpWorkspace, uploadSampleCsvs } from "../../local/demo/demoData.ts";
-import { expectNoLeaks } from "../helpers/leaks.ts";
+import { auditLeaksThenClose } from "../helpers/leaks.ts";
 import { DB_USER, DEMO_ROLE_ARN, REGION, startStack, type Stack } from "../helpers/testStack.ts";
 
 const CREDS = "f/aws_oidc/fault_creds";
@@ -24,8 +24,7 @@ beforeAll(async () => {
   await uploadSampleCsvs(s3, DEMO_BUCKET, "faults/", 3, 2000);
 });
 afterAll(async () => {
-  await expectNoLeaks(stack);
-  await stack.close();
+  await auditLeaksThenClose(stack);
 });
 
 const run = (path: string, args: Record<string, unknown>) => stack.runScript(path, { credentials: `$res:${CREDS}`, ...args });

@@ -6,7 +6,7 @@ import { PutObjectCommand } from "@aws-sdk/client-s3";
 import { assumeRoleAndSave } from "../../f/aws_oidc/lib/assumeRoleAndSave.ts";
 import { s3Client } from "../../f/aws_oidc/lib/s3.ts";
 import { DATABASE_RESOURCE, DEMO_BUCKET, ensureBucket, ROLE_RESOURCE, sampleCsv, setUpWorkspace } from "../../local/demo/demoData.ts";
-import { expectNoLeaks } from "../helpers/leaks.ts";
+import { auditLeaksThenClose } from "../helpers/leaks.ts";
 import { DB_USER, DEMO_ROLE_ARN, REGION, startStack, type Stack } from "../helpers/testStack.ts";
 
 const RUNS = 50;
@@ -33,8 +33,7 @@ beforeAll(async () => {
   await stack.rds!.adminSql(`create table orders_load (like orders including all); grant select, insert on orders_load to ${DB_USER}`);
 });
 afterAll(async () => {
-  await expectNoLeaks(stack);
-  await stack.close();
+  await auditLeaksThenClose(stack);
 });
 
 test(`${RUNS} concurrent webhook runs: 0 failed jobs, 0 lost or duplicated rows`, async () => {
