@@ -88,8 +88,9 @@ describe("S3", () => {
   });
 
   test("S3 failing mid-export fails the job promptly with the S3 error, and leaves no object", async () => {
-    // ~12 MiB of CSV: more than one 8 MiB part, so the COPY is still streaming when S3 fails.
-    await stack.rds!.adminSql(`create table export_big as select g as id, repeat('x', 300) as pad from generate_series(1, 40000) g; grant select on export_big to ${DB_USER}`);
+    // ~60 MiB of CSV: more than the upload's buffered parts hold, so the COPY is always still
+    // streaming when S3 fails (at ~12 MiB it had sometimes ended, and the test passed by luck).
+    await stack.rds!.adminSql(`create table export_big as select g as id, repeat('x', 300) as pad from generate_series(1, 200000) g; grant select on export_big to ${DB_USER}`);
     // The export's first S3 request (the multipart upload's creation) fails on every SDK attempt.
     Object.assign(stack.s3!.faults, { status: 500, count: 3 });
     try {

@@ -251,12 +251,25 @@ export async function exportQueryToS3(
     // array per row (EventEmitter copies its listeners on each emit).
     const countRows = (row: Buffer) => records.scan(row);
     const upload = new S3UploadStream(s3, { bucket, key, contentType, encryption: {} }, exportProgressLogger(records), options.gzip ? undefined : countRows);
-    await sql.begin("read only", async (tx) => {
-      const out = await tx.unsafe(`copy (${query}) to stdout with (format csv, header ${options.header})`).readable();
-      const moved = options.gzip ? pipeline(out, createGzip(), upload) : pipeline(out, upload);
-      if (options.gzip) out.on("data", countRows);
-      await moved;
-    });
+    let pipeFailure: unknown;
+    try {
+      await sql.begin("read only", async (tx) => {
+        const out = await tx.unsafe(`copy (${query}) to stdout with (format csv, header ${options.header})`).readable();
+        const moved = options.gzip ? pipeline(out, createGzip(), upload) : pipeline(out, upload);
+        if (options.gzip) out.on("data", countRows);
+        await moved.catch((err: unknown) => {
+          pipeFailure = err;
+          throw err;
+        });
+      });
+    } catch (err) {
+      if (pipeFailure === undefined) throw err;
+      // postgres 3.4 leaves COPY mode only on CopyDone, which a COPY TO STDOUT whose stream the
+      // failed pipe destroyed never reads: the ROLLBACK then fails with COPY_IN_PROGRESS, hiding
+      // what failed. Report the pipe's own error, and drop the connection instead of draining it.
+      await sql.end({ timeout: 0 });
+      throw pipeFailure;
+    }
     records.finish();
     const outcome = upload.outcome!;
     const rows = Math.max(0, records.records - (options.header ? 1 : 0));
