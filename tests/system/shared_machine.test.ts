@@ -104,20 +104,12 @@ describe("the job package cache", () => {
     return (result as { error?: { message: string } }).error?.message ?? "";
   }
 
-  test("writable by another user: the job fails with the Fix line, and nothing is installed into it", async () => {
-    const dir = await freshTmpdir("jobs-writable");
-    const cache = join(dir, `${INSTALL_CACHE_NAME}-${uid}`);
-    await mkdir(cache);
-    await chmod(cache, 0o777);
-    const message = await assumeRoleJob();
-    expect(message).toContain(`${cache} can be written by users other than`);
-    expect(message).toContain(`\nFix: remove it (rm -rf ${cache}`);
-    expect(await Array.fromAsync(new Bun.Glob("*").scan({ cwd: cache, onlyFiles: false }))).toEqual([]);
-  });
-
-  test("the bundle cache writable by another user: the job fails with the Fix line, and no bundle is kept in it", async () => {
-    const dir = await freshTmpdir("bundles-writable");
-    const cache = join(dir, `${BUNDLE_CACHE_NAME}-${uid}`);
+  test.each([
+    ["the package cache", INSTALL_CACHE_NAME],
+    ["the bundle cache", BUNDLE_CACHE_NAME],
+  ])("%s writable by another user: the job fails with the Fix line, and nothing is put into it", async (_, name) => {
+    const dir = await freshTmpdir(`${name}-writable`);
+    const cache = join(dir, `${name}-${uid}`);
     await mkdir(cache);
     await chmod(cache, 0o777);
     const message = await assumeRoleJob();
