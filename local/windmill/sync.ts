@@ -232,6 +232,11 @@ function scheduleRoutes(): Route[] {
       // (u/<edited_by>); permissioned_as shows the same. (`wmill sync push` sends preserve_permissioned_as only
       // with wmill.yaml syncBehavior >= 1, which this repo does not set; the stand-in does not model it.)
       const caller = c.token();
+      // windmill-api schedule.rs edit_schedule: UPDATE … RETURNING * under the caller's row-level security,
+      // fetch_one, errors mapped to InternalErr: a caller who may not write the path updates no row, hence 500.
+      if (!allowed(authedAs(c.ws(), caller.username, caller.email), current.path, current.extra_perms, "write")) {
+        throw new HttpError(500, `Internal: updating schedule in ${c.match[1]}: no rows returned by a query that expected to return at least one row`);
+      }
       sync.schedules.set(current.path, scheduleRecord(current.path, body, { ...current, permissioned_as: `u/${caller.username}` }, caller));
       sendText(res, 200, current.path);
     }],
@@ -240,6 +245,12 @@ function scheduleRoutes(): Route[] {
       const sync = c.ws().sync;
       const current = getSchedule(sync, c.match[2]);
       if (typeof body.enabled !== "boolean") throw new HttpError(400, "enabled must be a boolean");
+      // windmill-api schedule.rs set_enabled: UPDATE … RETURNING * under row-level security, fetch_optional,
+      // then not_found_if_none: a caller who may not write the path gets 404.
+      const caller = c.token();
+      if (!allowed(authedAs(c.ws(), caller.username, caller.email), current.path, current.extra_perms, "write")) {
+        throw new HttpError(404, `Not found: Schedule not found at name ${current.path}`);
+      }
       sync.schedules.set(current.path, { ...current, enabled: body.enabled, edited_at: new Date().toISOString() });
       sendText(res, 200, `succesfully updated schedule at path ${current.path} to status ${body.enabled}`);
     }],

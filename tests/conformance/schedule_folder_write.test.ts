@@ -1,6 +1,7 @@
-// Issue 20, point 8: creating a schedule needs write access to its path, as Windmill's
-// create_schedule inserts under the caller's row-level security (windmill-api schedule.rs):
-// a user outside the folder cannot create one in f/aws_oidc, but can in their own u/ space.
+// Issue 20, point 8: creating, editing or enabling a schedule needs write access to its path, as
+// Windmill's create_schedule, edit_schedule and set_enabled write under the caller's row-level
+// security (windmill-api schedule.rs): a user outside the folder cannot create one in
+// f/aws_oidc, but can in their own u/ space, and cannot change one there either.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { startWindmill, type WindmillStandIn } from "../../local/windmill/server.ts";
 import { REPO_ROOT } from "../helpers/testStack.ts";
@@ -42,5 +43,30 @@ describe("schedules/create checks write access to the schedule's path", () => {
   test("the same user can create one under u/<self>/, and an admin anywhere", async () => {
     expect((await createSchedule(eve, "u/eve/own_schedule")).status).toBe(200);
     expect((await createSchedule(windmill.adminToken, "f/aws_oidc/admin_schedule")).status).toBe(200);
+  });
+});
+
+describe("schedules/update and setenabled check write access too (schedule.rs edit_schedule, set_enabled)", () => {
+  const path = "f/aws_oidc/admin_schedule";
+  const call = (token: string, route: string, body: unknown) => fetch(`${windmill.url}/api/w/${windmill.workspace}/schedules/${route}/${path}`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  const current = async () => (await (await fetch(`${windmill.url}/api/w/${windmill.workspace}/schedules/get/${path}`, { headers: { authorization: `Bearer ${windmill.adminToken}` } })).json()) as { schedule: string; enabled: boolean };
+
+  test("an update by a user without write updates no row: 500 with Windmill's message, the schedule unchanged", async () => {
+    const refused = await call(eve, "update", { schedule: "0 30 * * * *", timezone: "Etc/UTC", args: {} });
+    expect(refused.status).toBe(500);
+    expect(await refused.text()).toBe(`Internal: updating schedule in ${windmill.workspace}: no rows returned by a query that expected to return at least one row`);
+    expect(await current()).toMatchObject({ schedule: "0 0 * * * *", enabled: false });
+  });
+
+  test("enabling it is 404 for that user, and it stays disabled; the admin may", async () => {
+    const refused = await call(eve, "setenabled", { enabled: true });
+    expect(refused.status).toBe(404);
+    expect(await refused.text()).toBe(`Not found: Schedule not found at name ${path}`);
+    expect((await current()).enabled).toBe(false);
+    expect((await call(windmill.adminToken, "setenabled", { enabled: false })).status).toBe(200);
   });
 });
