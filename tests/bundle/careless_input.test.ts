@@ -89,6 +89,15 @@ describe("a failed assume_role never replaces the saved session", () => {
     expect(await savedResource()).toEqual(good);
   });
 
+  test("the doctor refuses the same typo as a malformed input before it checks any link", async () => {
+    const before = await webIdentityCalls();
+    const { status, result } = await stack.runScript("f/aws_oidc/doctor", { aws_oidc: { roleArn: DEMO_ROLE_ARN, region: "us-esat-1" } });
+    expect(status).toBe(422);
+    expect(result.error.message).toContain('Invalid input "aws_oidc.region": "us-esat-1" is not a region the AWS SDK knows in partition aws');
+    expect(result.error.message).toContain("Did you mean us-east-1?");
+    expect(await webIdentityCalls()).toBe(before);
+  });
+
   test("STS refusing (a role that does not exist) leaves the saved session as it was", async () => {
     const { status, result } = await assumeRole({ role_arn: `arn:aws:iam::${ACCOUNT_ID}:role/windmill-demo-typo`, force: true });
     expect(status).toBe(422);

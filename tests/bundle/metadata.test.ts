@@ -3,7 +3,8 @@
 // flows and schedules pass Windmill's YAML schemas and `wmill lint`.
 import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
-import { readdir, readFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { createRequire } from "node:module";
 import { join, relative } from "node:path";
 import { initSync, parse_deno } from "windmill-parser-wasm-ts";
@@ -11,7 +12,7 @@ import { initSync as initSqlParser, parse_sql } from "windmill-parser-wasm-regex
 import { getValidationTargetFromFilename, WindmillYamlValidator } from "windmill-yaml-validator";
 import { parse } from "yaml";
 import { checkCron } from "../../local/windmill/schedules.ts";
-import { parameterOrder } from "../../tools/formOrder.ts";
+import { parameterOrder, writeFormOrders } from "../../tools/formOrder.ts";
 import { runWmill } from "../../local/windmill/wmillCli.ts";
 import { REPO_ROOT } from "../helpers/testStack.ts";
 
@@ -118,6 +119,29 @@ describe("run forms list inputs in main's parameter order (Windmill's form follo
     expect(parameterOrder("x.ts", "export async function main(b: string, a = 1) {}")).toEqual(["b", "a"]);
     expect(parameterOrder("x.ts", "export async function main(a = 1, b: string) {}")).toEqual(["a", "b"]);
     expect(parameterOrder("x.pg.sql", "-- $2 b\n-- $1 a\nselect $1, $2")).toEqual(["database", ...(JSON.parse(parse_sql("-- $2 b\n-- $1 a\nselect $1, $2")) as { args: { name: string }[] }).args.map((a) => a.name)]);
+  });
+
+  test("npm run metadata's last step (writeFormOrders) puts order before properties, follows a changed signature, and is stable", async () => {
+    const root = await mkdtemp(join(tmpdir(), "form-order-"));
+    try {
+      const yamlFile = join(root, "f/demo/two_inputs.script.yaml");
+      await mkdir(join(root, "f/demo"), { recursive: true });
+      await writeFile(yamlFile, "summary: Two inputs\nschema:\n  type: object\n  properties:\n    a:\n      type: number\n    b:\n      type: string\n  required: []\n");
+      const writeSignature = (params: string) => writeFile(join(root, "f/demo/two_inputs.ts"), `export async function main(${params}) {}\n`);
+      const schemaKeys = async () => Object.keys((parse(await readFile(yamlFile, "utf8")) as ScriptMetadata).schema);
+
+      await writeSignature("b: string, a = 1");
+      expect(await writeFormOrders(root)).toEqual([yamlFile]);
+      expect((parse(await readFile(yamlFile, "utf8")) as ScriptMetadata).schema.order).toEqual(["b", "a"]);
+      expect(await schemaKeys()).toEqual(["type", "order", "properties", "required"]);
+
+      await writeSignature("a = 1, b: string");
+      expect(await writeFormOrders(root)).toEqual([yamlFile]);
+      expect((parse(await readFile(yamlFile, "utf8")) as ScriptMetadata).schema.order).toEqual(["a", "b"]);
+      expect(await writeFormOrders(root)).toEqual([]);
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
   });
 });
 
