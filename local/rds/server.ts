@@ -86,6 +86,8 @@ export interface RdsStandIn {
 }
 
 export async function startRds(options: RdsOptions): Promise<RdsStandIn> {
+  // Whoever starts a stand-in calls it on loopback, directly whatever proxy is set (proxy.ts).
+  bypassProxyForLoopback();
   const region = options.region ?? DEFAULT_REGION;
   const topology = options.topology ?? { kind: "instance" };
   const dbiResourceId = options.dbiResourceId ?? randomResourceId(topology.kind);
@@ -178,7 +180,6 @@ const SERVER_KIND: Record<RdsTopology["kind"], string> = { instance: "instance",
 //   [--endpoint HOST[:PORT] | --aurora-cluster NAME | --rds-proxy NAME]
 
 async function main(): Promise<void> {
-  bypassProxyForLoopback();
   const { values } = parseArgs({
     options: {
       "sts-url": { type: "string" },

@@ -217,6 +217,8 @@ async function handleLocal(gate: Gate, req: IncomingMessage, res: ServerResponse
 // Start and stop
 
 export async function startS3(options: S3Options): Promise<S3StandIn> {
+  // Whoever starts a stand-in calls it on loopback, directly whatever proxy is set (proxy.ts).
+  bypassProxyForLoopback();
   const region = options.region ?? DEFAULT_REGION;
   const ownDataDir = options.dataDir === undefined;
   const dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), "s3-standin-")));
@@ -264,7 +266,6 @@ function parseArgs(argv: string[]): S3Options {
 }
 
 async function main(): Promise<void> {
-  bypassProxyForLoopback();
   const s3 = await startS3(parseArgs(process.argv.slice(2)));
   console.log(s3.url);
   closeOnSignals(() => s3.close());

@@ -3,8 +3,9 @@
 // Behind a company proxy, people set HTTP_PROXY / HTTPS_PROXY (often without NO_PROXY). Bun's
 // fetch, which windmill-client and the AWS SDK's fetch handler use, then sends every request to
 // the proxy, the stand-ins' 127.0.0.1 ones included, and the proxy cannot reach this machine's
-// loopback. So the stack adds the loopback names to NO_PROXY / no_proxy (after what the user
-// set) for itself and every child it starts. A real worker's env is the operator's to set.
+// loopback. So starting any stand-in (alone or in the stack) adds the loopback names to
+// NO_PROXY / no_proxy (after what the user set) for the process and every child it starts.
+// A real worker's env is the operator's to set.
 const LOOPBACK = ["127.0.0.1", "localhost", "::1"];
 
 const PROXY_NAMES = ["HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY"] as const;

@@ -186,6 +186,8 @@ export interface StsStandIn {
 }
 
 export async function startSts(options: StsOptions): Promise<StsStandIn> {
+  // Whoever starts a stand-in calls it on loopback, directly whatever proxy is set (proxy.ts).
+  bypassProxyForLoopback();
   // Fail at start, not on the first call, when the config is broken.
   await loadConfig(options.configPath);
   const state: StsState = {
@@ -215,7 +217,6 @@ function parseArgs(argv: string[]): StsOptions {
 }
 
 async function main(): Promise<void> {
-  bypassProxyForLoopback();
   const sts = await startSts(parseArgs(process.argv.slice(2)));
   console.log(sts.url);
   closeOnSignals(() => sts.close());

@@ -5,6 +5,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { randomUUID } from "node:crypto";
 import { closeServer, HttpError, listen, sendText } from "../shared/http.ts";
+import { bypassProxyForLoopback } from "../shared/proxy.ts";
 import { requireScope, TokenStore, userRoutes } from "./auth.ts";
 import { jobRoutes, timeoutWaitResultFromEnv } from "./jobRoutes.ts";
 import { JobEngine } from "./jobs.ts";
@@ -63,6 +64,8 @@ export interface WindmillStandIn {
 const ADMIN_TOKEN_LABEL = "admin (stand-in)";
 
 export async function startWindmill(options: WindmillOptions): Promise<WindmillStandIn> {
+  // Whoever starts a stand-in calls it on loopback, directly whatever proxy is set (proxy.ts).
+  bypassProxyForLoopback();
   const workspaceId = options.workspace ?? "demo";
   let baseUrl = "";
   const oidc = await createOidcIssuer(() => baseUrl, options.oidcFlowPathClaim);

@@ -1,10 +1,15 @@
 // Behind a company proxy (HTTP_PROXY / HTTPS_PROXY set, often no NO_PROXY), every call to the
 // loopback stand-ins still goes straight to them: from the stack's own process, the wmill CLI,
 // each job (windmill-client, the AWS SDK) and the demo as a whole.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
 import { spawn } from "node:child_process";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { CreateBucketCommand } from "@aws-sdk/client-s3";
 import { s3Client } from "../../f/aws_oidc/lib/s3.ts";
+import { startSts } from "../../local/sts/server.ts";
+import { startWindmill } from "../../local/windmill/server.ts";
 import { startRecordingProxy, type RecordingProxy } from "../helpers/proxy.ts";
 import { DEMO_ROLE_ARN, REGION, REPO_ROOT, startStack, type Stack } from "../helpers/testStack.ts";
 
@@ -13,9 +18,17 @@ const PROXY_VARIABLES = ["HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy
 let proxy: RecordingProxy;
 const saved = new Map<string, string | undefined>();
 
-/** This process's env as behind a proxy with no NO_PROXY. */
+/** An env as behind a proxy with no NO_PROXY. */
 function proxyEnv(): Record<string, string> {
   return { HTTP_PROXY: proxy.url, HTTPS_PROXY: proxy.url, http_proxy: proxy.url, https_proxy: proxy.url };
+}
+
+/** This process's env, without the NO_PROXY an earlier stand-in start added, so each test starts from the user's. */
+function withoutNoProxy(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const out = { ...env };
+  delete out.NO_PROXY;
+  delete out.no_proxy;
+  return out;
 }
 
 beforeAll(async () => {
@@ -36,6 +49,40 @@ afterAll(async () => {
 });
 
 describe("with HTTP_PROXY and HTTPS_PROXY set and no NO_PROXY", () => {
+  beforeEach(() => {
+    delete process.env.NO_PROXY;
+    delete process.env.no_proxy;
+  });
+
+  // npm run metadata starts the Windmill stand-in alone, and tests start single stand-ins.
+  test("a stand-in started on its own is reached directly by the process that started it", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "proxy-alone-"));
+    try {
+      // Each checked right after its own start, before another stand-in's start could set NO_PROXY.
+      const windmill = await startWindmill({ workspaceDir: dir });
+      try {
+        const answers = [await fetch(`${windmill.url}/api/version`), await fetch(`${windmill.url}/api/oidc/jwks`)];
+        expect(answers.map((r) => r.status)).toEqual([200, 200]);
+      } finally {
+        await windmill.close();
+      }
+      delete process.env.NO_PROXY;
+      delete process.env.no_proxy;
+      const configPath = join(dir, "sts.json");
+      await writeFile(configPath, JSON.stringify({ accountId: "123456789012", oidcProviders: [], roles: [], managedPolicies: [] }));
+      const sts = await startSts({ configPath });
+      try {
+        // Unsigned, so STS itself refuses it: an answer from STS, not the proxy's 502.
+        expect(await (await fetch(`${sts.url}/?Action=GetCallerIdentity&Version=2011-06-15`)).text()).toContain("<ErrorResponse");
+      } finally {
+        await sts.close();
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+    expect(proxy.loopbackRequests()).toEqual([]);
+  });
+
   test("the stack starts, and jobs reach Windmill, STS and S3 directly", async () => {
     let stack: Stack | undefined;
     try {
@@ -57,7 +104,7 @@ describe("with HTTP_PROXY and HTTPS_PROXY set and no NO_PROXY", () => {
   });
 
   test("npm run demo passes", async () => {
-    const demo = spawn(process.execPath, ["local/demo/demo.ts", "demo"], { cwd: REPO_ROOT, env: { ...process.env, ...proxyEnv() }, stdio: ["ignore", "pipe", "pipe"] });
+    const demo = spawn(process.execPath, ["local/demo/demo.ts", "demo"], { cwd: REPO_ROOT, env: { ...withoutNoProxy(process.env), ...proxyEnv() }, stdio: ["ignore", "pipe", "pipe"] });
     let output = "";
     demo.stdout!.on("data", (d: Buffer) => (output += d.toString("utf8")));
     demo.stderr!.on("data", (d: Buffer) => (output += d.toString("utf8")));

@@ -1,11 +1,13 @@
 // The docs run as written: every shell block of README.md and docs/*.md marked `runnable` runs
-// with bash, in the clone's folder, against `npm run dev`'s stack, with the variables
+// with bash, in a clone's folder, against `npm run dev`'s stack, with the variables
 // `npm run dev` prints for the user to paste. Conventions: docs/contributing.md, "The docs are tested".
+// The clone is a copy of this one in a temp folder: the commands write files (aws-setup/, a
+// wmill profile), and a user's own must never be touched, even by a run that is killed.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { Subprocess } from "bun";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, relative } from "node:path";
 import { REPO_ROOT } from "../../local/stack.ts";
 
 const SHELLS = new Set(["sh", "bash", "shell"]);
@@ -43,11 +45,22 @@ const BLOCKS = DOC_FILES.flatMap((file) => shellBlocks(file, readFileSync(join(R
 const RUNNABLE = BLOCKS.filter((b) => b.markers.includes("runnable"));
 const ANSI = /\x1b\[[0-9;]*m/g;
 
-/** `npm run dev` as the user starts it; resolves with its printed `export …` line once it is ready. */
-async function startDev(stateDir: string, port?: number): Promise<{ proc: Subprocess<"ignore", "pipe", "pipe">; exports: string }> {
+/** What a fresh clone has besides the tracked files: the install (linked, not copied), never what a run writes. */
+const NOT_COPIED = new Set(["node_modules", ".git", "aws-setup", ".dev-state", ".local-state"]);
+
+/** A copy of this clone to run the docs in; its node_modules is this one's. */
+function copyOfClone(into: string): string {
+  const clone = join(into, "clone");
+  cpSync(REPO_ROOT, clone, { recursive: true, filter: (src) => !NOT_COPIED.has(relative(REPO_ROOT, src).split("/")[0]) });
+  symlinkSync(join(REPO_ROOT, "node_modules"), join(clone, "node_modules"));
+  return clone;
+}
+
+/** `npm run dev` as the user starts it in `clone`; resolves with its printed `export …` line once it is ready. */
+async function startDev(clone: string, stateDir: string, port?: number): Promise<{ proc: Subprocess<"ignore", "pipe", "pipe">; exports: string }> {
   const ports = port ? ["--windmill-port", String(port)] : [];
   const proc = Bun.spawn([process.execPath, "local/demo/demo.ts", "dev", "--state-dir", stateDir, ...ports], {
-    cwd: REPO_ROOT, stdin: "ignore", stdout: "pipe", stderr: "pipe",
+    cwd: clone, stdin: "ignore", stdout: "pipe", stderr: "pipe",
   });
   let output = "";
   const decoder = new TextDecoder();
@@ -82,6 +95,7 @@ test("every shell block in README.md and docs/ says whether it runs (runnable, a
 
 describe("the docs' runnable commands, against npm run dev", () => {
   const scratch = mkdtempSync(join(tmpdir(), "readme-test-"));
+  const clone = copyOfClone(scratch);
   const stateDir = join(scratch, "dev-state");
   /** The CLI's profiles live here, never in the user's ~/.config. */
   const wmillConfigDir = join(scratch, "wmill-config");
@@ -90,13 +104,8 @@ describe("the docs' runnable commands, against npm run dev", () => {
   /** Each page's shell state: what its earlier blocks exported, as in one terminal. */
   const pageState = (file: string) => join(scratch, `${file.replace(/\W/g, "_")}.env`);
 
-  /** The docs' commands write aws-setup/ in the clone: a user's own is set aside and put back. */
-  const awsSetup = join(REPO_ROOT, "aws-setup");
-  const usersAwsSetup = join(scratch, "aws-setup-of-the-clone");
-
   beforeAll(async () => {
-    if (existsSync(awsSetup)) renameSync(awsSetup, usersAwsSetup);
-    const started = await startDev(stateDir);
+    const started = await startDev(clone, stateDir);
     dev = started.proc;
     exports = started.exports;
     for (const file of DOC_FILES) writeFileSync(pageState(file), `${exports}\n`);
@@ -104,8 +113,6 @@ describe("the docs' runnable commands, against npm run dev", () => {
 
   afterAll(async () => {
     if (dev) await stopDev(dev);
-    rmSync(awsSetup, { recursive: true, force: true });
-    if (existsSync(usersAwsSetup)) renameSync(usersAwsSetup, awsSetup);
     rmSync(scratch, { recursive: true, force: true });
   });
 
@@ -114,7 +121,7 @@ describe("the docs' runnable commands, against npm run dev", () => {
       const state = pageState(block.file);
       const script = `set -eo pipefail\nsource "${state}"\n${block.code}\nexport -p > "${state}"\n`;
       const proc = Bun.spawn(["bash", "-c", script], {
-        cwd: REPO_ROOT, stdin: "ignore", stdout: "pipe", stderr: "pipe",
+        cwd: clone, stdin: "ignore", stdout: "pipe", stderr: "pipe",
         env: { ...process.env, WMILL_CONFIG_DIR: wmillConfigDir },
       });
       const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
@@ -130,7 +137,7 @@ describe("the docs' runnable commands, against npm run dev", () => {
     const profileDir = join(scratch, "wmill-profile");
     const wmill = async (...args: string[]) => {
       const proc = Bun.spawn(["npx", "wmill", ...args], {
-        cwd: REPO_ROOT, stdin: "ignore", stdout: "pipe", stderr: "pipe", env: { ...process.env, WMILL_CONFIG_DIR: profileDir },
+        cwd: clone, stdin: "ignore", stdout: "pipe", stderr: "pipe", env: { ...process.env, WMILL_CONFIG_DIR: profileDir },
       });
       const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
       return { code, output: code === 0 ? "" : `${out}\n${err}` };
@@ -139,7 +146,7 @@ describe("the docs' runnable commands, against npm run dev", () => {
     expect(await wmill("workspace", "add", "dev", variable(exports, "WS"), `${url}/`, "--token", variable(exports, "TOKEN"))).toEqual({ code: 0, output: "" });
     await stopDev(dev!);
     dev = undefined;
-    const restarted = await startDev(stateDir, Number(new URL(url).port));
+    const restarted = await startDev(clone, stateDir, Number(new URL(url).port));
     dev = restarted.proc;
     // Compared, never printed: the tokens are secrets even on the stand-in.
     const kept = Object.fromEntries(["WM", "TOKEN", "SCOPED_TOKEN"].map((name) => [name, variable(restarted.exports, name) === variable(exports, name)]));
