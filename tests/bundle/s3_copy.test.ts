@@ -3,36 +3,26 @@
 // copied as a multipart copy, byte-exact, with its metadata; below it, one CopyObject.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { randomBytes } from "node:crypto";
-import { CopyObjectCommand, CreateBucketCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
-import { assumeRoleWithWindmillToken } from "../../f/aws_oidc/lib/assumeRole.ts";
+import { CopyObjectCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import type { Encryption } from "../../f/aws_oidc/lib/s3.ts";
 import { copyObject } from "../../f/aws_oidc/lib/s3Copy.ts";
-import { startS3, type S3StandIn } from "../../local/s3/server.ts";
-import { DEMO_KMS_KEY_ARN, DEMO_KMS_KEYS, DEMO_ROLE_ARN, REGION, startStack, type Stack } from "../helpers/testStack.ts";
+import type { S3StandIn } from "../../local/s3/server.ts";
+import { startS3TestBed, type S3TestBed } from "../helpers/s3TestBed.ts";
+import { DEMO_KMS_KEY_ARN, DEMO_KMS_KEYS } from "../helpers/testStack.ts";
 
 const BUCKET = "copy-bucket";
 const MIB = 1024 * 1024;
 const LIMIT = 6 * MIB;
 setDefaultTimeout(30_000);
-let stack: Stack;
+let bed: S3TestBed;
 let s3: S3StandIn;
 let client: S3Client;
 
 beforeAll(async () => {
-  stack = await startStack();
-  s3 = await startS3({ stsUrl: stack.sts.url, kmsKeys: DEMO_KMS_KEYS, maxCopySourceBytes: LIMIT });
-  stack.actAsJob("f/aws_oidc/test");
-  const { credentials } = await assumeRoleWithWindmillToken(
-    { roleArn: DEMO_ROLE_ARN, region: REGION, audience: "sts.amazonaws.com", sessionName: "copy-test", durationSeconds: 3600 },
-    () => {},
-  );
-  client = new S3Client({ region: REGION, endpoint: s3.url, forcePathStyle: true, credentials, maxAttempts: 1 });
-  await client.send(new CreateBucketCommand({ Bucket: BUCKET }));
+  bed = await startS3TestBed(BUCKET, { kmsKeys: DEMO_KMS_KEYS, maxCopySourceBytes: LIMIT });
+  ({ s3, client } = bed);
 });
-afterAll(async () => {
-  await s3?.close();
-  await stack?.close();
-});
+afterAll(() => bed?.close());
 
 const copy = (sourceKey: string, key: string, encryption: Encryption = { sse: "", kmsKeyId: "" }) =>
   copyObject(client, { sourceBucket: BUCKET, sourceKey, bucket: BUCKET, key, encryption, maxSingleCopyBytes: LIMIT });

@@ -5,20 +5,17 @@ import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "
 import {
   CompleteMultipartUploadCommand,
   CopyObjectCommand,
-  CreateBucketCommand,
   CreateMultipartUploadCommand,
   GetObjectCommand,
   HeadObjectCommand,
   PutObjectCommand,
-  S3Client,
+  type S3Client,
   UploadPartCommand,
   type CompletedPart,
-  type S3ClientConfig,
 } from "@aws-sdk/client-s3";
-import { assumeRoleWithWindmillToken, type SessionCredentials } from "../../f/aws_oidc/lib/assumeRole.ts";
-import { startS3, type S3StandIn } from "../../local/s3/server.ts";
 import { managedKeyArn } from "../../local/s3/kmsKeys.ts";
-import { ACCOUNT_ID, DEMO_KMS_KEYS, DEMO_ROLE_ARN, REGION, startStack, type Stack } from "../helpers/testStack.ts";
+import { startS3TestBed, type S3TestBed } from "../helpers/s3TestBed.ts";
+import { ACCOUNT_ID, DEMO_KMS_KEYS, REGION } from "../helpers/testStack.ts";
 
 const BUCKET = "rules-bucket";
 const MIB = 1024 * 1024;
@@ -29,34 +26,20 @@ const ALIAS_ARN = `arn:aws:kms:${REGION}:${ACCOUNT_ID}:${ALIAS}`;
 /** The AWS managed key aws/s3 is a key with a key ARN of its own, not its alias. */
 const MANAGED_KEY_ARN = managedKeyArn({ region: REGION, accountId: ACCOUNT_ID });
 setDefaultTimeout(30_000);
-let stack: Stack;
-let s3: S3StandIn;
+let bed: S3TestBed;
 let client: S3Client;
 
 function policy(...statements: Record<string, unknown>[]): string {
   return JSON.stringify({ Version: "2012-10-17", Statement: statements });
 }
 const S3_ONLY = policy({ Effect: "Allow", Action: "s3:*", Resource: "*" });
-
-async function clientFor(sessionPolicy?: string, extra: Partial<S3ClientConfig> = {}): Promise<S3Client> {
-  const { credentials }: { credentials: SessionCredentials } = await assumeRoleWithWindmillToken(
-    { roleArn: DEMO_ROLE_ARN, region: REGION, audience: "sts.amazonaws.com", sessionName: "rules-test", durationSeconds: 3600, sessionPolicy },
-    () => {},
-  );
-  return new S3Client({ region: REGION, endpoint: s3.url, forcePathStyle: true, credentials, maxAttempts: 1, ...extra });
-}
+const clientFor: S3TestBed["clientFor"] = (...args) => bed.clientFor(...args);
 
 beforeAll(async () => {
-  stack = await startStack();
-  s3 = await startS3({ stsUrl: stack.sts.url, kmsKeys: DEMO_KMS_KEYS });
-  stack.actAsJob("f/aws_oidc/test");
-  client = await clientFor();
-  await client.send(new CreateBucketCommand({ Bucket: BUCKET }));
+  bed = await startS3TestBed(BUCKET, { kmsKeys: DEMO_KMS_KEYS });
+  client = bed.client;
 });
-afterAll(async () => {
-  await s3?.close();
-  await stack?.close();
-});
+afterAll(() => bed?.close());
 
 /** Creates an upload and sends parts of the given sizes; the parts as Complete lists them. */
 async function upload(key: string, sizes: number[], options: { checksum?: "CRC32" } = {}, c = client) {

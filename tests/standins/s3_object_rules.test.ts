@@ -5,7 +5,6 @@ import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "
 import {
   CompleteMultipartUploadCommand,
   CopyObjectCommand,
-  CreateBucketCommand,
   CreateMultipartUploadCommand,
   DeleteObjectCommand,
   DeleteObjectsCommand,
@@ -14,44 +13,28 @@ import {
   ListObjectsCommand,
   ListObjectsV2Command,
   PutObjectCommand,
-  S3Client,
+  type S3Client,
   UploadPartCommand,
   UploadPartCopyCommand,
 } from "@aws-sdk/client-s3";
 import { randomBytes } from "node:crypto";
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
-import { assumeRoleWithWindmillToken } from "../../f/aws_oidc/lib/assumeRole.ts";
-import { startS3, type S3StandIn } from "../../local/s3/server.ts";
-import { DEMO_ROLE_ARN, REGION, startStack, type Stack } from "../helpers/testStack.ts";
+import { startS3TestBed, type S3TestBed } from "../helpers/s3TestBed.ts";
+import { REGION } from "../helpers/testStack.ts";
 
 const BUCKET = "object-rules";
 const MIB = 1024 * 1024;
 /** The stand-in's single-copy limit for this file: S3's 5 GiB, scaled down so a test can cross it. */
 const COPY_LIMIT = 6 * MIB;
 setDefaultTimeout(30_000);
-let stack: Stack;
-let s3: S3StandIn;
+let bed: S3TestBed;
 let client: S3Client;
 
 beforeAll(async () => {
-  stack = await startStack();
-  s3 = await startS3({ stsUrl: stack.sts.url, maxCopySourceBytes: COPY_LIMIT });
-  stack.actAsJob("f/aws_oidc/test");
-  client = await clientFor();
-  await client.send(new CreateBucketCommand({ Bucket: BUCKET }));
+  bed = await startS3TestBed(BUCKET, { maxCopySourceBytes: COPY_LIMIT });
+  client = bed.client;
 });
-afterAll(async () => {
-  await s3?.close();
-  await stack?.close();
-});
-
-async function clientFor(sessionPolicy?: string): Promise<S3Client> {
-  const { credentials } = await assumeRoleWithWindmillToken(
-    { roleArn: DEMO_ROLE_ARN, region: REGION, audience: "sts.amazonaws.com", sessionName: "rules-test", durationSeconds: 3600, sessionPolicy },
-    () => {},
-  );
-  return new S3Client({ region: REGION, endpoint: s3.url, forcePathStyle: true, credentials, maxAttempts: 1 });
-}
+afterAll(() => bed?.close());
 
 const put = (Key: string, Body: string | Buffer, extra: Record<string, string> = {}) => client.send(new PutObjectCommand({ Bucket: BUCKET, Key, Body, ...extra }));
 
@@ -184,7 +167,7 @@ describe("copies over the single-copy limit (5 GiB on S3, 6 MiB here)", () => {
     await expect(partCopy("bytes=0-")).rejects.toMatchObject({ name: "InvalidArgument" });
     await expect(partCopy(`bytes=0-${13 * MIB}`)).rejects.toMatchObject({ name: "InvalidRequest", message: `Range specified is not valid for source object of size: ${13 * MIB}` });
     await expect(partCopy("bytes=0-9", client, `${BUCKET}/big/nope.bin`)).rejects.toMatchObject({ name: "NoSuchKey" });
-    const putOnly = await clientFor(JSON.stringify({ Version: "2012-10-17", Statement: [{ Effect: "Allow", Action: "s3:PutObject", Resource: "*" }] }));
+    const putOnly = await bed.clientFor(JSON.stringify({ Version: "2012-10-17", Statement: [{ Effect: "Allow", Action: "s3:PutObject", Resource: "*" }] }));
     await expect(partCopy("bytes=0-9", putOnly)).rejects.toMatchObject({ name: "AccessDenied", message: expect.stringContaining(`s3:GetObject on resource: "arn:aws:s3:::${BUCKET}/big/source.bin"`) });
     await partCopy("bytes=0-9");
   });
