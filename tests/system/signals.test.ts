@@ -2,7 +2,7 @@
 // stand-in, as Ctrl-C and a kill do: no Postgres or s3rver of that run is left, nor its temp folders.
 import { describe, expect, test } from "bun:test";
 import { spawn } from "node:child_process";
-import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -59,8 +59,10 @@ function tempFoldersOf(procs: Proc[]): string[] {
 
 describe("npm run dev", () => {
   test("SIGHUP (the terminal closing) stops Postgres and s3rver and removes the run's temp folders", async () => {
+    // Its tokens in a folder of the test's, not the clone's .dev-state, which is the user's.
+    const stateDir = mkdtempSync(join(tmpdir(), "signals-dev-state-"));
     // Its own process group, as a terminal's foreground job is: the hangup reaches every process in it.
-    const dev = spawn(process.execPath, ["local/demo/demo.ts", "dev"], { cwd: REPO_ROOT, detached: true, stdio: ["ignore", "pipe", "pipe"] });
+    const dev = spawn(process.execPath, ["local/demo/demo.ts", "dev", "--state-dir", stateDir], { cwd: REPO_ROOT, detached: true, stdio: ["ignore", "pipe", "pipe"] });
     let stderr = "";
     dev.stderr!.on("data", (d: Buffer) => (stderr += d.toString("utf8")));
     const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => dev.once("exit", (code, signal) => resolve({ code, signal })));
@@ -90,6 +92,7 @@ describe("npm run dev", () => {
       if (dev.exitCode === null && dev.signalCode === null) dev.kill("SIGKILL");
       for (const p of procs.filter(stillRunning)) process.kill(p.pid, "SIGKILL");
       for (const folder of tempFoldersOf(procs)) rmSync(folder, { recursive: true, force: true });
+      rmSync(stateDir, { recursive: true, force: true });
     }
   });
 });
