@@ -10,6 +10,7 @@ import { constants } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { onStopSignal } from "../shared/cli.ts";
+import { proxyIsSet } from "../shared/proxy.ts";
 import { REPO_ROOT, startLocalStack, type LocalStack, type StackOptions } from "../stack.ts";
 import { interpolatedResource, runWaitResult, type RunnableKind } from "../windmill/client.ts";
 
@@ -123,6 +124,11 @@ async function prepareStateDir(dir: string): Promise<string> {
   return join(dir, "windmill-tokens.json");
 }
 
+/** `value` as one shell word: as it is when it holds nothing the shell reads, else single-quoted. */
+function shellWord(value: string): string {
+  return /^[\w.,:/@%+=*-]+$/.test(value) ? value : `'${value.replaceAll("'", `'\\''`)}'`;
+}
+
 async function dev(options: StackOptions, stateDir: string): Promise<void> {
   const stack = await startClosedOnSignal({ ...options, savedTokensFile: await prepareStateDir(stateDir) });
   await setUpWorkspace(stack);
@@ -135,6 +141,8 @@ async function dev(options: StackOptions, stateDir: string): Promise<void> {
   const curl = (kind: string, path: string, token: string, args: object) =>
     `  curl -s -X POST "$WM/api/w/$WS/jobs/run_wait_result/${kind}/${path}" \\\n    -H "Authorization: Bearer ${token}" -H "Content-Type: application/json" \\\n    -d '${JSON.stringify(args)}'`;
   const port = new URL(url).port;
+  // Pasted behind a proxy, curl would send the calls to the proxy, which cannot reach this loopback.
+  const noProxy = proxyIsSet(process.env) ? ` NO_PROXY=${shellWord(process.env.NO_PROXY ?? "")} no_proxy=${shellWord(process.env.no_proxy ?? "")}` : "";
   console.log(`
 Windmill stand-in  ${url}   (workspace ${workspace}, OIDC issuer ${stack.windmill.issuer})
 STS stand-in       ${stack.sts.url}
@@ -143,7 +151,7 @@ RDS stand-in       ${stack.rds!.host}:${stack.rds!.port}   (TLS CA ${stack.rds!.
 Resources          ${ROLE_RESOURCE} (aws_oidc), ${DATABASE_RESOURCE} (aws_rds_iam_postgres), ${CREDENTIALS_RESOURCE} (a saved session)
 
 Paste into your shell (TOKEN: admin; SCOPED_TOKEN: may only run ${SCOPED_FLOW}):
-export WM=${url} WS=${workspace} TOKEN=${adminToken} SCOPED_TOKEN=${scopedToken}
+export WM=${url} WS=${workspace} TOKEN=${adminToken} SCOPED_TOKEN=${scopedToken}${noProxy}
 
 The tokens are kept in ${stateDir}: started again with --windmill-port ${port}, the same
 URL and tokens work, so a saved wmill profile does too (delete the folder for new tokens).

@@ -22,6 +22,11 @@ export function bypassProxyForLoopback(env: NodeJS.ProcessEnv = process.env): vo
   env.NO_PROXY = env.no_proxy = noProxyWithLoopback(env);
 }
 
+/** True when the env sends HTTP(S) through a proxy unless NO_PROXY says otherwise (curl and Bun read both cases). */
+export function proxyIsSet(env: NodeJS.ProcessEnv): boolean {
+  return ["HTTP_PROXY", "HTTPS_PROXY"].some((name) => Boolean(env[name] || env[name.toLowerCase()]));
+}
+
 /**
  * What a Windmill worker hands its job processes (windmill-worker/src/lib.rs PROXY_ENVS):
  * NO_PROXY, HTTP_PROXY, HTTPS_PROXY, each read from the lower- or upper-case variable (lower

@@ -103,6 +103,38 @@ describe("with HTTP_PROXY and HTTPS_PROXY set and no NO_PROXY", () => {
     expect(proxy.loopbackRequests()).toEqual([]);
   });
 
+  test("npm run dev's line to paste sets NO_PROXY too, so curl reaches the stand-ins", async () => {
+    const stateDir = await mkdtemp(join(tmpdir(), "proxy-dev-state-"));
+    const dev = spawn(process.execPath, ["local/demo/demo.ts", "dev", "--state-dir", stateDir], {
+      cwd: REPO_ROOT, env: { ...withoutNoProxy(process.env), ...proxyEnv() }, stdio: ["ignore", "pipe", "pipe"],
+    });
+    try {
+      let output = "";
+      const line = await new Promise<string>((resolve, reject) => {
+        dev.stdout!.on("data", (d: Buffer) => {
+          output += d.toString("utf8");
+          const found = /^export WM=.*$/m.exec(output)?.[0];
+          if (found) resolve(found);
+        });
+        dev.once("exit", () => reject(new Error(`npm run dev exited before printing its line:\n${output}`)));
+      });
+      // As the user's shell behind the proxy runs it: the proxy set, NO_PROXY only from the line.
+      const curl = spawn("bash", ["-c", `${line}\ncurl -s --fail-with-body "$WM/api/version"`], { env: { ...withoutNoProxy(process.env), ...proxyEnv() } });
+      let answer = "";
+      curl.stdout!.on("data", (d: Buffer) => (answer += d.toString("utf8")));
+      const code = await new Promise<number | null>((resolve) => curl.once("exit", resolve));
+      expect({ code, answer }).toEqual({ code: 0, answer: expect.stringMatching(/^v1\./) });
+    } finally {
+      if (dev.exitCode === null && dev.signalCode === null) {
+        const exited = new Promise((resolve) => dev.once("exit", resolve));
+        dev.kill("SIGTERM");
+        await exited;
+      }
+      await rm(stateDir, { recursive: true, force: true });
+    }
+    expect(proxy.loopbackRequests()).toEqual([]);
+  }, 180_000);
+
   test("npm run demo passes", async () => {
     const demo = spawn(process.execPath, ["local/demo/demo.ts", "demo"], { cwd: REPO_ROOT, env: { ...withoutNoProxy(process.env), ...proxyEnv() }, stdio: ["ignore", "pipe", "pipe"] });
     let output = "";
