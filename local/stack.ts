@@ -12,7 +12,6 @@ import type { PolicyDocument, RoleConfig, StsConfig } from "./sts/config.ts";
 import { startSts, type StsStandIn } from "./sts/server.ts";
 import { startWindmill, type WindmillStandIn } from "./windmill/server.ts";
 import { pushWorkspace } from "./windmill/wmillCli.ts";
-import { bypassProxyForLoopback } from "./shared/proxy.ts";
 
 export const REPO_ROOT = resolve(fileURLToPath(new URL("..", import.meta.url)));
 /** A made-up account: the stand-ins never talk to AWS. */
@@ -114,8 +113,6 @@ function demoPermissions(dbiResourceId: string): PolicyDocument {
 }
 
 export async function startLocalStack(options: StackOptions = {}): Promise<LocalStack> {
-  // Every call to a stand-in, from this process, its children and its jobs, is to loopback (see proxy.ts).
-  bypassProxyForLoopback();
   const dir = await mkdtemp(join(tmpdir(), "aws-oidc-local-"));
   // Closed in reverse order if a later stand-in fails, so a failed start leaves nothing running.
   const started: (() => Promise<unknown>)[] = [() => rm(dir, { recursive: true, force: true })];

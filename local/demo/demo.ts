@@ -141,8 +141,10 @@ async function dev(options: StackOptions, stateDir: string): Promise<void> {
   const curl = (kind: string, path: string, token: string, args: object) =>
     `  curl -s -X POST "$WM/api/w/$WS/jobs/run_wait_result/${kind}/${path}" \\\n    -H "Authorization: Bearer ${token}" -H "Content-Type: application/json" \\\n    -d '${JSON.stringify(args)}'`;
   const port = new URL(url).port;
-  // Pasted behind a proxy, curl would send the calls to the proxy, which cannot reach this loopback.
-  const noProxy = proxyIsSet(process.env) ? ` NO_PROXY=${shellWord(process.env.NO_PROXY ?? "")} no_proxy=${shellWord(process.env.no_proxy ?? "")}` : "";
+  // Pasted behind a proxy, curl would send the calls to the proxy, which cannot reach this
+  // loopback; starting the stand-ins set both variables to the same list (proxy.ts).
+  const bypass = shellWord(process.env.NO_PROXY ?? "");
+  const noProxy = proxyIsSet(process.env) ? ` NO_PROXY=${bypass} no_proxy=${bypass}` : "";
   console.log(`
 Windmill stand-in  ${url}   (workspace ${workspace}, OIDC issuer ${stack.windmill.issuer})
 STS stand-in       ${stack.sts.url}

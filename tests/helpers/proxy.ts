@@ -19,6 +19,14 @@ export interface RecordingProxy {
 
 const END_OF_HEAD = "\r\n\r\n";
 
+/** `env` as a user's behind the proxy at `url`: both proxy variables in both cases, no NO_PROXY. */
+export function behindProxyEnv(env: NodeJS.ProcessEnv, url: string): NodeJS.ProcessEnv {
+  const out: NodeJS.ProcessEnv = { ...env, HTTP_PROXY: url, HTTPS_PROXY: url, http_proxy: url, https_proxy: url };
+  delete out.NO_PROXY;
+  delete out.no_proxy;
+  return out;
+}
+
 /** `host:port` (IPv6 in brackets) or an absolute URL, as a request line names its target. */
 function targetHost(method: string, target: string): { host: string; port: number } {
   if (method !== "CONNECT") {

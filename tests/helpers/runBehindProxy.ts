@@ -6,7 +6,7 @@
 //   bun tests/helpers/runBehindProxy.ts npm test
 //   bun tests/helpers/runBehindProxy.ts npm run demo
 import { spawn } from "node:child_process";
-import { startRecordingProxy } from "./proxy.ts";
+import { behindProxyEnv, startRecordingProxy } from "./proxy.ts";
 
 const [command, ...args] = process.argv.slice(2);
 if (!command) {
@@ -15,11 +15,7 @@ if (!command) {
 }
 
 const proxy = await startRecordingProxy();
-const env: NodeJS.ProcessEnv = { ...process.env, HTTP_PROXY: proxy.url, HTTPS_PROXY: proxy.url, http_proxy: proxy.url, https_proxy: proxy.url };
-delete env.NO_PROXY;
-delete env.no_proxy;
-
-const child = spawn(command, args, { env, stdio: "inherit" });
+const child = spawn(command, args, { env: behindProxyEnv(process.env, proxy.url), stdio: "inherit" });
 const code = await new Promise<number>((resolve) => child.once("exit", (c, signal) => resolve(c ?? (signal ? 1 : 0))));
 await proxy.close();
 

@@ -10,7 +10,7 @@ import { CreateBucketCommand } from "@aws-sdk/client-s3";
 import { s3Client } from "../../f/aws_oidc/lib/s3.ts";
 import { startSts } from "../../local/sts/server.ts";
 import { startWindmill } from "../../local/windmill/server.ts";
-import { startRecordingProxy, type RecordingProxy } from "../helpers/proxy.ts";
+import { behindProxyEnv, startRecordingProxy, type RecordingProxy } from "../helpers/proxy.ts";
 import { DEMO_ROLE_ARN, REGION, REPO_ROOT, startStack, type Stack } from "../helpers/testStack.ts";
 
 const PROXY_VARIABLES = ["HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "NO_PROXY", "no_proxy"] as const;
@@ -18,18 +18,8 @@ const PROXY_VARIABLES = ["HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy
 let proxy: RecordingProxy;
 const saved = new Map<string, string | undefined>();
 
-/** An env as behind a proxy with no NO_PROXY. */
-function proxyEnv(): Record<string, string> {
-  return { HTTP_PROXY: proxy.url, HTTPS_PROXY: proxy.url, http_proxy: proxy.url, https_proxy: proxy.url };
-}
-
-/** This process's env, without the NO_PROXY an earlier stand-in start added, so each test starts from the user's. */
-function withoutNoProxy(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
-  const out = { ...env };
-  delete out.NO_PROXY;
-  delete out.no_proxy;
-  return out;
-}
+/** This process's env and its children's as the user's behind the proxy. */
+const userEnv = () => behindProxyEnv(process.env, proxy.url);
 
 beforeAll(async () => {
   proxy = await startRecordingProxy();
@@ -37,7 +27,7 @@ beforeAll(async () => {
     saved.set(name, process.env[name]);
     delete process.env[name];
   }
-  Object.assign(process.env, proxyEnv());
+  Object.assign(process.env, userEnv());
 });
 
 afterAll(async () => {
@@ -48,11 +38,14 @@ afterAll(async () => {
   await proxy.close();
 });
 
+/** Drops the NO_PROXY a stand-in's start added to this process, so what follows starts from the user's env. */
+function forgetBypass(): void {
+  delete process.env.NO_PROXY;
+  delete process.env.no_proxy;
+}
+
 describe("with HTTP_PROXY and HTTPS_PROXY set and no NO_PROXY", () => {
-  beforeEach(() => {
-    delete process.env.NO_PROXY;
-    delete process.env.no_proxy;
-  });
+  beforeEach(forgetBypass);
 
   // npm run metadata starts the Windmill stand-in alone, and tests start single stand-ins.
   test("a stand-in started on its own is reached directly by the process that started it", async () => {
@@ -66,8 +59,7 @@ describe("with HTTP_PROXY and HTTPS_PROXY set and no NO_PROXY", () => {
       } finally {
         await windmill.close();
       }
-      delete process.env.NO_PROXY;
-      delete process.env.no_proxy;
+      forgetBypass();
       const configPath = join(dir, "sts.json");
       await writeFile(configPath, JSON.stringify({ accountId: "123456789012", oidcProviders: [], roles: [], managedPolicies: [] }));
       const sts = await startSts({ configPath });
@@ -106,7 +98,7 @@ describe("with HTTP_PROXY and HTTPS_PROXY set and no NO_PROXY", () => {
   test("npm run dev's line to paste sets NO_PROXY too, so curl reaches the stand-ins", async () => {
     const stateDir = await mkdtemp(join(tmpdir(), "proxy-dev-state-"));
     const dev = spawn(process.execPath, ["local/demo/demo.ts", "dev", "--state-dir", stateDir], {
-      cwd: REPO_ROOT, env: { ...withoutNoProxy(process.env), ...proxyEnv() }, stdio: ["ignore", "pipe", "pipe"],
+      cwd: REPO_ROOT, env: userEnv(), stdio: ["ignore", "pipe", "pipe"],
     });
     try {
       let output = "";
@@ -119,7 +111,7 @@ describe("with HTTP_PROXY and HTTPS_PROXY set and no NO_PROXY", () => {
         dev.once("exit", () => reject(new Error(`npm run dev exited before printing its line:\n${output}`)));
       });
       // As the user's shell behind the proxy runs it: the proxy set, NO_PROXY only from the line.
-      const curl = spawn("bash", ["-c", `${line}\ncurl -s --fail-with-body "$WM/api/version"`], { env: { ...withoutNoProxy(process.env), ...proxyEnv() } });
+      const curl = spawn("bash", ["-c", `${line}\ncurl -s --fail-with-body "$WM/api/version"`], { env: userEnv() });
       let answer = "";
       curl.stdout!.on("data", (d: Buffer) => (answer += d.toString("utf8")));
       const code = await new Promise<number | null>((resolve) => curl.once("exit", resolve));
@@ -136,7 +128,7 @@ describe("with HTTP_PROXY and HTTPS_PROXY set and no NO_PROXY", () => {
   }, 180_000);
 
   test("npm run demo passes", async () => {
-    const demo = spawn(process.execPath, ["local/demo/demo.ts", "demo"], { cwd: REPO_ROOT, env: { ...withoutNoProxy(process.env), ...proxyEnv() }, stdio: ["ignore", "pipe", "pipe"] });
+    const demo = spawn(process.execPath, ["local/demo/demo.ts", "demo"], { cwd: REPO_ROOT, env: userEnv(), stdio: ["ignore", "pipe", "pipe"] });
     let output = "";
     demo.stdout!.on("data", (d: Buffer) => (output += d.toString("utf8")));
     demo.stderr!.on("data", (d: Buffer) => (output += d.toString("utf8")));
